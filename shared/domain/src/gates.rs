@@ -1,0 +1,447 @@
+//! Promotion gates: may a deployment leave its ring? Each gate is checked against the policy and
+//! recorded with its threshold and actual value; the verdict is promote, hold or halt.
+//!
+//! - success rate: installed ÷ applicable devices (not-applicable devices excluded) must reach the
+//!   ring's threshold. While it may still get there it is pending; once the failures make it
+//!   unreachable it fails.
+//! - observation: time in the ring must reach the ring's minimum.
+//! - time to compliance, per site class: the time from entering the ring until the success
+//!   threshold was reached among that class's devices must stay within the class's limit.
+//! - security incidents: open incidents attributable to the package must not exceed the maximum (0).
+//! - rollback validated before the ring the policy names (Ring 1).
+//! - CAB approval for the next ring, where the CAB rules require it.
+//!
+//! Any failed gate halts (unless an exception in effect waives it); otherwise any pending gate
+//! holds; otherwise the deployment is promoted, or completed if this was its last ring.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use crate::cab::CabStatus;
+use crate::evidence::{Platform, SiteClass};
+use crate::exception::Waivers;
+use crate::ids::ExceptionId;
+use crate::policy::Policy;
+use crate::ring::Ring;
+use crate::time::{Timestamp, hours};
+use crate::units::Percent;
+
+string_enum!(
+    GateKind {
+        SuccessRate => "success_rate",
+        ObservationTime => "observation_time",
+        TimeToCompliance => "time_to_compliance",
+        SecurityIncidents => "security_incidents",
+        RollbackValidated => "rollback_validated",
+        CabApproval => "cab_approval",
+    }
+);
+
+impl GateKind {
+    /// Incidents and CAB approval can never be waived by an exception.
+    pub fn overridable(self) -> bool {
+        !matches!(self, GateKind::SecurityIncidents | GateKind::CabApproval)
+    }
+}
+
+string_enum!(
+    /// A device's install result, the same for both platforms.
+    InstallOutcome {
+        Installed => "installed",
+        Failed => "failed",
+        Pending => "pending",
+        NotApplicable => "not_applicable",
+    }
+);
+
+/// One device's latest result, normalised from either platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceResult {
+    pub device_id: String,
+    pub platform: Platform,
+    pub outcome: InstallOutcome,
+    pub site_class: SiteClass,
+    /// When the outcome was reported.
+    pub at: Timestamp,
+}
+
+string_enum!(
+    GateStatus {
+        Pass => "pass",
+        Pending => "pending",
+        Fail => "fail",
+        /// Failed or pending, but an exception in effect waives it.
+        Waived => "waived",
+    }
+);
+
+/// A measured quantity, with its unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "unit", content = "value", rename_all = "snake_case")]
+pub enum Measure {
+    Percent(Percent),
+    Hours(f64),
+    Count(u64),
+    Flag(bool),
+    Approvals { have: u8, need: u8 },
+    Text(String),
+}
+
+impl std::fmt::Display for Measure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Measure::Percent(p) => write!(f, "{p}"),
+            Measure::Hours(h) => write!(f, "{h:.1} h"),
+            Measure::Count(n) => write!(f, "{n}"),
+            Measure::Flag(b) => write!(f, "{}", if *b { "yes" } else { "no" }),
+            Measure::Approvals { have, need } => write!(f, "{have} of {need} approvals"),
+            Measure::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// One gate's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateCheck {
+    pub gate: GateKind,
+    /// The site class, for time to compliance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_class: Option<SiteClass>,
+    /// `>=` or `<=` or `==`: how actual is compared with threshold.
+    pub comparison: &'static str,
+    pub threshold: Measure,
+    pub actual: Measure,
+    pub status: GateStatus,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waived_by: Option<ExceptionId>,
+}
+
+string_enum!(
+    Verdict { Promote => "promote", Hold => "hold", Halt => "halt" }
+);
+
+/// The record of one gate evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateDecision {
+    pub ring: Ring,
+    pub evaluated_at: Timestamp,
+    pub policy_version: String,
+    pub verdict: Verdict,
+    /// The ring promotion leads to; `None` when promotion completes the deployment.
+    pub next_ring: Option<Ring>,
+    /// Everything else passed and only CAB approval for `next_ring` is missing.
+    pub awaiting_cab: bool,
+    pub checks: Vec<GateCheck>,
+}
+
+impl GateDecision {
+    pub fn check(&self, gate: GateKind) -> Option<&GateCheck> {
+        self.checks.iter().find(|c| c.gate == gate)
+    }
+
+    /// Readable reasons for a hold or halt.
+    pub fn reasons(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| matches!(c.status, GateStatus::Fail | GateStatus::Pending))
+            .map(|c| format!("{} {}: {}", c.gate, c.status, c.detail))
+            .collect()
+    }
+}
+
+/// What a gate evaluation reads.
+#[derive(Debug, Clone)]
+pub struct GateInput<'a> {
+    pub ring: Ring,
+    pub entered_at: Timestamp,
+    pub now: Timestamp,
+    pub devices: &'a [DeviceResult],
+    /// Used for time to compliance when no device has reported yet.
+    pub planned_site_class: SiteClass,
+    pub open_incidents: u32,
+    pub rollback_validated: bool,
+    /// The next ring of the plan and its CAB status; `None` when this is the last ring.
+    pub next: Option<(Ring, CabStatus)>,
+    pub waivers: &'a Waivers,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    installed: u64,
+    failed: u64,
+    pending: u64,
+}
+
+impl Tally {
+    fn applicable(self) -> u64 {
+        self.installed + self.failed + self.pending
+    }
+
+    fn add(&mut self, outcome: InstallOutcome) {
+        match outcome {
+            InstallOutcome::Installed => self.installed += 1,
+            InstallOutcome::Failed => self.failed += 1,
+            InstallOutcome::Pending => self.pending += 1,
+            InstallOutcome::NotApplicable => {}
+        }
+    }
+}
+
+fn tally<'a>(devices: impl Iterator<Item = &'a DeviceResult>) -> Tally {
+    let mut t = Tally::default();
+    for d in devices {
+        t.add(d.outcome);
+    }
+    t
+}
+
+fn success_rate(input: &GateInput<'_>, threshold: Percent) -> GateCheck {
+    let t = tally(input.devices.iter());
+    let applicable = t.applicable();
+    let actual = Percent::ratio(t.installed, applicable).unwrap_or_default();
+    let (status, detail) = if applicable == 0 {
+        (GateStatus::Pending, "no install results yet".to_owned())
+    } else if threshold.is_met_by(t.installed, applicable) {
+        (
+            GateStatus::Pass,
+            format!("{} of {applicable} devices installed", t.installed),
+        )
+    } else if !threshold.is_met_by(t.installed + t.pending, applicable) {
+        (
+            GateStatus::Fail,
+            format!(
+                "{} of {applicable} devices failed; {threshold} can no longer be reached",
+                t.failed
+            ),
+        )
+    } else {
+        (
+            GateStatus::Pending,
+            format!(
+                "{} installed, {} pending, {} failed of {applicable}",
+                t.installed, t.pending, t.failed
+            ),
+        )
+    };
+    GateCheck {
+        gate: GateKind::SuccessRate,
+        site_class: None,
+        comparison: ">=",
+        threshold: Measure::Percent(threshold),
+        actual: Measure::Percent(actual),
+        status,
+        detail,
+        waived_by: None,
+    }
+}
+
+fn observation(input: &GateInput<'_>, min: Duration) -> GateCheck {
+    let elapsed = input.now.since(input.entered_at);
+    let status = if elapsed >= min {
+        GateStatus::Pass
+    } else {
+        GateStatus::Pending
+    };
+    GateCheck {
+        gate: GateKind::ObservationTime,
+        site_class: None,
+        comparison: ">=",
+        threshold: Measure::Hours(hours(min)),
+        actual: Measure::Hours(hours(elapsed)),
+        status,
+        detail: format!("in the ring since {}", input.entered_at),
+        waived_by: None,
+    }
+}
+
+/// When the threshold was reached among `devices` (all of one site class), if it was.
+fn compliance_reached_at(devices: &[&DeviceResult], threshold: Percent) -> Option<Timestamp> {
+    let t = tally(devices.iter().copied());
+    let applicable = t.applicable();
+    let mut installs: Vec<Timestamp> = devices
+        .iter()
+        .filter(|d| d.outcome == InstallOutcome::Installed)
+        .map(|d| d.at)
+        .collect();
+    installs.sort_unstable();
+    installs
+        .iter()
+        .enumerate()
+        .find(|(i, _)| threshold.is_met_by(u64::try_from(*i).unwrap_or(u64::MAX) + 1, applicable))
+        .map(|(_, at)| *at)
+}
+
+fn time_to_compliance(input: &GateInput<'_>, threshold: Percent, policy: &Policy) -> Vec<GateCheck> {
+    let mut by_class: BTreeMap<SiteClass, Vec<&DeviceResult>> = BTreeMap::new();
+    for d in input.devices {
+        if d.outcome != InstallOutcome::NotApplicable {
+            by_class.entry(d.site_class).or_default().push(d);
+        }
+    }
+    if by_class.is_empty() {
+        by_class.insert(input.planned_site_class, Vec::new());
+    }
+    by_class
+        .into_iter()
+        .map(|(class, devices)| {
+            let limit = policy.gates.time_to_compliance(class);
+            let reached = compliance_reached_at(&devices, threshold);
+            let (actual, status, detail) = match reached {
+                Some(at) => {
+                    let took = at.since(input.entered_at).max(Duration::ZERO);
+                    let status = if took <= limit {
+                        GateStatus::Pass
+                    } else {
+                        GateStatus::Fail
+                    };
+                    (took, status, format!("{threshold} of {} {class} devices installed at {at}", devices.len()))
+                }
+                None => {
+                    let so_far = input.now.since(input.entered_at);
+                    let status = if so_far <= limit {
+                        GateStatus::Pending
+                    } else {
+                        GateStatus::Fail
+                    };
+                    (so_far, status, format!("{threshold} of {class} devices not yet installed"))
+                }
+            };
+            GateCheck {
+                gate: GateKind::TimeToCompliance,
+                site_class: Some(class),
+                comparison: "<=",
+                threshold: Measure::Hours(hours(limit)),
+                actual: Measure::Hours(hours(actual)),
+                status,
+                detail,
+                waived_by: None,
+            }
+        })
+        .collect()
+}
+
+fn incidents(input: &GateInput<'_>, max: u32) -> GateCheck {
+    GateCheck {
+        gate: GateKind::SecurityIncidents,
+        site_class: None,
+        comparison: "<=",
+        threshold: Measure::Count(u64::from(max)),
+        actual: Measure::Count(u64::from(input.open_incidents)),
+        status: if input.open_incidents <= max {
+            GateStatus::Pass
+        } else {
+            GateStatus::Fail
+        },
+        detail: format!("{} open incident(s) attributed to the package", input.open_incidents),
+        waived_by: None,
+    }
+}
+
+fn rollback(input: &GateInput<'_>, before: Ring) -> GateCheck {
+    let needed = input.next.as_ref().is_none_or(|(next, _)| *next >= before);
+    let status = if input.rollback_validated || !needed {
+        GateStatus::Pass
+    } else {
+        GateStatus::Fail
+    };
+    GateCheck {
+        gate: GateKind::RollbackValidated,
+        site_class: None,
+        comparison: "==",
+        threshold: Measure::Flag(needed),
+        actual: Measure::Flag(input.rollback_validated),
+        status,
+        detail: if needed {
+            format!("rollback must be validated in Ring 0 before {before}")
+        } else {
+            "not needed before this ring".to_owned()
+        },
+        waived_by: None,
+    }
+}
+
+fn cab(input: &GateInput<'_>) -> GateCheck {
+    let (status, actual, need, detail) = match &input.next {
+        None => (GateStatus::Pass, 0, 0, "last ring: nothing to approve".to_owned()),
+        Some((ring, s)) => match s {
+            CabStatus::NotRequired => (GateStatus::Pass, 0, 0, format!("{ring} needs no CAB")),
+            CabStatus::Approved { approvers, .. } => (
+                GateStatus::Pass,
+                u8::try_from(approvers.len()).unwrap_or(u8::MAX),
+                u8::try_from(approvers.len()).unwrap_or(u8::MAX),
+                format!("{ring} approved by {}", approvers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            ),
+            CabStatus::Pending { approvals, quorum } => (
+                GateStatus::Pending,
+                *approvals,
+                *quorum,
+                format!("{ring} awaits CAB approval"),
+            ),
+            CabStatus::Rejected { by, reason } => (
+                GateStatus::Fail,
+                0,
+                1,
+                format!("{ring} rejected by {by}: {reason}"),
+            ),
+        },
+    };
+    GateCheck {
+        gate: GateKind::CabApproval,
+        site_class: None,
+        comparison: ">=",
+        threshold: Measure::Approvals { have: need, need },
+        actual: Measure::Approvals { have: actual, need },
+        status,
+        detail,
+        waived_by: None,
+    }
+}
+
+/// Evaluates every gate of `input.ring` and decides.
+pub fn evaluate(input: &GateInput<'_>, policy: &Policy) -> GateDecision {
+    let ring_policy = policy.gates.ring(input.ring);
+    let mut checks = vec![
+        success_rate(input, ring_policy.min_success_rate),
+        observation(input, ring_policy.min_observation),
+    ];
+    checks.extend(time_to_compliance(input, ring_policy.min_success_rate, policy));
+    checks.push(incidents(input, policy.gates.max_security_incidents));
+    checks.push(rollback(input, policy.gates.rollback_validated_before_ring));
+    checks.push(cab(input));
+
+    for c in &mut checks {
+        if matches!(c.status, GateStatus::Fail | GateStatus::Pending)
+            && c.gate.overridable()
+            && let Some(id) = input.waivers.gate_override(input.ring, c.gate)
+        {
+            c.status = GateStatus::Waived;
+            c.waived_by = Some(id.clone());
+        }
+    }
+
+    let failed = checks.iter().any(|c| c.status == GateStatus::Fail);
+    let pending: Vec<GateKind> = checks
+        .iter()
+        .filter(|c| c.status == GateStatus::Pending)
+        .map(|c| c.gate)
+        .collect();
+    let verdict = if failed {
+        Verdict::Halt
+    } else if pending.is_empty() {
+        Verdict::Promote
+    } else {
+        Verdict::Hold
+    };
+    GateDecision {
+        ring: input.ring,
+        evaluated_at: input.now,
+        policy_version: policy.version.clone(),
+        verdict,
+        next_ring: input.next.as_ref().map(|(r, _)| *r),
+        awaiting_cab: verdict == Verdict::Hold && pending == [GateKind::CabApproval],
+        checks,
+    }
+}
