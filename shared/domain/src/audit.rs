@@ -80,7 +80,11 @@ impl AuditEvent {
     }
 
     /// Chains `draft` after `prev` (or starts the trail).
-    pub fn chain(deployment_id: &DeploymentId, prev: Option<&ChainHead>, draft: AuditDraft) -> AuditEvent {
+    pub fn chain(
+        deployment_id: &DeploymentId,
+        prev: Option<&ChainHead>,
+        draft: AuditDraft,
+    ) -> AuditEvent {
         let mut e = AuditEvent {
             deployment_id: deployment_id.clone(),
             seq: prev.map_or(0, |h| h.len),
@@ -150,7 +154,10 @@ pub fn verify(
     if let Some(h) = head {
         let len = u64::try_from(events.len()).unwrap_or(u64::MAX);
         if len != h.len {
-            return Err(ChainError::Truncated { len, expected: h.len });
+            return Err(ChainError::Truncated {
+                len,
+                expected: h.len,
+            });
         }
         if len > 0 && prev != h.hash {
             return Err(ChainError::HeadMismatch);

@@ -109,7 +109,11 @@ pub fn cab_requirement(ring: Ring, ctx: CabContext, policy: &CabPolicy) -> CabRe
     CabRequirement {
         ring,
         required,
-        quorum: if required { policy.quorum(ctx.class) } else { 0 },
+        quorum: if required {
+            policy.quorum(ctx.class)
+        } else {
+            0
+        },
         reasons,
     }
 }
@@ -139,7 +143,9 @@ pub enum DecisionError {
     NotCabMember,
     #[error("{0} submitted this deployment and may not decide on it")]
     SelfApproval(ActorId),
-    #[error("the decision was made for evidence {given}, the deployment's evidence is {current}: a changed scope or artifact needs a new submission")]
+    #[error(
+        "the decision was made for evidence {given}, the deployment's evidence is {current}: a changed scope or artifact needs a new submission"
+    )]
     ScopeChangeRequired {
         given: EvidenceHash,
         current: EvidenceHash,
@@ -207,7 +213,10 @@ pub fn check_decision(
         });
     }
     if decision.verdict == CabVerdict::Reject
-        && decision.comment.as_deref().is_none_or(|c| c.trim().is_empty())
+        && decision
+            .comment
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
     {
         return Err(DecisionError::RejectionWithoutReason);
     }

@@ -109,7 +109,9 @@ pub enum ExceptionError {
     SelfApproval(ActorId),
     #[error("{0} has already approved this exception")]
     AlreadyApproved(ActorId),
-    #[error("an approver must be a security reviewer, or a CAB member where CAB approval is also needed")]
+    #[error(
+        "an approver must be a security reviewer, or a CAB member where CAB approval is also needed"
+    )]
     RoleNotPermitted,
     #[error("the exception is {0} and can no longer be decided")]
     NotPending(ExceptionStatus),
@@ -211,7 +213,9 @@ impl ExceptionRecord {
         ApprovalNeeds {
             security_reviewer,
             cab,
-            more_approvers: required_people.saturating_sub(have).saturating_sub(by_roles),
+            more_approvers: required_people
+                .saturating_sub(have)
+                .saturating_sub(by_roles),
         }
     }
 

@@ -151,7 +151,10 @@ impl Fields {
 
     /// An optional array (absent reads as empty).
     pub fn opt_array<'v>(&mut self, obj: &Obj<'v>, key: &str) -> Option<Vec<(String, &'v Value)>> {
-        if obj.map.is_some_and(|m| m.get(key).is_none_or(Value::is_null)) {
+        if obj
+            .map
+            .is_some_and(|m| m.get(key).is_none_or(Value::is_null))
+        {
             return Some(Vec::new());
         }
         self.array(obj, key)

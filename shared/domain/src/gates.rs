@@ -274,7 +274,11 @@ fn compliance_reached_at(devices: &[&DeviceResult], threshold: Percent) -> Optio
         .map(|(_, at)| *at)
 }
 
-fn time_to_compliance(input: &GateInput<'_>, threshold: Percent, policy: &Policy) -> Vec<GateCheck> {
+fn time_to_compliance(
+    input: &GateInput<'_>,
+    threshold: Percent,
+    policy: &Policy,
+) -> Vec<GateCheck> {
     let mut by_class: BTreeMap<SiteClass, Vec<&DeviceResult>> = BTreeMap::new();
     for d in input.devices {
         if d.outcome != InstallOutcome::NotApplicable {
@@ -297,7 +301,14 @@ fn time_to_compliance(input: &GateInput<'_>, threshold: Percent, policy: &Policy
                     } else {
                         GateStatus::Fail
                     };
-                    (took, status, format!("{threshold} of {} {class} devices installed at {at}", devices.len()))
+                    (
+                        took,
+                        status,
+                        format!(
+                            "{threshold} of {} {class} devices installed at {at}",
+                            devices.len()
+                        ),
+                    )
                 }
                 None => {
                     let so_far = input.now.since(input.entered_at);
@@ -306,7 +317,11 @@ fn time_to_compliance(input: &GateInput<'_>, threshold: Percent, policy: &Policy
                     } else {
                         GateStatus::Fail
                     };
-                    (so_far, status, format!("{threshold} of {class} devices not yet installed"))
+                    (
+                        so_far,
+                        status,
+                        format!("{threshold} of {class} devices not yet installed"),
+                    )
                 }
             };
             GateCheck {
@@ -335,7 +350,10 @@ fn incidents(input: &GateInput<'_>, max: u32) -> GateCheck {
         } else {
             GateStatus::Fail
         },
-        detail: format!("{} open incident(s) attributed to the package", input.open_incidents),
+        detail: format!(
+            "{} open incident(s) attributed to the package",
+            input.open_incidents
+        ),
         waived_by: None,
     }
 }
@@ -365,14 +383,26 @@ fn rollback(input: &GateInput<'_>, before: Ring) -> GateCheck {
 
 fn cab(input: &GateInput<'_>) -> GateCheck {
     let (status, actual, need, detail) = match &input.next {
-        None => (GateStatus::Pass, 0, 0, "last ring: nothing to approve".to_owned()),
+        None => (
+            GateStatus::Pass,
+            0,
+            0,
+            "last ring: nothing to approve".to_owned(),
+        ),
         Some((ring, s)) => match s {
             CabStatus::NotRequired => (GateStatus::Pass, 0, 0, format!("{ring} needs no CAB")),
             CabStatus::Approved { approvers, .. } => (
                 GateStatus::Pass,
                 u8::try_from(approvers.len()).unwrap_or(u8::MAX),
                 u8::try_from(approvers.len()).unwrap_or(u8::MAX),
-                format!("{ring} approved by {}", approvers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "{ring} approved by {}",
+                    approvers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
             CabStatus::Pending { approvals, quorum } => (
                 GateStatus::Pending,
@@ -407,7 +437,11 @@ pub fn evaluate(input: &GateInput<'_>, policy: &Policy) -> GateDecision {
         success_rate(input, ring_policy.min_success_rate),
         observation(input, ring_policy.min_observation),
     ];
-    checks.extend(time_to_compliance(input, ring_policy.min_success_rate, policy));
+    checks.extend(time_to_compliance(
+        input,
+        ring_policy.min_success_rate,
+        policy,
+    ));
     checks.push(incidents(input, policy.gates.max_security_incidents));
     checks.push(rollback(input, policy.gates.rollback_validated_before_ring));
     checks.push(cab(input));

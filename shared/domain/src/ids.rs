@@ -114,14 +114,8 @@ mod tests {
             DeploymentId::parse("x".repeat(129)),
             Err(IdError::TooLong { max: 128 })
         );
-        assert_eq!(
-            DeploymentId::parse("a b"),
-            Err(IdError::InvalidCharacter)
-        );
-        assert_eq!(
-            DeploymentId::parse("a/b"),
-            Err(IdError::InvalidCharacter)
-        );
+        assert_eq!(DeploymentId::parse("a b"), Err(IdError::InvalidCharacter));
+        assert_eq!(DeploymentId::parse("a/b"), Err(IdError::InvalidCharacter));
     }
 
     #[test]

@@ -111,15 +111,31 @@ impl fmt::Display for DeploymentState {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LifecycleEvent {
     /// Risk scored: blocked from publishing, or cleared for the first ring (with or without CAB).
-    Scored { publish_blocked: bool, cab_required: bool },
+    Scored {
+        publish_blocked: bool,
+        cab_required: bool,
+    },
     /// An exception now in effect lifts the publishing block.
-    Unblocked { cab_required: bool },
-    CabApproved { ring: Ring },
-    CabRejected { ring: Ring },
-    DispatchStarted { ring: Ring },
-    DispatchConfirmed { ring: Ring },
+    Unblocked {
+        cab_required: bool,
+    },
+    CabApproved {
+        ring: Ring,
+    },
+    CabRejected {
+        ring: Ring,
+    },
+    DispatchStarted {
+        ring: Ring,
+    },
+    DispatchConfirmed {
+        ring: Ring,
+    },
     /// The gates of the current ring passed: go to `to` (exactly the next ring).
-    Promote { to: Ring, cab_required: bool },
+    Promote {
+        to: Ring,
+        cab_required: bool,
+    },
     /// The gates of the last ring passed.
     Complete,
     /// An incident or a failed gate stops the rollout.
@@ -243,8 +259,20 @@ impl Lifecycle {
             });
         }
         let next = match (state, event) {
-            (S::Submitted, E::Scored { publish_blocked: true, .. }) => S::PublishBlocked,
-            (S::Submitted, E::Scored { publish_blocked: false, cab_required })
+            (
+                S::Submitted,
+                E::Scored {
+                    publish_blocked: true,
+                    ..
+                },
+            ) => S::PublishBlocked,
+            (
+                S::Submitted,
+                E::Scored {
+                    publish_blocked: false,
+                    cab_required,
+                },
+            )
             | (S::PublishBlocked, E::Unblocked { cab_required }) => {
                 Self::entry(self.first_ring, cab_required)
             }
@@ -292,11 +320,10 @@ impl Lifecycle {
             },
             (S::Halted { ring }, E::Resume) => S::InRing { ring },
             (S::Halted { ring } | S::InRing { ring }, E::RolledBack) => S::RolledBack { ring },
-            (S::Submitted | S::PublishBlocked | S::AwaitingCab { .. } | S::Approved { .. }, E::Withdraw)
-                if self.live_ring().is_none() =>
-            {
-                S::Rejected
-            }
+            (
+                S::Submitted | S::PublishBlocked | S::AwaitingCab { .. } | S::Approved { .. },
+                E::Withdraw,
+            ) if self.live_ring().is_none() => S::Rejected,
             _ => return Err(illegal()),
         };
         Ok(Lifecycle {
@@ -320,10 +347,16 @@ mod tests {
         let l = walk(
             Lifecycle::new(Ring::Canary, Ring::Pilot),
             &[
-                E::Scored { publish_blocked: false, cab_required: false },
+                E::Scored {
+                    publish_blocked: false,
+                    cab_required: false,
+                },
                 E::DispatchStarted { ring: Ring::Canary },
                 E::DispatchConfirmed { ring: Ring::Canary },
-                E::Promote { to: Ring::Pilot, cab_required: false },
+                E::Promote {
+                    to: Ring::Pilot,
+                    cab_required: false,
+                },
                 E::DispatchStarted { ring: Ring::Pilot },
                 E::DispatchConfirmed { ring: Ring::Pilot },
                 E::Complete,
@@ -341,18 +374,32 @@ mod tests {
             last_ring: Ring::Global,
         };
         assert_eq!(
-            l.apply(LifecycleEvent::Promote { to: Ring::Department, cab_required: false }),
-            Err(TransitionError::SkipsRing { from: Ring::Canary, to: Ring::Department })
+            l.apply(LifecycleEvent::Promote {
+                to: Ring::Department,
+                cab_required: false
+            }),
+            Err(TransitionError::SkipsRing {
+                from: Ring::Canary,
+                to: Ring::Department
+            })
         );
     }
 
     #[test]
     fn an_illegal_event_is_an_error_not_a_no_op() {
         let l = Lifecycle::new(Ring::Canary, Ring::Pilot);
-        let err = l.apply(LifecycleEvent::DispatchStarted { ring: Ring::Canary }).unwrap_err();
+        let err = l
+            .apply(LifecycleEvent::DispatchStarted { ring: Ring::Canary })
+            .unwrap_err();
         assert!(matches!(err, TransitionError::Illegal { .. }));
-        let done = Lifecycle { state: DeploymentState::Rejected, ..l };
-        assert!(matches!(done.apply(LifecycleEvent::Resume), Err(TransitionError::Terminal { .. })));
+        let done = Lifecycle {
+            state: DeploymentState::Rejected,
+            ..l
+        };
+        assert!(matches!(
+            done.apply(LifecycleEvent::Resume),
+            Err(TransitionError::Terminal { .. })
+        ));
     }
 
     #[test]
@@ -367,7 +414,10 @@ mod tests {
             l.apply(LifecycleEvent::Halt).unwrap().state,
             DeploymentState::Halted { ring: Ring::Canary }
         );
-        let fresh = Lifecycle { state: DeploymentState::AwaitingCab { ring: Ring::Canary }, ..l };
+        let fresh = Lifecycle {
+            state: DeploymentState::AwaitingCab { ring: Ring::Canary },
+            ..l
+        };
         assert!(fresh.apply(LifecycleEvent::Halt).is_err());
     }
 }

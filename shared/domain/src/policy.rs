@@ -16,8 +16,8 @@ use crate::exception::ExceptionKind;
 use crate::fields::FieldError;
 use crate::ring::Ring;
 use crate::risk::{
-    BlastRadiusLevel, ComplexityLevel, DataAccessLevel, ExploitabilityLevel, Factor,
-    HistoryLevel, PrivilegeLevel, Rubric, SupplyChainLevel, VulnerabilityLevel,
+    BlastRadiusLevel, ComplexityLevel, DataAccessLevel, ExploitabilityLevel, Factor, HistoryLevel,
+    PrivilegeLevel, Rubric, SupplyChainLevel, VulnerabilityLevel,
 };
 use crate::units::{Normalised, Percent};
 
@@ -189,7 +189,7 @@ mod raw {
     use super::{
         BTreeMap, BlastRadiusClass, CabPolicy, Deserialize, Duration, ExceptionKind,
         ExceptionPolicy, Factor, FactorTable, FactorTables, FieldError, GatePolicy, Normalised,
-        PhantomData, Percent, Policy, PolicyError, PublishingPolicy, Ring, RingGatePolicy,
+        Percent, PhantomData, Policy, PolicyError, PublishingPolicy, Ring, RingGatePolicy,
         RiskPolicy, Rubric, SiteClass,
     };
 
@@ -316,7 +316,11 @@ mod raw {
         let mut ok = true;
         for level in L::ALL {
             let lpath = format!("{path}.rubric.{}", level.key());
-            match entry.rubric.get(level.key()).map(|x| Normalised::from_decimal(*x)) {
+            match entry
+                .rubric
+                .get(level.key())
+                .map(|x| Normalised::from_decimal(*x))
+            {
                 Some(Ok(v)) => values.push(v),
                 Some(Err(e)) => {
                     p.push(lpath, e.to_string());
@@ -382,8 +386,9 @@ mod raw {
                     format!("weights must sum to 100, they sum to {weight_sum}"),
                 );
             }
-            let multiplier = Normalised::from_decimal(self.risk_model.critical_target_multiplier / 2.0)
-                .map(|half| u32::from(half.per_mille()) * 2);
+            let multiplier =
+                Normalised::from_decimal(self.risk_model.critical_target_multiplier / 2.0)
+                    .map(|half| u32::from(half.per_mille()) * 2);
             if multiplier.is_err() || self.risk_model.critical_target_multiplier < 1.0 {
                 p.push(
                     "risk_model.critical_target_multiplier".into(),
@@ -430,7 +435,12 @@ mod raw {
                 }
             }
             for key in self.gates.rings.keys() {
-                if key.parse::<i64>().ok().and_then(|n| Ring::from_number(n).ok()).is_none() {
+                if key
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|n| Ring::from_number(n).ok())
+                    .is_none()
+                {
                     p.push(format!("gates.rings.{key}"), "must be a ring from 0 to 4");
                 }
             }
@@ -555,9 +565,18 @@ mod tests {
         assert_eq!(p.risk.critical_target_multiplier_per_mille, 1200);
         assert_eq!(p.cab.quorum(BlastRadiusClass::BusinessCritical), 2);
         assert_eq!(p.cab.quorum(BlastRadiusClass::CriticalInfrastructure), 3);
-        assert_eq!(p.gates.ring(Ring::Canary).min_success_rate.basis_points(), 9700);
-        assert_eq!(p.gates.ring(Ring::Department).min_observation, Duration::days(7));
-        assert_eq!(p.gates.time_to_compliance(SiteClass::AirGapped), Duration::days(7));
+        assert_eq!(
+            p.gates.ring(Ring::Canary).min_success_rate.basis_points(),
+            9700
+        );
+        assert_eq!(
+            p.gates.ring(Ring::Department).min_observation,
+            Duration::days(7)
+        );
+        assert_eq!(
+            p.gates.time_to_compliance(SiteClass::AirGapped),
+            Duration::days(7)
+        );
         assert_eq!(p.exceptions.default_expiry, Duration::days(90));
     }
 
@@ -569,8 +588,13 @@ mod tests {
 
     #[test]
     fn weights_not_summing_to_100_are_refused() {
-        let err = edited(|v| v["risk_model"]["factors"]["history"]["weight"] = 11.into()).unwrap_err();
-        assert!(err.to_string().contains("weights must sum to 100, they sum to 101"), "{err}");
+        let err =
+            edited(|v| v["risk_model"]["factors"]["history"]["weight"] = 11.into()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("weights must sum to 100, they sum to 101"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -584,9 +608,14 @@ mod tests {
             v["gates"]["rings"].as_object_mut().unwrap().remove("3");
         })
         .unwrap_err();
-        let PolicyError::Invalid(problems) = err else { panic!("{err:?}") };
+        let PolicyError::Invalid(problems) = err else {
+            panic!("{err:?}")
+        };
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert!(fields.contains(&"risk_model.factors.data_access.rubric.documents"), "{fields:?}");
+        assert!(
+            fields.contains(&"risk_model.factors.data_access.rubric.documents"),
+            "{fields:?}"
+        );
         assert!(fields.contains(&"risk_model.factors.privilege_impact.rubric.admin_install"));
         assert!(fields.contains(&"gates.rings.3"));
     }

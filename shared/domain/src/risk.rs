@@ -221,7 +221,9 @@ pub struct FactorContribution {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PublishBlocker {
-    #[error("{critical} critical vulnerabilit(y/ies) without an approved vulnerability_scan exception")]
+    #[error(
+        "{critical} critical vulnerabilit(y/ies) without an approved vulnerability_scan exception"
+    )]
     CriticalVulnerabilityWithoutException { critical: u64 },
     #[error("the package is not signed and no unsigned_package exception is approved")]
     UnsignedWithoutException,
@@ -377,7 +379,11 @@ impl FactorLevels {
     }
 }
 
-fn supply_chain(status: SigningStatus, vendor_known: bool, provenance: Provenance) -> SupplyChainLevel {
+fn supply_chain(
+    status: SigningStatus,
+    vendor_known: bool,
+    provenance: Provenance,
+) -> SupplyChainLevel {
     match (status, vendor_known, provenance) {
         (SigningStatus::Unsigned | SigningStatus::SelfSigned, _, Provenance::Unknown) => {
             SupplyChainLevel::UnsignedUnknownOrigin
@@ -453,7 +459,10 @@ fn history(s: &Submission, policy: &RiskPolicy) -> HistoryLevel {
 pub fn publish_blockers(s: &Submission, waivers: &Waivers, policy: &Policy) -> Vec<PublishBlocker> {
     let mut blockers = Vec::new();
     let critical = s.evidence.vulnerabilities.effective_critical();
-    if policy.publishing.block_critical_without_exception && critical > 0 && !waivers.vulnerability_scan {
+    if policy.publishing.block_critical_without_exception
+        && critical > 0
+        && !waivers.vulnerability_scan
+    {
         blockers.push(PublishBlocker::CriticalVulnerabilityWithoutException { critical });
     }
     let unsigned = s
@@ -474,7 +483,12 @@ pub fn publish_blockers(s: &Submission, waivers: &Waivers, policy: &Policy) -> V
 pub fn assess(s: &Submission, waivers: &Waivers, policy: &Policy) -> RiskAssessment {
     let levels = FactorLevels::from_submission(s, waivers, &policy.risk);
     let values = levels.values(&policy.risk);
-    explain(&values, levels.keys(), policy, publish_blockers(s, waivers, policy))
+    explain(
+        &values,
+        levels.keys(),
+        policy,
+        publish_blockers(s, waivers, policy),
+    )
 }
 
 #[cfg(test)]
@@ -489,9 +503,22 @@ mod tests {
     #[test]
     fn worked_example_scores_38_5_reported_as_39() {
         let policy = Policy::bundled();
-        let values = [v(1.0), v(0.1), v(0.6), v(0.2), v(0.0), v(0.4), v(0.3), v(0.2)];
+        let values = [
+            v(1.0),
+            v(0.1),
+            v(0.6),
+            v(0.2),
+            v(0.0),
+            v(0.4),
+            v(0.3),
+            v(0.2),
+        ];
         let a = score_values(&values, &policy);
-        assert!((a.exact_score - 38.5).abs() < f64::EPSILON, "{}", a.exact_score);
+        assert!(
+            (a.exact_score - 38.5).abs() < f64::EPSILON,
+            "{}",
+            a.exact_score
+        );
         assert_eq!(a.score.value(), 39);
         assert_eq!(a.model_version, "1.0");
         let privilege = &a.factors[Factor::PrivilegeImpact.index()];
@@ -514,8 +541,23 @@ mod tests {
     #[test]
     fn every_level_of_every_rubric_is_in_the_policy() {
         let p = Policy::bundled();
-        assert_eq!(p.risk.factors.privilege_impact.value(PrivilegeLevel::ElevatedServiceOrKernel), Normalised::ONE);
-        assert_eq!(p.risk.factors.sbom_vulnerabilities.value(VulnerabilityLevel::NoFindings), Normalised::ZERO);
-        assert_eq!(p.risk.factors.history.value(HistoryLevel::ManyFailures), v(0.9));
+        assert_eq!(
+            p.risk
+                .factors
+                .privilege_impact
+                .value(PrivilegeLevel::ElevatedServiceOrKernel),
+            Normalised::ONE
+        );
+        assert_eq!(
+            p.risk
+                .factors
+                .sbom_vulnerabilities
+                .value(VulnerabilityLevel::NoFindings),
+            Normalised::ZERO
+        );
+        assert_eq!(
+            p.risk.factors.history.value(HistoryLevel::ManyFailures),
+            v(0.9)
+        );
     }
 }

@@ -13,7 +13,10 @@ pub struct Normalised(u16);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
     #[error("must be between {min} and {max}")]
-    OutOfRange { min: &'static str, max: &'static str },
+    OutOfRange {
+        min: &'static str,
+        max: &'static str,
+    },
     #[error("must have at most {0} decimal places")]
     TooPrecise(u8),
 }
@@ -65,7 +68,9 @@ impl Normalised {
     /// `self × factor`, capped at 1.0. `factor_per_mille` is the multiplier in thousandths (1.2 = 1200).
     #[must_use]
     pub fn scaled_capped(self, factor_per_mille: u32) -> Normalised {
-        let v = (u32::from(self.0) * factor_per_mille).div_ceil(1000).min(1000);
+        let v = (u32::from(self.0) * factor_per_mille)
+            .div_ceil(1000)
+            .min(1000);
         // v <= 1000 fits in u16
         Normalised(u16::try_from(v).unwrap_or(1000))
     }
@@ -128,7 +133,8 @@ impl Percent {
     /// True when `numerator / denominator >= self`, computed exactly. An empty denominator is
     /// never at or above a threshold.
     pub fn is_met_by(self, numerator: u64, denominator: u64) -> bool {
-        denominator > 0 && u128::from(numerator) * 10_000 >= u128::from(self.0) * u128::from(denominator)
+        denominator > 0
+            && u128::from(numerator) * 10_000 >= u128::from(self.0) * u128::from(denominator)
     }
 
     /// `numerator / denominator` rounded down to a basis point; `None` when the denominator is 0.
@@ -169,7 +175,10 @@ mod tests {
         assert_eq!(Normalised::from_decimal(0.1).unwrap().per_mille(), 100);
         assert!(Normalised::from_decimal(1.5).is_err());
         assert!(Normalised::from_decimal(-0.1).is_err());
-        assert_eq!(Normalised::from_decimal(0.1234), Err(UnitError::TooPrecise(3)));
+        assert_eq!(
+            Normalised::from_decimal(0.1234),
+            Err(UnitError::TooPrecise(3))
+        );
     }
 
     #[test]

@@ -247,7 +247,10 @@ impl RolloutPlan {
     }
 
     pub fn target_devices(&self, ring: Ring) -> Option<u64> {
-        self.rings.iter().find(|r| r.ring == ring).map(|r| r.target_devices)
+        self.rings
+            .iter()
+            .find(|r| r.ring == ring)
+            .map(|r| r.target_devices)
     }
 }
 
@@ -269,6 +272,7 @@ pub struct TestEvidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub prior_deployments: u64,
+    #[serde(rename = "failure_rate_percent")]
     pub failure_rate: Percent,
     pub prior_security_incident: bool,
 }
@@ -355,7 +359,10 @@ impl Submission {
     }
 
     pub fn artifact(&self, platform: Platform) -> Option<&Artifact> {
-        self.evidence.artifacts.iter().find(|a| a.platform == platform)
+        self.evidence
+            .artifacts
+            .iter()
+            .find(|a| a.platform == platform)
     }
 
     /// The canonical JSON form: keys sorted, no white space, numbers as `serde_json` writes them.

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::{
     App, Artifact, Behaviour, DataAccess, Detection, DetectionKind, EvidencePack, History,
-    Installation, NetworkListener, Platform, Provenance, Reboot, RequestedException,
-    RingTarget, RollbackPlan, RollbackStrategy, RolloutPlan, RunAs, Sbom, SbomFormat, Sha256Hex,
-    Signing, SigningStatus, SiteClass, Submission, TestEvidence, Urgency, VulnerabilityCounts,
+    Installation, NetworkListener, Platform, Provenance, Reboot, RequestedException, RingTarget,
+    RollbackPlan, RollbackStrategy, RolloutPlan, RunAs, Sbom, SbomFormat, Sha256Hex, Signing,
+    SigningStatus, SiteClass, Submission, TestEvidence, Urgency, VulnerabilityCounts,
 };
 use crate::cab::BlastRadiusClass;
 use crate::exception::ExceptionKind;
@@ -51,20 +51,32 @@ pub(super) fn submission(value: &Value) -> Result<Submission, Vec<FieldError>> {
     let cross_boundary = f.opt_boolean(&root, "cross_boundary", false);
     let evidence = evidence(&mut f, &root);
 
-    match (correlation_id, app, privileged, business_criticality, urgency, cross_boundary, evidence) {
-        (Some(correlation_id), Some(app), Some(privileged), Some(bc), Some(urgency), Some(cb), Some(evidence))
-            if f.is_clean() =>
-        {
-            Ok(Submission {
-                correlation_id,
-                app,
-                privileged,
-                business_criticality: bc,
-                urgency,
-                cross_boundary: cb,
-                evidence,
-            })
-        }
+    match (
+        correlation_id,
+        app,
+        privileged,
+        business_criticality,
+        urgency,
+        cross_boundary,
+        evidence,
+    ) {
+        (
+            Some(correlation_id),
+            Some(app),
+            Some(privileged),
+            Some(bc),
+            Some(urgency),
+            Some(cb),
+            Some(evidence),
+        ) if f.is_clean() => Ok(Submission {
+            correlation_id,
+            app,
+            privileged,
+            business_criticality: bc,
+            urgency,
+            cross_boundary: cb,
+            evidence,
+        }),
         _ => Err(f.into_errors()),
     }
 }
@@ -99,7 +111,10 @@ fn sha(f: &mut Fields, obj: &Obj<'_>, key: &str) -> Option<Sha256Hex> {
     let s = f.string(obj, key, 64)?;
     let parsed = Sha256Hex::parse(&s);
     if parsed.is_none() {
-        f.error(join(obj.path(), key), "must be a SHA-256 digest: 64 hex characters");
+        f.error(
+            join(obj.path(), key),
+            "must be a SHA-256 digest: 64 hex characters",
+        );
     }
     parsed
 }
@@ -148,7 +163,10 @@ fn evidence(f: &mut Fields, root: &Obj<'_>) -> Option<EvidencePack> {
 fn artifacts(f: &mut Fields, e: &Obj<'_>) -> Option<Vec<Artifact>> {
     let items = f.array(e, "artifacts")?;
     if items.is_empty() {
-        f.error(join(e.path(), "artifacts"), "must list at least one artifact");
+        f.error(
+            join(e.path(), "artifacts"),
+            "must list at least one artifact",
+        );
         return None;
     }
     let mut seen = BTreeSet::new();
@@ -212,7 +230,10 @@ fn artifact(f: &mut Fields, path: String, v: &Value) -> Option<Artifact> {
     if let Some(loc) = &location
         && !(loc.starts_with("s3://") || loc.starts_with("https://"))
     {
-        f.error(join(o.path(), "location"), "must be an s3:// or https:// address");
+        f.error(
+            join(o.path(), "location"),
+            "must be an s3:// or https:// address",
+        );
     }
     let signing = signing(f, &o);
     let detection = detection(f, &o, platform);
@@ -247,7 +268,10 @@ fn signing(f: &mut Fields, a: &Obj<'_>) -> Option<Signing> {
     let status = f.parsed::<SigningStatus>(&o, "status", &SigningStatus::expected());
     let signer = f.opt_string(&o, "signer", SHORT);
     if status == Some(SigningStatus::Signed) && matches!(signer, Some(None)) {
-        f.error(join(o.path(), "signer"), "is required when status is signed");
+        f.error(
+            join(o.path(), "signer"),
+            "is required when status is signed",
+        );
         return None;
     }
     let provenance = f.parsed::<Provenance>(&o, "provenance", &Provenance::expected());
@@ -298,7 +322,15 @@ fn vulnerabilities(f: &mut Fields, e: &Obj<'_>) -> Option<VulnerabilityCounts> {
     let o = f.object(e, "vulnerabilities");
     f.deny_unknown(
         &o,
-        &["critical", "high", "medium", "low", "exploited_in_the_wild", "scanner", "scanned_at"],
+        &[
+            "critical",
+            "high",
+            "medium",
+            "low",
+            "exploited_in_the_wild",
+            "scanner",
+            "scanned_at",
+        ],
     );
     let critical = f.count(&o, "critical", MAX_COUNT);
     let high = f.count(&o, "high", MAX_COUNT);
@@ -339,7 +371,15 @@ fn timestamp(f: &mut Fields, o: &Obj<'_>, key: &str) -> Option<Timestamp> {
 
 fn installation(f: &mut Fields, e: &Obj<'_>) -> Option<Installation> {
     let o = f.object(e, "installation");
-    f.deny_unknown(&o, &["run_as", "expected_duration_minutes", "reboot", "offline_import"]);
+    f.deny_unknown(
+        &o,
+        &[
+            "run_as",
+            "expected_duration_minutes",
+            "reboot",
+            "offline_import",
+        ],
+    );
     let run_as = f.parsed::<RunAs>(&o, "run_as", &RunAs::expected());
     let minutes = f.count(&o, "expected_duration_minutes", 24 * 60);
     let reboot = f.parsed::<Reboot>(&o, "reboot", &Reboot::expected());
@@ -355,7 +395,8 @@ fn installation(f: &mut Fields, e: &Obj<'_>) -> Option<Installation> {
 fn behaviour(f: &mut Fields, e: &Obj<'_>) -> Option<Behaviour> {
     let o = f.object(e, "behaviour");
     f.deny_unknown(&o, &["network_listener", "scripting", "data_access"]);
-    let listener = f.parsed::<NetworkListener>(&o, "network_listener", &NetworkListener::expected());
+    let listener =
+        f.parsed::<NetworkListener>(&o, "network_listener", &NetworkListener::expected());
     let scripting = f.boolean(&o, "scripting");
     let data_access = f.parsed::<DataAccess>(&o, "data_access", &DataAccess::expected());
     Some(Behaviour {
@@ -414,11 +455,12 @@ fn ring_targets(f: &mut Fields, o: &Obj<'_>) -> Option<Vec<RingTarget>> {
         f.error(path, "must start at ring 0 (Lab) or ring 1 (Canary)");
         return None;
     }
-    let contiguous = out
-        .windows(2)
-        .all(|w| w[0].ring.next() == Some(w[1].ring));
+    let contiguous = out.windows(2).all(|w| w[0].ring.next() == Some(w[1].ring));
     if !contiguous {
-        f.error(path, "rings must be contiguous and ascending, for example 0, 1, 2");
+        f.error(
+            path,
+            "rings must be contiguous and ascending, for example 0, 1, 2",
+        );
         return None;
     }
     Some(out)
@@ -442,7 +484,10 @@ fn tests(f: &mut Fields, e: &Obj<'_>) -> Option<TestEvidence> {
     f.deny_unknown(&o, &["passed", "failed", "report_uri"]);
     let passed = f.count(&o, "passed", MAX_COUNT);
     if passed == Some(0) {
-        f.error(join(o.path(), "passed"), "at least one test must have passed");
+        f.error(
+            join(o.path(), "passed"),
+            "at least one test must have passed",
+        );
     }
     let failed = f.count(&o, "failed", MAX_COUNT);
     let report_uri = f.opt_string(&o, "report_uri", 2048);
@@ -457,7 +502,11 @@ fn history(f: &mut Fields, e: &Obj<'_>) -> Option<History> {
     let o = f.object(e, "history");
     f.deny_unknown(
         &o,
-        &["prior_deployments", "failure_rate_percent", "prior_security_incident"],
+        &[
+            "prior_deployments",
+            "failure_rate_percent",
+            "prior_security_incident",
+        ],
     );
     let prior = f.count(&o, "prior_deployments", MAX_COUNT);
     let rate = f

@@ -27,7 +27,9 @@ fn hash_ignores_key_order_and_white_space() {
                 }
                 serde_json::Value::Object(out)
             }
-            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(reverse).collect()),
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.iter().map(reverse).collect())
+            }
             other => other.clone(),
         }
     }
@@ -53,7 +55,10 @@ fn uppercase_digests_hash_like_lowercase() {
         "9f1c6d0b3a2e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c",
         "9F1C6D0B3A2E4F5A6B7C8D9E0F1A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C",
     );
-    assert_eq!(a.content_hash(), Submission::parse(&upper).unwrap().content_hash());
+    assert_eq!(
+        a.content_hash(),
+        Submission::parse(&upper).unwrap().content_hash()
+    );
 }
 
 #[test]
@@ -86,7 +91,10 @@ fn every_missing_or_invalid_field_is_named_in_one_answer() {
         "evidence.tests.passed",
         "evidence.history",
     ] {
-        assert!(fields.contains(&expected), "{expected} missing from {fields:#?}");
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:#?}"
+        );
     }
 }
 
@@ -109,6 +117,9 @@ fn duplicate_platform_and_non_contiguous_rings_are_refused() {
     v["evidence"]["rollout"]["rings"][1]["ring"] = 3.into();
     let err = Submission::from_value(&v).unwrap_err();
     let fields: Vec<&str> = err.fields().iter().map(|f| f.field.as_str()).collect();
-    assert!(fields.contains(&"evidence.artifacts[1].platform"), "{fields:?}");
+    assert!(
+        fields.contains(&"evidence.artifacts[1].platform"),
+        "{fields:?}"
+    );
     assert!(fields.contains(&"evidence.rollout.rings"), "{fields:?}");
 }

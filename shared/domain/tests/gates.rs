@@ -1,0 +1,378 @@
+//! Promotion gates at every ring's boundary and for every site class.
+
+mod common;
+
+use common::{policy, t0};
+use eucora_domain::cab::CabStatus;
+use eucora_domain::evidence::{Platform, SiteClass};
+use eucora_domain::exception::Waivers;
+use eucora_domain::gates::{
+    DeviceResult, GateInput, GateKind, GateStatus, InstallOutcome, Verdict, evaluate,
+};
+use eucora_domain::{ActorId, ExceptionId, Ring, Timestamp};
+use time::Duration;
+
+fn devices(
+    site: SiteClass,
+    installed: u64,
+    failed: u64,
+    pending: u64,
+    at: Timestamp,
+) -> Vec<DeviceResult> {
+    let mut out = Vec::new();
+    let mut push = |n: u64, outcome: InstallOutcome| {
+        for _ in 0..n {
+            out.push(DeviceResult {
+                device_id: format!("dev-{}", out.len()),
+                platform: if out.len() % 2 == 0 {
+                    Platform::Windows
+                } else {
+                    Platform::Macos
+                },
+                outcome,
+                site_class: site,
+                at,
+            });
+        }
+    };
+    push(installed, InstallOutcome::Installed);
+    push(failed, InstallOutcome::Failed);
+    push(pending, InstallOutcome::Pending);
+    out
+}
+
+struct Case {
+    ring: Ring,
+    elapsed: Duration,
+    devices: Vec<DeviceResult>,
+    incidents: u32,
+    rollback_validated: bool,
+    next: Option<(Ring, CabStatus)>,
+    waivers: Waivers,
+}
+
+impl Case {
+    /// A ring that has met every gate: observed long enough, everything installed an hour in.
+    fn passing(ring: Ring) -> Case {
+        let min = policy().gates.ring(ring).min_observation;
+        Case {
+            ring,
+            elapsed: min,
+            devices: devices(SiteClass::Online, 100, 0, 0, t0().plus(Duration::hours(1))),
+            incidents: 0,
+            rollback_validated: true,
+            next: ring.next().map(|r| (r, CabStatus::NotRequired)),
+            waivers: Waivers::default(),
+        }
+    }
+
+    fn run(&self) -> eucora_domain::gates::GateDecision {
+        evaluate(
+            &GateInput {
+                ring: self.ring,
+                entered_at: t0(),
+                now: t0().plus(self.elapsed),
+                devices: &self.devices,
+                planned_site_class: SiteClass::Online,
+                open_incidents: self.incidents,
+                rollback_validated: self.rollback_validated,
+                next: self.next.clone(),
+                waivers: &self.waivers,
+            },
+            &policy(),
+        )
+    }
+}
+
+#[test]
+fn every_ring_promotes_when_all_gates_pass() {
+    for ring in Ring::ALL {
+        let d = Case::passing(ring).run();
+        assert_eq!(d.verdict, Verdict::Promote, "{ring}: {:?}", d.reasons());
+        assert_eq!(d.next_ring, ring.next());
+        assert!(d.checks.iter().all(|c| c.status == GateStatus::Pass));
+    }
+}
+
+#[test]
+fn success_rate_exactly_at_the_threshold_passes_and_just_below_fails_in_every_ring() {
+    for ring in Ring::ALL {
+        let bp = u64::from(policy().gates.ring(ring).min_success_rate.basis_points());
+        let at = t0().plus(Duration::hours(1));
+        let mut c = Case::passing(ring);
+        c.devices = devices(SiteClass::Online, bp, 10_000 - bp, 0, at);
+        let d = c.run();
+        assert_eq!(
+            d.check(GateKind::SuccessRate).unwrap().status,
+            GateStatus::Pass,
+            "{ring} at {bp}"
+        );
+        assert_eq!(d.verdict, Verdict::Promote, "{ring}");
+
+        c.devices = devices(SiteClass::Online, bp - 1, 10_000 - bp + 1, 0, at);
+        let d = c.run();
+        let check = d.check(GateKind::SuccessRate).unwrap();
+        assert_eq!(check.status, GateStatus::Fail, "{ring} just below");
+        assert_eq!(d.verdict, Verdict::Halt, "{ring}");
+        assert!(check.actual.to_string().starts_with(&format!(
+            "{}.{:02}",
+            (bp - 1) / 100,
+            (bp - 1) % 100
+        )));
+    }
+}
+
+#[test]
+fn a_reachable_success_rate_holds_instead_of_halting() {
+    let mut c = Case::passing(Ring::Canary);
+    c.devices = devices(SiteClass::Online, 90, 2, 8, t0().plus(Duration::hours(1)));
+    c.elapsed = Duration::hours(12);
+    let d = c.run();
+    assert_eq!(
+        d.check(GateKind::SuccessRate).unwrap().status,
+        GateStatus::Pending
+    );
+    assert_eq!(d.verdict, Verdict::Hold);
+}
+
+#[test]
+fn no_telemetry_holds() {
+    let mut c = Case::passing(Ring::Canary);
+    c.devices.clear();
+    c.elapsed = Duration::hours(1);
+    let d = c.run();
+    assert_eq!(
+        d.check(GateKind::SuccessRate).unwrap().status,
+        GateStatus::Pending
+    );
+    assert_eq!(d.verdict, Verdict::Hold);
+}
+
+#[test]
+fn not_applicable_devices_do_not_count() {
+    let mut c = Case::passing(Ring::Canary);
+    c.devices.extend(devices(SiteClass::Online, 0, 0, 0, t0()));
+    let mut na = devices(SiteClass::Online, 50, 0, 0, t0());
+    for d in &mut na {
+        d.outcome = InstallOutcome::NotApplicable;
+    }
+    c.devices.extend(na);
+    assert_eq!(c.run().verdict, Verdict::Promote);
+}
+
+#[test]
+fn observation_time_exactly_at_the_minimum_passes_and_just_below_holds_in_every_ring() {
+    for ring in Ring::ALL {
+        let min = policy().gates.ring(ring).min_observation;
+        let mut c = Case::passing(ring);
+        c.elapsed = min;
+        assert_eq!(
+            c.run().check(GateKind::ObservationTime).unwrap().status,
+            GateStatus::Pass
+        );
+        c.elapsed = min - Duration::seconds(1);
+        let d = c.run();
+        assert_eq!(
+            d.check(GateKind::ObservationTime).unwrap().status,
+            GateStatus::Pending,
+            "{ring}"
+        );
+        assert_eq!(d.verdict, Verdict::Hold, "{ring}");
+    }
+}
+
+#[test]
+fn the_spec_observation_minimums() {
+    let p = policy();
+    let hours: Vec<i64> = Ring::ALL
+        .iter()
+        .map(|r| p.gates.ring(*r).min_observation.whole_hours())
+        .collect();
+    assert_eq!(hours, vec![24, 48, 72, 168, 720]);
+    let rates: Vec<u32> = Ring::ALL
+        .iter()
+        .map(|r| p.gates.ring(*r).min_success_rate.basis_points())
+        .collect();
+    assert_eq!(rates, vec![9500, 9700, 9800, 9900, 9900]);
+}
+
+#[test]
+fn time_to_compliance_exactly_at_the_limit_passes_and_just_over_fails_for_every_site_class() {
+    let p = policy();
+    for site in SiteClass::ALL {
+        let limit = p.gates.time_to_compliance(*site);
+        let mut c = Case::passing(Ring::Department); // 7 days observation, longest TTC fits
+        c.devices = devices(*site, 100, 0, 0, t0().plus(limit));
+        let d = c.run();
+        let ttc = d
+            .checks
+            .iter()
+            .find(|x| x.gate == GateKind::TimeToCompliance)
+            .unwrap();
+        assert_eq!(ttc.site_class, Some(*site));
+        assert_eq!(ttc.status, GateStatus::Pass, "{site} at the limit");
+        assert_eq!(d.verdict, Verdict::Promote, "{site}");
+
+        c.devices = devices(*site, 100, 0, 0, t0().plus(limit + Duration::seconds(1)));
+        let d = c.run();
+        let ttc = d
+            .checks
+            .iter()
+            .find(|x| x.gate == GateKind::TimeToCompliance)
+            .unwrap();
+        assert_eq!(ttc.status, GateStatus::Fail, "{site} just over");
+        assert_eq!(d.verdict, Verdict::Halt, "{site}");
+    }
+}
+
+#[test]
+fn time_to_compliance_is_judged_per_site_class() {
+    let p = policy();
+    let mut c = Case::passing(Ring::Department);
+    // Online devices took 30 h (over 24 h); intermittent took 30 h too (within 72 h).
+    let at = t0().plus(Duration::hours(30));
+    c.devices = devices(SiteClass::Online, 50, 0, 0, at);
+    c.devices
+        .extend(devices(SiteClass::Intermittent, 50, 0, 0, at));
+    let d = c.run();
+    let by_site: Vec<(SiteClass, GateStatus)> = d
+        .checks
+        .iter()
+        .filter(|x| x.gate == GateKind::TimeToCompliance)
+        .map(|x| (x.site_class.unwrap(), x.status))
+        .collect();
+    assert_eq!(
+        by_site,
+        vec![
+            (SiteClass::Online, GateStatus::Fail),
+            (SiteClass::Intermittent, GateStatus::Pass)
+        ]
+    );
+    assert_eq!(
+        p.gates
+            .time_to_compliance(SiteClass::Intermittent)
+            .whole_hours(),
+        72
+    );
+}
+
+#[test]
+fn compliance_not_yet_reached_is_pending_until_the_limit_then_fails() {
+    let mut c = Case::passing(Ring::Canary);
+    c.devices = devices(SiteClass::Online, 50, 0, 50, t0().plus(Duration::hours(1)));
+    c.elapsed = Duration::hours(24);
+    assert_eq!(
+        c.run()
+            .checks
+            .iter()
+            .find(|x| x.gate == GateKind::TimeToCompliance)
+            .unwrap()
+            .status,
+        GateStatus::Pending
+    );
+    c.elapsed = Duration::hours(25);
+    assert_eq!(
+        c.run()
+            .checks
+            .iter()
+            .find(|x| x.gate == GateKind::TimeToCompliance)
+            .unwrap()
+            .status,
+        GateStatus::Fail
+    );
+}
+
+#[test]
+fn an_open_incident_halts_and_cannot_be_waived() {
+    let mut c = Case::passing(Ring::Canary);
+    c.incidents = 1;
+    c.waivers.gate_overrides.push((
+        Ring::Canary,
+        GateKind::SecurityIncidents,
+        ExceptionId::parse("exc-x").unwrap(),
+    ));
+    let d = c.run();
+    let check = d.check(GateKind::SecurityIncidents).unwrap();
+    assert_eq!(check.status, GateStatus::Fail);
+    assert_eq!(check.actual.to_string(), "1");
+    assert_eq!(check.threshold.to_string(), "0");
+    assert_eq!(d.verdict, Verdict::Halt);
+}
+
+#[test]
+fn rollback_must_be_validated_before_ring_1() {
+    let mut c = Case::passing(Ring::Lab);
+    c.rollback_validated = false;
+    let d = c.run();
+    assert_eq!(
+        d.check(GateKind::RollbackValidated).unwrap().status,
+        GateStatus::Fail
+    );
+    assert_eq!(d.verdict, Verdict::Halt);
+}
+
+#[test]
+fn missing_cab_approval_holds_awaiting_cab() {
+    let mut c = Case::passing(Ring::Canary);
+    c.next = Some((
+        Ring::Pilot,
+        CabStatus::Pending {
+            approvals: 0,
+            quorum: 1,
+        },
+    ));
+    let d = c.run();
+    assert_eq!(d.verdict, Verdict::Hold);
+    assert!(d.awaiting_cab);
+    // With CAB missing and a gate pending too, it is a plain hold.
+    c.elapsed = Duration::hours(1);
+    assert!(!c.run().awaiting_cab);
+    // Approved: promote.
+    c.elapsed = Duration::hours(48);
+    c.next = Some((
+        Ring::Pilot,
+        CabStatus::Approved {
+            approvers: vec![ActorId::parse("cab-1").unwrap()],
+            conditions: vec![],
+        },
+    ));
+    assert_eq!(c.run().verdict, Verdict::Promote);
+}
+
+#[test]
+fn a_gate_override_exception_waives_one_gate_of_one_ring() {
+    let mut c = Case::passing(Ring::Canary);
+    c.elapsed = Duration::hours(2);
+    c.waivers.gate_overrides.push((
+        Ring::Canary,
+        GateKind::ObservationTime,
+        ExceptionId::parse("exc-7").unwrap(),
+    ));
+    let d = c.run();
+    let check = d.check(GateKind::ObservationTime).unwrap();
+    assert_eq!(check.status, GateStatus::Waived);
+    assert_eq!(check.waived_by.as_ref().unwrap().as_str(), "exc-7");
+    assert_eq!(d.verdict, Verdict::Promote);
+    // Not for another ring.
+    let mut other = Case::passing(Ring::Pilot);
+    other.elapsed = Duration::hours(2);
+    other.waivers = c.waivers.clone();
+    assert_eq!(other.run().verdict, Verdict::Hold);
+}
+
+#[test]
+fn the_decision_records_threshold_and_actual_for_every_gate() {
+    let d = Case::passing(Ring::Canary).run();
+    let json = serde_json::to_value(&d).unwrap();
+    for check in json["checks"].as_array().unwrap() {
+        assert!(check["threshold"]["unit"].is_string(), "{check}");
+        assert!(!check["actual"]["value"].is_null(), "{check}");
+        assert!(check["comparison"].is_string());
+    }
+    let gates: Vec<GateKind> = d.checks.iter().map(|c| c.gate).collect();
+    for g in GateKind::ALL {
+        assert!(gates.contains(g), "{g} missing");
+    }
+    assert_eq!(json["verdict"], "promote");
+    assert_eq!(json["policy_version"], "1.0.0");
+}
