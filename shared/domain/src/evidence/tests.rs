@@ -14,25 +14,24 @@ fn the_samples_are_valid() {
     assert!(m.artifact(Platform::Macos).unwrap().signing.notarized);
 }
 
+/// Reverses the key order of every object.
+fn reverse(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, x) in m.iter().rev() {
+                out.insert(k.clone(), reverse(x));
+            }
+            serde_json::Value::Object(out)
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(reverse).collect()),
+        other => other.clone(),
+    }
+}
+
 #[test]
 fn hash_ignores_key_order_and_white_space() {
     let a = Submission::parse(LOW_RISK).unwrap();
-    // Re-serialise compactly with serde_json's own key order, then reverse every object.
-    fn reverse(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => {
-                let mut out = serde_json::Map::new();
-                for (k, x) in m.iter().rev() {
-                    out.insert(k.clone(), reverse(x));
-                }
-                serde_json::Value::Object(out)
-            }
-            serde_json::Value::Array(a) => {
-                serde_json::Value::Array(a.iter().map(reverse).collect())
-            }
-            other => other.clone(),
-        }
-    }
     let raw: serde_json::Value = serde_json::from_str(LOW_RISK).unwrap();
     let reordered = serde_json::to_string_pretty(&reverse(&raw)).unwrap();
     let b = Submission::parse(&reordered).unwrap();
