@@ -1,0 +1,130 @@
+//! The narrow ports the use cases need. Adapters: `memory` here, DynamoDB and SQS in `eucora-aws`.
+
+use std::future::Future;
+
+use eucora_domain::audit::AuditEvent;
+use eucora_domain::evidence::Platform;
+use eucora_domain::{DeploymentId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::messages::Envelope;
+use crate::record::{Change, DeploymentRecord};
+
+/// A storage failure, classified for the caller: retry later, or give up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the deployment first (optimistic lock) or a condition failed.
+    #[error("the deployment was changed concurrently")]
+    Conflict,
+    /// Throttled or temporarily unavailable: retry with backoff.
+    #[error("storage is busy: {0}")]
+    Retryable(String),
+    /// Anything else (misconfiguration, permissions, corrupt item).
+    #[error("storage failed: {0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict | StoreError::Retryable(_))
+    }
+}
+
+/// What a repeated request must get back: the first answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// SHA-256 of the request's canonical form: the same key with another body is a conflict.
+    pub request_hash: String,
+    pub deployment_id: DeploymentId,
+    pub created_at: Timestamp,
+    /// When the record may be forgotten (DynamoDB TTL).
+    pub expires_at: Timestamp,
+}
+
+/// Creating a deployment lost a race for one of its unique claims.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The idempotency key (or correlation id) is already taken; here is who took it.
+    #[error("idempotency key {} already used", .0.key)]
+    Taken(IdempotencyRecord),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Deployments and their audit trails.
+pub trait DeploymentStore: Send + Sync {
+    /// Stores a new deployment, its first audit events and its idempotency claims, atomically.
+    fn create(
+        &self,
+        change: &Change,
+        claims: &[IdempotencyRecord],
+    ) -> impl Future<Output = Result<(), CreateError>> + Send;
+
+    fn idempotency(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+
+    fn get(
+        &self,
+        id: &DeploymentId,
+    ) -> impl Future<Output = Result<Option<DeploymentRecord>, StoreError>> + Send;
+
+    /// Saves the change if the stored version is still `change.expected_version`, appending its
+    /// audit events in the same atomic write. [`StoreError::Conflict`] otherwise.
+    fn save(&self, change: &Change) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deployments in flight (the gate schedule's work list); never finished ones.
+    fn in_flight(&self) -> impl Future<Output = Result<Vec<DeploymentId>, StoreError>> + Send;
+
+    /// Deployments awaiting a CAB decision.
+    fn awaiting_cab(&self) -> impl Future<Output = Result<Vec<DeploymentId>, StoreError>> + Send;
+
+    /// A deployment's audit trail, in order.
+    fn audit_trail(
+        &self,
+        id: &DeploymentId,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+}
+
+/// The queues between functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueName {
+    Scoring,
+    Connector(Platform),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not send to the {queue:?} queue: {reason}")]
+pub struct QueueError {
+    pub queue: QueueName,
+    pub reason: String,
+}
+
+/// Sends messages.
+pub trait Queue: Send + Sync {
+    fn send(
+        &self,
+        queue: QueueName,
+        message: &Envelope,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// Install results reported by the connectors, normalised over both platforms.
+pub trait TelemetryStore: Send + Sync {
+    /// The latest result of every device of `ring`.
+    fn results(
+        &self,
+        id: &DeploymentId,
+        ring: eucora_domain::Ring,
+    ) -> impl Future<Output = Result<Vec<eucora_domain::gates::DeviceResult>, StoreError>> + Send;
+
+    /// Records results (the latest per device wins).
+    fn record(
+        &self,
+        id: &DeploymentId,
+        ring: eucora_domain::Ring,
+        results: &[eucora_domain::gates::DeviceResult],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,390 @@
+//! Gate evaluation (the 5-minute schedule) and incidents.
+//!
+//! Each run looks at every deployment in flight: a deployment live in a ring has its gates
+//! evaluated and is promoted, held or halted; a halted one with no open incident is re-validated
+//! and resumes if its gates no longer halt; one still dispatching has its commands re-sent. An
+//! incident halts at once; resolving it lets the next run re-validate and resume.
+
+use eucora_domain::audit::AuditKind;
+use eucora_domain::cab::{BlastRadiusClass, Role, approval_window, cab_requirement, cab_status};
+use eucora_domain::gates::{GateDecision, GateInput, Verdict, evaluate};
+use eucora_domain::lifecycle::{DeploymentState, LifecycleEvent, TransitionError};
+use eucora_domain::{DeploymentId, IncidentId, Ring, Timestamp};
+use serde::Serialize;
+
+use super::read::load;
+use super::{CONFLICT_RETRIES, Common, Services, dispatch};
+use crate::actor::{Actor, Forbidden};
+use crate::ports::{DeploymentStore, Queue, QueueError, StoreError, TelemetryStore};
+use crate::record::{Change, DeploymentRecord, Incident, Resolution};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateRunError {
+    #[error("deployment {0} not found")]
+    NotFound(DeploymentId),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What one run did to one deployment.
+#[derive(Debug, Serialize)]
+pub struct Evaluated {
+    pub deployment_id: DeploymentId,
+    pub ring: Option<Ring>,
+    pub verdict: Option<Verdict>,
+    pub state: DeploymentState,
+}
+
+/// The result of one scheduled run.
+#[derive(Debug, Default, Serialize)]
+pub struct RunReport {
+    pub evaluated: Vec<Evaluated>,
+    /// Deployments that could not be evaluated this run (retried next run).
+    pub failed: Vec<(DeploymentId, String)>,
+}
+
+/// One scheduled run over every deployment in flight.
+pub async fn run<S: DeploymentStore + TelemetryStore, Q: Queue>(
+    svc: &Services<S, Q>,
+    now: Timestamp,
+) -> Result<RunReport, StoreError> {
+    let mut report = RunReport::default();
+    for id in svc.store.in_flight().await? {
+        match evaluate_one(svc, &id, now).await {
+            Ok(e) => report.evaluated.push(e),
+            Err(e) => {
+                tracing::warn!(deployment_id = %id, error = %e, "gate evaluation failed");
+                report.failed.push((id, e.to_string()));
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn gate_input_next(
+    r: &DeploymentRecord,
+    ring: Ring,
+    now: Timestamp,
+    svc_policy: &eucora_domain::policy::Policy,
+) -> Option<(Ring, eucora_domain::cab::CabStatus)> {
+    let next = ring.next().filter(|n| *n <= r.lifecycle.last_ring)?;
+    let requirement = cab_requirement(next, r.cab_context(), &svc_policy.cab);
+    let window = approval_window(r.submission.urgency, &svc_policy.cab);
+    Some((
+        next,
+        cab_status(
+            &requirement,
+            &r.decisions,
+            &r.submitted_by,
+            &r.evidence_hash,
+            now,
+            window,
+        ),
+    ))
+}
+
+/// True when the decision differs in substance from the last one recorded (so that a deployment
+/// held for days does not write an audit event every five minutes).
+fn changed(last: Option<&serde_json::Value>, d: &GateDecision) -> bool {
+    let summary = |checks: &serde_json::Value| -> Vec<(String, String)> {
+        checks
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        (
+                            c["gate"].to_string() + &c["site_class"].to_string(),
+                            c["status"].to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let now = serde_json::to_value(d).unwrap_or_default();
+    match last {
+        None => true,
+        Some(l) => {
+            l["verdict"] != now["verdict"]
+                || l["ring"] != now["ring"]
+                || summary(&l["checks"]) != summary(&now["checks"])
+        }
+    }
+}
+
+/// Evaluates one deployment now.
+pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
+    svc: &Services<S, Q>,
+    id: &DeploymentId,
+    now: Timestamp,
+) -> Result<Evaluated, GateRunError> {
+    let actor = Actor::system("gate-evaluation");
+    for attempt in 1..=CONFLICT_RETRIES {
+        let record = svc
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| GateRunError::NotFound(id.clone()))?;
+        let ring = match record.lifecycle.state {
+            DeploymentState::InRing { ring } => ring,
+            DeploymentState::Halted { ring } if record.open_incidents() == 0 => ring,
+            state => {
+                // Dispatching: re-send what may have been lost. Anything else waits for people.
+                let commands = dispatch::pending_commands(&record);
+                dispatch::send(&svc.queue, &record, commands, now).await?;
+                return Ok(Evaluated {
+                    deployment_id: id.clone(),
+                    ring: state.ring(),
+                    verdict: None,
+                    state,
+                });
+            }
+        };
+        let devices = svc.store.results(id, ring).await?;
+        let waivers = record.waivers(now, &svc.policy);
+        let next = gate_input_next(&record, ring, now, &svc.policy);
+        let decision = evaluate(
+            &GateInput {
+                ring,
+                entered_at: record.ring_entered_at.unwrap_or(record.updated_at),
+                now,
+                devices: &devices,
+                planned_site_class: record.submission.evidence.rollout.site_class,
+                open_incidents: record.open_incidents(),
+                rollback_validated: record.rollback_validated,
+                next: next.clone(),
+                waivers: &waivers,
+            },
+            &svc.policy,
+        );
+        let halted = matches!(record.lifecycle.state, DeploymentState::Halted { .. });
+        let mut change = Change::new(record);
+        let substantive = changed(change.record.last_gate.as_ref(), &decision);
+        let decision_json = serde_json::to_value(&decision).unwrap_or_default();
+        change.record.last_gate = Some(decision_json.clone());
+        if substantive {
+            change.audit(&actor, AuditKind::GateEvaluated, decision_json, now);
+        }
+        apply_verdict(&mut change, &actor, &decision, halted, now)?;
+        if change.is_empty() && !substantive {
+            // Nothing new: do not rewrite the item.
+            return Ok(Evaluated {
+                deployment_id: id.clone(),
+                ring: Some(ring),
+                verdict: Some(decision.verdict),
+                state: change.record.lifecycle.state,
+            });
+        }
+        match svc.store.save(&change).await {
+            Ok(()) => {
+                tracing::info!(deployment_id = %id, ring = ring.number(), verdict = %decision.verdict, state = %change.record.lifecycle.state, "gates evaluated");
+                let commands = dispatch::pending_commands(&change.record);
+                dispatch::send(&svc.queue, &change.record, commands, now).await?;
+                return Ok(Evaluated {
+                    deployment_id: id.clone(),
+                    ring: Some(ring),
+                    verdict: Some(decision.verdict),
+                    state: change.record.lifecycle.state,
+                });
+            }
+            Err(StoreError::Conflict) if attempt < CONFLICT_RETRIES => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// Moves the deployment as the gate decision says.
+fn apply_verdict(
+    change: &mut Change,
+    actor: &Actor,
+    decision: &GateDecision,
+    halted: bool,
+    now: Timestamp,
+) -> Result<(), TransitionError> {
+    if halted && decision.verdict != Verdict::Halt {
+        change.transition(actor, LifecycleEvent::Resume, now)?;
+    }
+    match decision.verdict {
+        Verdict::Promote => match decision.next_ring {
+            Some(to) => {
+                // The gate passed CAB for `to` (approved or not required).
+                change.transition(
+                    actor,
+                    LifecycleEvent::Promote {
+                        to,
+                        cab_required: false,
+                    },
+                    now,
+                )?;
+                dispatch::start_if_approved(change, actor, now)?;
+            }
+            None => change.transition(actor, LifecycleEvent::Complete, now)?,
+        },
+        Verdict::Hold if decision.awaiting_cab => {
+            if let Some(to) = decision.next_ring {
+                change.transition(
+                    actor,
+                    LifecycleEvent::Promote {
+                        to,
+                        cab_required: true,
+                    },
+                    now,
+                )?;
+            }
+        }
+        Verdict::Halt if !halted => change.transition(actor, LifecycleEvent::Halt, now)?,
+        Verdict::Hold | Verdict::Halt => {}
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentError {
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("deployment {0} not found")]
+    NotFound(DeploymentId),
+    #[error("incident {0} not found on this deployment")]
+    IncidentNotFound(IncidentId),
+    #[error("incident {0} is already resolved")]
+    AlreadyResolved(IncidentId),
+    #[error("the deployment is {0}; incidents can no longer be reported against it")]
+    Finished(DeploymentState),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Common> for IncidentError {
+    fn from(c: Common) -> Self {
+        match c {
+            Common::Forbidden(f) => IncidentError::Forbidden(f),
+            Common::NotFound(id) => IncidentError::NotFound(id),
+            Common::Store(s) => IncidentError::Store(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentInput {
+    pub severity: String,
+    pub summary: String,
+    pub reclassify_blast_radius: Option<BlastRadiusClass>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IncidentOutcome {
+    pub incident: Incident,
+    pub state: DeploymentState,
+}
+
+const INCIDENT_ROLES: &[Role] = &[Role::Publisher, Role::SecurityReviewer];
+
+/// Reports a security incident: the rollout halts at once.
+pub async fn report_incident<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+    input: IncidentInput,
+    new_id: IncidentId,
+    now: Timestamp,
+) -> Result<IncidentOutcome, IncidentError> {
+    actor.require(INCIDENT_ROLES)?;
+    for attempt in 1..=CONFLICT_RETRIES {
+        let record = load(svc, id).await?;
+        if record.lifecycle.state.is_terminal() {
+            return Err(IncidentError::Finished(record.lifecycle.state));
+        }
+        let mut change = Change::new(record);
+        let incident = Incident {
+            id: new_id.clone(),
+            severity: input.severity.clone(),
+            summary: input.summary.clone(),
+            reported_by: actor.id.clone(),
+            reported_at: now,
+            ring: change.record.lifecycle.live_ring(),
+            reclassified_as: input.reclassify_blast_radius,
+            resolved: None,
+        };
+        change.record.incidents.push(incident.clone());
+        change.audit(
+            actor,
+            AuditKind::IncidentReported,
+            serde_json::json!({ "incident": incident, "blast_radius": change.record.blast_radius() }),
+            now,
+        );
+        if change.record.lifecycle.live_ring().is_some()
+            && !matches!(
+                change.record.lifecycle.state,
+                DeploymentState::Halted { .. }
+            )
+        {
+            change.transition(actor, LifecycleEvent::Halt, now)?;
+        }
+        match svc.store.save(&change).await {
+            Ok(()) => {
+                return Ok(IncidentOutcome {
+                    incident,
+                    state: change.record.lifecycle.state,
+                });
+            }
+            Err(StoreError::Conflict) if attempt < CONFLICT_RETRIES => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// Resolves an incident. The next gate run re-validates the gates and resumes the rollout.
+pub async fn resolve_incident<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+    incident_id: &IncidentId,
+    resolution: &str,
+    now: Timestamp,
+) -> Result<IncidentOutcome, IncidentError> {
+    actor.require(INCIDENT_ROLES)?;
+    for attempt in 1..=CONFLICT_RETRIES {
+        let record = load(svc, id).await?;
+        let mut change = Change::new(record);
+        let incident = change
+            .record
+            .incidents
+            .iter_mut()
+            .find(|i| &i.id == incident_id)
+            .ok_or_else(|| IncidentError::IncidentNotFound(incident_id.clone()))?;
+        if incident.resolved.is_some() {
+            return Err(IncidentError::AlreadyResolved(incident_id.clone()));
+        }
+        incident.resolved = Some(Resolution {
+            by: actor.id.clone(),
+            at: now,
+            resolution: resolution.to_owned(),
+        });
+        let incident = incident.clone();
+        change.audit(
+            actor,
+            AuditKind::IncidentResolved,
+            serde_json::json!({ "incident": incident }),
+            now,
+        );
+        match svc.store.save(&change).await {
+            Ok(()) => {
+                return Ok(IncidentOutcome {
+                    incident,
+                    state: change.record.lifecycle.state,
+                });
+            }
+            Err(StoreError::Conflict) if attempt < CONFLICT_RETRIES => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}

@@ -1,0 +1,196 @@
+//! Reading a deployment, its audit trail, and verifying the trail's hash chain.
+
+use eucora_domain::audit::{AuditEvent, ChainError, verify};
+use eucora_domain::cab::{
+    BlastRadiusClass, CabRequirement, CabStatus, Role, approval_window, cab_requirement, cab_status,
+};
+use eucora_domain::exception::ExceptionStatus;
+use eucora_domain::lifecycle::DeploymentState;
+use eucora_domain::{DeploymentId, Ring, Timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Common, Services};
+use crate::actor::Actor;
+use crate::ports::DeploymentStore;
+use crate::record::{DeploymentRecord, Incident};
+
+/// Every role may read.
+pub const READERS: &[Role] = &[
+    Role::Packaging,
+    Role::Publisher,
+    Role::Cab,
+    Role::SecurityReviewer,
+    Role::Auditor,
+];
+
+/// A ring of the plan, with what CAB requires and where its approval stands.
+#[derive(Debug, Serialize)]
+pub struct RingView {
+    pub ring: Ring,
+    pub target_devices: u64,
+    pub cab: CabRequirement,
+    pub cab_status: CabStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExceptionView {
+    pub id: eucora_domain::ExceptionId,
+    pub kind: eucora_domain::exception::ExceptionKind,
+    pub status: ExceptionStatus,
+    pub expires_at: Timestamp,
+    pub record: eucora_domain::exception::ExceptionRecord,
+}
+
+/// What the API answers for a deployment.
+#[derive(Debug, Serialize)]
+pub struct DeploymentView {
+    pub id: DeploymentId,
+    pub correlation_id: eucora_domain::CorrelationId,
+    pub app: eucora_domain::evidence::App,
+    pub platforms: Vec<eucora_domain::evidence::Platform>,
+    pub state: DeploymentState,
+    /// The highest ring the package is live in.
+    pub current_ring: Option<Ring>,
+    pub evidence_hash: eucora_domain::evidence::EvidenceHash,
+    pub submitted_by: eucora_domain::ActorId,
+    pub submitted_at: Timestamp,
+    pub blast_radius: BlastRadiusClass,
+    /// The score with every factor's contribution; `null` until scored.
+    pub risk: Option<Value>,
+    pub rings: Vec<RingView>,
+    pub approvals: Vec<eucora_domain::cab::CabDecision>,
+    pub exceptions: Vec<ExceptionView>,
+    pub incidents: Vec<Incident>,
+    pub rollback_validated: bool,
+    /// The latest gate decision, with threshold and actual value per gate.
+    pub last_gate_decision: Option<Value>,
+    pub version: u64,
+}
+
+impl DeploymentView {
+    pub fn of(
+        r: &DeploymentRecord,
+        now: Timestamp,
+        policy: &eucora_domain::policy::Policy,
+    ) -> DeploymentView {
+        let window = approval_window(r.submission.urgency, &policy.cab);
+        let ctx = r.cab_context();
+        DeploymentView {
+            id: r.id.clone(),
+            correlation_id: r.correlation_id().clone(),
+            app: r.submission.app.clone(),
+            platforms: r.submission.platforms().into_iter().collect(),
+            state: r.lifecycle.state,
+            current_ring: r.lifecycle.live_ring(),
+            evidence_hash: r.evidence_hash.clone(),
+            submitted_by: r.submitted_by.clone(),
+            submitted_at: r.submitted_at,
+            blast_radius: r.blast_radius(),
+            risk: r.risk.as_ref().map(|x| x.assessment.clone()),
+            rings: r
+                .submission
+                .evidence
+                .rollout
+                .rings
+                .iter()
+                .map(|t| {
+                    let cab = cab_requirement(t.ring, ctx, &policy.cab);
+                    let cab_status = cab_status(
+                        &cab,
+                        &r.decisions,
+                        &r.submitted_by,
+                        &r.evidence_hash,
+                        now,
+                        window,
+                    );
+                    RingView {
+                        ring: t.ring,
+                        target_devices: t.target_devices,
+                        cab,
+                        cab_status,
+                    }
+                })
+                .collect(),
+            approvals: r.decisions.clone(),
+            exceptions: r
+                .exceptions
+                .iter()
+                .map(|e| ExceptionView {
+                    id: e.id.clone(),
+                    kind: e.kind,
+                    status: e.status(now, r.exception_context(), &policy.exceptions),
+                    expires_at: e.expires_at,
+                    record: e.clone(),
+                })
+                .collect(),
+            incidents: r.incidents.clone(),
+            rollback_validated: r.rollback_validated,
+            last_gate_decision: r.last_gate.clone(),
+            version: r.version,
+        }
+    }
+}
+
+pub(crate) async fn load<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    id: &DeploymentId,
+) -> Result<DeploymentRecord, Common> {
+    svc.store
+        .get(id)
+        .await?
+        .ok_or_else(|| Common::NotFound(id.clone()))
+}
+
+pub async fn deployment<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+    now: Timestamp,
+) -> Result<DeploymentView, Common> {
+    actor.require(READERS)?;
+    let r = load(svc, id).await?;
+    Ok(DeploymentView::of(&r, now, &svc.policy))
+}
+
+pub async fn audit_trail<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+) -> Result<Vec<AuditEvent>, Common> {
+    actor.require(READERS)?;
+    load(svc, id).await?;
+    Ok(svc.store.audit_trail(id).await?)
+}
+
+/// The answer of a verification.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub deployment_id: DeploymentId,
+    pub valid: bool,
+    pub events: u64,
+    pub head: eucora_domain::audit::ChainHead,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<ChainError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+pub async fn verify_trail<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+) -> Result<Verification, Common> {
+    actor.require(READERS)?;
+    let r = load(svc, id).await?;
+    let events = svc.store.audit_trail(id).await?;
+    let result = verify(id, &events, Some(&r.audit_head));
+    Ok(Verification {
+        deployment_id: id.clone(),
+        valid: result.is_ok(),
+        events: u64::try_from(events.len()).unwrap_or(u64::MAX),
+        head: r.audit_head,
+        message: result.as_ref().err().map(ToString::to_string),
+        problem: result.err(),
+    })
+}
