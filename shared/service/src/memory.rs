@@ -50,6 +50,11 @@ impl Memory {
         std::mem::take(&mut self.state().sent)
     }
 
+    /// How many deployments are stored.
+    pub fn deployment_count(&self) -> usize {
+        self.state().deployments.len()
+    }
+
     /// Makes the next `n` sends fail.
     pub fn fail_next_sends(&self, n: usize) {
         self.state().failing_sends = n;

@@ -1,6 +1,7 @@
 //! The use cases, one module per function's job.
 
 pub mod cab;
+pub mod connector;
 pub mod dispatch;
 pub mod exceptions;
 pub mod gates;
