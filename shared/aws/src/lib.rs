@@ -1,0 +1,12 @@
+//! EUCORA's AWS adapters, one module per AWS service. Each maps between the service's wire types
+//! and the ports of `eucora-service` in one place, and classifies every SDK error as retryable
+//! or not.
+
+pub mod config;
+pub mod dynamodb;
+pub mod secrets;
+pub mod sqs;
+
+pub use dynamodb::DynamoStore;
+pub use secrets::{SecretCache, SecretError};
+pub use sqs::{QueueUrls, SqsQueue};
