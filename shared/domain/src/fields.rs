@@ -35,7 +35,7 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Joins a parent path and a key.
-pub(crate) fn join(parent: &str, key: &str) -> String {
+pub fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_owned()
     } else {
@@ -45,14 +45,14 @@ pub(crate) fn join(parent: &str, key: &str) -> String {
 
 /// Collects field errors while reading a JSON document.
 #[derive(Debug, Default)]
-pub(crate) struct Fields {
+pub struct Fields {
     errors: Vec<FieldError>,
 }
 
 /// An object being read, with its path. `map` is `None` when the object itself was missing or
 /// invalid (already reported), so that its children are not reported a second time.
 #[derive(Debug, Clone)]
-pub(crate) struct Obj<'v> {
+pub struct Obj<'v> {
     path: String,
     map: Option<&'v Map<String, Value>>,
 }

@@ -17,7 +17,7 @@
 
 #[macro_use]
 mod macros;
-mod fields;
+pub mod fields;
 pub mod units;
 
 pub mod audit;

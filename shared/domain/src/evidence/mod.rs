@@ -9,6 +9,7 @@
 
 mod canonical;
 mod parse;
+pub use parse::requested_exception;
 
 use std::collections::BTreeSet;
 

@@ -540,11 +540,7 @@ fn exceptions(f: &mut Fields, e: &Obj<'_>) -> Option<Vec<RequestedException>> {
 }
 
 /// Reads an exception request (also used by the exception API).
-pub(crate) fn requested_exception(
-    f: &mut Fields,
-    path: String,
-    v: &Value,
-) -> Option<RequestedException> {
+pub fn requested_exception(f: &mut Fields, path: String, v: &Value) -> Option<RequestedException> {
     let o = f.item(path, v);
     f.deny_unknown(&o, &["kind", "justification", "compensating_controls"]);
     let kind = f.parsed::<ExceptionKind>(&o, "kind", &ExceptionKind::expected());

@@ -1,0 +1,271 @@
+//! Request bodies, read with every missing or invalid field named (400 `INVALID_REQUEST`).
+
+use eucora_domain::Ring;
+use eucora_domain::cab::{BlastRadiusClass, CabVerdict};
+use eucora_domain::evidence::{Sha256Hex, requested_exception};
+use eucora_domain::fields::{Fields, Obj, join};
+use eucora_domain::gates::GateKind;
+use eucora_service::usecases::cab::DecisionInput;
+use eucora_service::usecases::exceptions::ExceptionInput;
+use eucora_service::usecases::gates::IncidentInput;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+const TEXT: usize = 4000;
+
+fn parse(body: &str) -> Result<Value, ApiError> {
+    if body.trim().is_empty() {
+        return Err(ApiError::bad_field("(body)", "a JSON body is required"));
+    }
+    serde_json::from_str(body)
+        .map_err(|e| ApiError::bad_field("(body)", &format!("not valid JSON: {e}")))
+}
+
+fn finish<T>(f: Fields, value: Option<T>) -> Result<T, ApiError> {
+    match value {
+        Some(v) if f.is_clean() => Ok(v),
+        _ => Err(ApiError::invalid(
+            "INVALID_REQUEST",
+            "the request body is invalid",
+            f.into_errors(),
+        )),
+    }
+}
+
+fn ring(f: &mut Fields, o: &Obj<'_>, key: &str) -> Option<Ring> {
+    let n = f.count(o, key, u64::MAX)?;
+    match i64::try_from(n)
+        .ok()
+        .and_then(|n| Ring::from_number(n).ok())
+    {
+        Some(r) => Some(r),
+        None => {
+            f.error(join(o.path(), key), "must be a ring from 0 to 4");
+            None
+        }
+    }
+}
+
+/// `Some(None)` when absent, `None` when invalid (reported).
+#[allow(clippy::option_option)]
+fn opt_ring(f: &mut Fields, o: &Obj<'_>, key: &str, v: &Value) -> Option<Option<Ring>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(_) => ring(f, o, key).map(Some),
+    }
+}
+
+fn strings(f: &mut Fields, o: &Obj<'_>, key: &str) -> Option<Vec<String>> {
+    let items = f.opt_array(o, key)?;
+    let all: Vec<Option<String>> = items
+        .iter()
+        .map(|(p, v)| f.check_string(p, v, TEXT))
+        .collect();
+    all.into_iter().collect()
+}
+
+/// `POST /v1/deployments/{id}/cab/decisions`
+pub fn decision(body: &str) -> Result<DecisionInput, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(
+        &o,
+        &["ring", "verdict", "conditions", "comment", "evidence_hash"],
+    );
+    let ring = ring(&mut f, &o, "ring");
+    let verdict = f.parsed::<CabVerdict>(&o, "verdict", &CabVerdict::expected());
+    let conditions = strings(&mut f, &o, "conditions");
+    let comment = f.opt_string(&o, "comment", TEXT);
+    let hash = f.string(&o, "evidence_hash", 64).and_then(|h| {
+        let parsed = Sha256Hex::parse(&h);
+        if parsed.is_none() {
+            f.error(
+                "evidence_hash",
+                "must be the deployment's evidence hash: 64 hex characters",
+            );
+        }
+        parsed
+    });
+    let value = (|| {
+        Some(DecisionInput {
+            ring: ring?,
+            verdict: verdict?,
+            conditions: conditions?,
+            comment: comment?,
+            evidence_hash: hash?,
+        })
+    })();
+    finish(f, value)
+}
+
+/// `POST /v1/deployments/{id}/exceptions`
+pub fn exception_request(body: &str) -> Result<ExceptionInput, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(
+        &o,
+        &[
+            "kind",
+            "justification",
+            "compensating_controls",
+            "ring",
+            "gate",
+            "break_glass",
+            "expires_in_days",
+        ],
+    );
+    // Kind, justification and controls are read as the evidence pack reads them.
+    let core: serde_json::Map<String, Value> = ["kind", "justification", "compensating_controls"]
+        .iter()
+        .filter_map(|k| v.get(*k).map(|x| ((*k).to_owned(), x.clone())))
+        .collect();
+    let requested = requested_exception(&mut f, String::new(), &Value::Object(core));
+    let ring = opt_ring(&mut f, &o, "ring", &v);
+    let gate = match v.get("gate") {
+        None | Some(Value::Null) => Some(None),
+        Some(_) => f
+            .parsed::<GateKind>(&o, "gate", &GateKind::expected())
+            .map(Some),
+    };
+    let break_glass = f.opt_boolean(&o, "break_glass", false);
+    let days = match v.get("expires_in_days") {
+        None | Some(Value::Null) => Some(None),
+        Some(_) => f.count(&o, "expires_in_days", 365).and_then(|d| {
+            if d == 0 {
+                f.error("expires_in_days", "must be at least 1");
+                None
+            } else {
+                u32::try_from(d).ok().map(Some)
+            }
+        }),
+    };
+    let value = (|| {
+        Some(ExceptionInput {
+            requested: requested?,
+            ring: ring?,
+            gate: gate?,
+            break_glass: break_glass?,
+            expires_in_days: days?,
+        })
+    })();
+    finish(f, value)
+}
+
+fn one_text(body: &str, key: &str) -> Result<String, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(&o, &[key]);
+    let text = f.string(&o, key, TEXT);
+    finish(f, text)
+}
+
+/// `POST .../exceptions/{exceptionId}/reject`
+pub fn reason(body: &str) -> Result<String, ApiError> {
+    one_text(body, "reason")
+}
+
+/// `POST .../incidents/{incidentId}/resolve`
+pub fn resolution(body: &str) -> Result<String, ApiError> {
+    one_text(body, "resolution")
+}
+
+/// `POST .../exceptions/{exceptionId}/extend`
+pub fn extension(body: &str) -> Result<u32, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(&o, &["days"]);
+    let days = f.count(&o, "days", 365).and_then(|d| u32::try_from(d).ok());
+    if days == Some(0) {
+        f.error("days", "must be at least 1");
+    }
+    finish(f, days)
+}
+
+/// Incident severities.
+pub const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
+
+/// `POST /v1/deployments/{id}/incidents`
+pub fn incident(body: &str) -> Result<IncidentInput, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(&o, &["severity", "summary", "reclassify_blast_radius"]);
+    let severity = f.string(&o, "severity", 16).and_then(|s| {
+        if SEVERITIES.contains(&s.as_str()) {
+            Some(s)
+        } else {
+            f.error(
+                "severity",
+                format!("must be one of {}", SEVERITIES.join(", ")),
+            );
+            None
+        }
+    });
+    let summary = f.string(&o, "summary", TEXT);
+    let reclassify = match v.get("reclassify_blast_radius") {
+        None | Some(Value::Null) => Some(None),
+        Some(_) => f
+            .parsed::<BlastRadiusClass>(
+                &o,
+                "reclassify_blast_radius",
+                &BlastRadiusClass::expected(),
+            )
+            .map(Some),
+    };
+    let value = (|| {
+        Some(IncidentInput {
+            severity: severity?,
+            summary: summary?,
+            reclassify_blast_radius: reclassify?,
+        })
+    })();
+    finish(f, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_decision_names_every_field() {
+        let err =
+            decision(r#"{"ring": 9, "verdict": "maybe", "evidence_hash": "abc", "extra": 1}"#)
+                .unwrap_err();
+        let fields: Vec<&str> = err.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(err.status, 400);
+        for want in ["ring", "verdict", "evidence_hash", "extra"] {
+            assert!(fields.contains(&want), "{want} not in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn a_good_decision_reads() {
+        let d = decision(&format!(r#"{{"ring": 1, "verdict": "approve", "conditions": ["after 18:00"], "evidence_hash": "{}"}}"#, "a".repeat(64))).unwrap();
+        assert_eq!(d.ring, Ring::Canary);
+        assert_eq!(d.conditions, vec!["after 18:00".to_owned()]);
+    }
+
+    #[test]
+    fn exception_requests_and_incidents_name_their_fields() {
+        let err =
+            exception_request(r#"{"kind": "nope", "compensating_controls": [], "gate": "speed"}"#)
+                .unwrap_err();
+        let fields: Vec<&str> = err.fields.iter().map(|f| f.field.as_str()).collect();
+        for want in ["kind", "justification", "compensating_controls", "gate"] {
+            assert!(fields.contains(&want), "{want} not in {fields:?}");
+        }
+        let err = incident(r#"{"severity": "meh"}"#).unwrap_err();
+        let fields: Vec<&str> = err.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, vec!["severity", "summary"]);
+        assert_eq!(
+            extension(r#"{"days": 0}"#).unwrap_err().field.as_deref(),
+            Some("days")
+        );
+        assert_eq!(reason("").unwrap_err().field.as_deref(), Some("(body)"));
+    }
+}

@@ -1,0 +1,264 @@
+//! One place that turns every failure into a JSON response:
+//! `{"error": {"code", "message", "field", "fields": [{"field", "problem"}]}}`.
+//! Internals (SDK messages, stack traces) never reach the client; they are logged.
+
+use eucora_domain::FieldError;
+use eucora_domain::evidence::EvidenceError;
+use eucora_service::Forbidden;
+use eucora_service::ports::StoreError;
+use eucora_service::usecases::Common;
+use eucora_service::usecases::cab::DecideError;
+use eucora_service::usecases::exceptions::ExceptionOpError;
+use eucora_service::usecases::gates::IncidentError;
+use eucora_service::usecases::submit::SubmitError;
+use serde::Serialize;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    /// The first offending field, when the error is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every offending field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn unauthenticated(message: &str) -> ApiError {
+        ApiError::new(401, "UNAUTHENTICATED", message)
+    }
+
+    pub fn forbidden(f: &Forbidden) -> ApiError {
+        ApiError::new(403, "FORBIDDEN", f.to_string())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "NOT_FOUND", message)
+    }
+
+    /// A 400 naming every bad field.
+    pub fn invalid(code: &str, message: &str, fields: Vec<FieldError>) -> ApiError {
+        ApiError {
+            status: 400,
+            code: code.into(),
+            message: message.into(),
+            field: fields.first().map(|f| f.field.clone()),
+            fields,
+        }
+    }
+
+    /// A 400 about one field.
+    pub fn bad_field(field: &str, problem: &str) -> ApiError {
+        ApiError::invalid(
+            "INVALID_REQUEST",
+            &format!("{field}: {problem}"),
+            vec![FieldError::new(field, problem)],
+        )
+    }
+
+    pub fn conflict(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(409, code, message)
+    }
+
+    /// Storage trouble: 503 if worth retrying, else 500. The details go to the log only.
+    pub fn store(e: &StoreError) -> ApiError {
+        tracing::error!(error = %e, "storage error");
+        match e {
+            StoreError::Conflict => ApiError::conflict(
+                "CONCURRENT_CHANGE",
+                "the deployment changed meanwhile; repeat the request",
+            ),
+            StoreError::Retryable(_) => {
+                ApiError::new(503, "UNAVAILABLE", "storage is busy; repeat the request")
+            }
+            StoreError::Failed(_) => ApiError::internal(),
+        }
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            500,
+            "INTERNAL",
+            "internal error; the request id identifies it in the logs",
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self })
+    }
+}
+
+impl From<Common> for ApiError {
+    fn from(c: Common) -> Self {
+        match c {
+            Common::Forbidden(f) => ApiError::forbidden(&f),
+            Common::NotFound(id) => ApiError::not_found(format!("deployment {id} not found")),
+            Common::Store(e) => ApiError::store(&e),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Forbidden(f) => ApiError::forbidden(&f),
+            SubmitError::Evidence(ev) => match &ev {
+                EvidenceError::NotJson(m) => {
+                    ApiError::bad_field("(body)", &format!("not valid JSON: {m}"))
+                }
+                EvidenceError::Incomplete(fields) => ApiError::invalid(
+                    ev.code(),
+                    "the evidence pack is incomplete or invalid",
+                    fields.clone(),
+                ),
+            },
+            SubmitError::InvalidKey => ApiError::bad_field(
+                "Idempotency-Key",
+                "must be 1 to 128 printable ASCII characters",
+            ),
+            SubmitError::KeyReused { key, deployment_id } => ApiError::conflict(
+                "IDEMPOTENCY_CONFLICT",
+                format!(
+                    "{key} was already used for a different request (deployment {deployment_id}); send a new key or the same body"
+                ),
+            ),
+            SubmitError::Exception(x) => ApiError::bad_field("evidence.exceptions", &x.to_string()),
+            SubmitError::Store(s) => ApiError::store(&s),
+            SubmitError::NotQueued {
+                deployment_id,
+                source,
+            } => {
+                tracing::error!(%deployment_id, error = %source, "scoring request not queued");
+                ApiError::new(
+                    503,
+                    "NOT_QUEUED",
+                    format!(
+                        "deployment {deployment_id} is stored but not yet queued for scoring; repeat the same request"
+                    ),
+                )
+            }
+        }
+    }
+}
+
+impl From<DecideError> for ApiError {
+    fn from(e: DecideError) -> Self {
+        match e {
+            DecideError::Forbidden(f) => ApiError::forbidden(&f),
+            DecideError::NotFound(id) => ApiError::not_found(format!("deployment {id} not found")),
+            DecideError::NotAwaiting { .. } => {
+                ApiError::conflict("NOT_AWAITING_CAB", e.to_string())
+            }
+            DecideError::Decision(d) => {
+                let status = match d.code() {
+                    "FORBIDDEN" => 403,
+                    "INVALID_DECISION" => 400,
+                    _ => 409,
+                };
+                let mut err = ApiError::new(status, d.code(), d.to_string());
+                if status == 400 {
+                    let field =
+                        if matches!(d, eucora_domain::cab::DecisionError::RejectionWithoutReason) {
+                            "comment"
+                        } else {
+                            "ring"
+                        };
+                    err.field = Some(field.into());
+                    err.fields = vec![FieldError::new(field, d.to_string())];
+                } else if d.code() == "SCOPE_CHANGE_REQUIRED" {
+                    err.field = Some("evidence_hash".into());
+                }
+                err
+            }
+            DecideError::Transition(t) => ApiError::conflict("ILLEGAL_TRANSITION", t.to_string()),
+            DecideError::Store(s) => ApiError::store(&s),
+            DecideError::Queue(q) => {
+                tracing::error!(error = %q, "dispatch not queued");
+                ApiError::new(
+                    503,
+                    "NOT_QUEUED",
+                    "the decision is recorded; dispatch will be retried by the gate schedule",
+                )
+            }
+        }
+    }
+}
+
+impl From<ExceptionOpError> for ApiError {
+    fn from(e: ExceptionOpError) -> Self {
+        match e {
+            ExceptionOpError::Forbidden(f) => ApiError::forbidden(&f),
+            ExceptionOpError::NotFound(_) | ExceptionOpError::ExceptionNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            ExceptionOpError::Finished(_) => {
+                ApiError::conflict("DEPLOYMENT_FINISHED", e.to_string())
+            }
+            ExceptionOpError::Exception(x) => {
+                let status = match x.code() {
+                    "FORBIDDEN" => 403,
+                    "CONFLICT" => 409,
+                    _ => 400,
+                };
+                let mut err = ApiError::new(status, x.code(), x.to_string());
+                if status == 400 {
+                    use eucora_domain::exception::ExceptionError as X;
+                    let field = match x {
+                        X::GateOverrideNeedsScope | X::GateNotOverridable(_) => "gate",
+                        X::ExpiryTooLong { .. } => "expires_in_days",
+                        X::ExtensionTooLong { .. } | X::TooManyExtensions(_) => "days",
+                        X::RejectionWithoutReason => "reason",
+                        _ => "(body)",
+                    };
+                    err.field = Some(field.into());
+                    err.fields = vec![FieldError::new(field, x.to_string())];
+                }
+                err
+            }
+            ExceptionOpError::Transition(t) => {
+                ApiError::conflict("ILLEGAL_TRANSITION", t.to_string())
+            }
+            ExceptionOpError::Store(s) => ApiError::store(&s),
+            ExceptionOpError::Queue(q) => {
+                tracing::error!(error = %q, "dispatch not queued");
+                ApiError::new(
+                    503,
+                    "NOT_QUEUED",
+                    "the exception is recorded; dispatch will be retried by the gate schedule",
+                )
+            }
+        }
+    }
+}
+
+impl From<IncidentError> for ApiError {
+    fn from(e: IncidentError) -> Self {
+        match e {
+            IncidentError::Forbidden(f) => ApiError::forbidden(&f),
+            IncidentError::NotFound(_) | IncidentError::IncidentNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            IncidentError::AlreadyResolved(_) => {
+                ApiError::conflict("ALREADY_RESOLVED", e.to_string())
+            }
+            IncidentError::Finished(_) => ApiError::conflict("DEPLOYMENT_FINISHED", e.to_string()),
+            IncidentError::Transition(t) => ApiError::conflict("ILLEGAL_TRANSITION", t.to_string()),
+            IncidentError::Store(s) => ApiError::store(&s),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! JSON responses, and the API Gateway v2 response for functions that are not run by
+//! `lambda_http` (the gate function also receives scheduled events).
+
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+    let mut r = Response::new(Body::Text(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The error's JSON response.
+pub fn error(e: &ApiError) -> Response<Body> {
+    if e.status >= 500 {
+        tracing::error!(code = %e.code, status = e.status, "request failed");
+    } else {
+        tracing::info!(code = %e.code, status = e.status, field = ?e.field, "request refused");
+    }
+    json(e.status, &e.body())
+}
+
+/// A response from either outcome.
+pub fn from_result<T: Serialize>(status: u16, r: Result<T, ApiError>) -> Response<Body> {
+    match r {
+        Ok(v) => json(status, &v),
+        Err(e) => error(&e),
+    }
+}
+
+/// The API Gateway HTTP API (payload 2.0) response for `r`.
+pub fn to_apigw_v2(r: Response<Body>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = r.into_parts();
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = parts.headers;
+    out.body = match body {
+        Body::Empty => None,
+        other => Some(other),
+    };
+    out.is_base64_encoded = false;
+    out
+}

@@ -1,0 +1,282 @@
+//! The route table: every route, the function that serves it and the roles allowed. The
+//! functions route with it, check roles with it (anything else is 403), and the OpenAPI document
+//! is generated from it.
+
+use eucora_domain::cab::Role;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    SubmitDeployment,
+    GetDeployment,
+    GetAudit,
+    VerifyAudit,
+    OpenApi,
+    CabQueue,
+    CabDecision,
+    RequestException,
+    ApproveException,
+    RejectException,
+    ExtendException,
+    ReportIncident,
+    ResolveIncident,
+}
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub id: RouteId,
+    pub method: &'static str,
+    /// With `{name}` placeholders, as API Gateway's route key writes them.
+    pub path: &'static str,
+    /// The Lambda function (binary) that serves it.
+    pub function: &'static str,
+    pub roles: &'static [Role],
+    pub summary: &'static str,
+    /// The request body's schema name in the OpenAPI document.
+    pub body: Option<&'static str>,
+    /// The success status.
+    pub success: u16,
+}
+
+const ALL_ROLES: &[Role] = &[
+    Role::Packaging,
+    Role::Publisher,
+    Role::Cab,
+    Role::SecurityReviewer,
+    Role::Auditor,
+];
+const EXCEPTION_DECIDERS: &[Role] = &[Role::SecurityReviewer, Role::Cab];
+const OPERATORS: &[Role] = &[Role::Publisher, Role::SecurityReviewer];
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        id: RouteId::SubmitDeployment,
+        method: "POST",
+        path: "/v1/deployments",
+        function: "evidence-intake",
+        roles: &[Role::Packaging],
+        summary: "Submit a deployment with its evidence pack (Idempotency-Key header recommended)",
+        body: Some("Submission"),
+        success: 201,
+    },
+    Route {
+        id: RouteId::GetDeployment,
+        method: "GET",
+        path: "/v1/deployments/{id}",
+        function: "evidence-intake",
+        roles: ALL_ROLES,
+        summary: "Read a deployment: state, risk breakdown, approvals, current ring, last gate decision",
+        body: None,
+        success: 200,
+    },
+    Route {
+        id: RouteId::GetAudit,
+        method: "GET",
+        path: "/v1/deployments/{id}/audit",
+        function: "evidence-intake",
+        roles: ALL_ROLES,
+        summary: "Read a deployment's audit trail, in order",
+        body: None,
+        success: 200,
+    },
+    Route {
+        id: RouteId::VerifyAudit,
+        method: "GET",
+        path: "/v1/deployments/{id}/audit/verify",
+        function: "evidence-intake",
+        roles: ALL_ROLES,
+        summary: "Verify the audit trail's hash chain",
+        body: None,
+        success: 200,
+    },
+    Route {
+        id: RouteId::OpenApi,
+        method: "GET",
+        path: "/v1/openapi.json",
+        function: "evidence-intake",
+        roles: ALL_ROLES,
+        summary: "This document",
+        body: None,
+        success: 200,
+    },
+    Route {
+        id: RouteId::CabQueue,
+        method: "GET",
+        path: "/v1/cab/queue",
+        function: "cab-decisions",
+        roles: &[Role::Cab, Role::Auditor],
+        summary: "Deployments awaiting a CAB decision",
+        body: None,
+        success: 200,
+    },
+    Route {
+        id: RouteId::CabDecision,
+        method: "POST",
+        path: "/v1/deployments/{id}/cab/decisions",
+        function: "cab-decisions",
+        roles: &[Role::Cab],
+        summary: "Approve (with conditions) or reject the ring a deployment awaits",
+        body: Some("CabDecision"),
+        success: 201,
+    },
+    Route {
+        id: RouteId::RequestException,
+        method: "POST",
+        path: "/v1/deployments/{id}/exceptions",
+        function: "cab-decisions",
+        roles: &[Role::Packaging, Role::Publisher],
+        summary: "Request an exception (a waived gate or policy)",
+        body: Some("ExceptionRequest"),
+        success: 201,
+    },
+    Route {
+        id: RouteId::ApproveException,
+        method: "POST",
+        path: "/v1/deployments/{id}/exceptions/{exceptionId}/approve",
+        function: "cab-decisions",
+        roles: EXCEPTION_DECIDERS,
+        summary: "Approve an exception (Security Reviewer; CAB where also required)",
+        body: None,
+        success: 200,
+    },
+    Route {
+        id: RouteId::RejectException,
+        method: "POST",
+        path: "/v1/deployments/{id}/exceptions/{exceptionId}/reject",
+        function: "cab-decisions",
+        roles: EXCEPTION_DECIDERS,
+        summary: "Reject an exception",
+        body: Some("Reason"),
+        success: 200,
+    },
+    Route {
+        id: RouteId::ExtendException,
+        method: "POST",
+        path: "/v1/deployments/{id}/exceptions/{exceptionId}/extend",
+        function: "cab-decisions",
+        roles: &[Role::SecurityReviewer],
+        summary: "Extend an approved exception (once, at most 90 days)",
+        body: Some("Extension"),
+        success: 200,
+    },
+    Route {
+        id: RouteId::ReportIncident,
+        method: "POST",
+        path: "/v1/deployments/{id}/incidents",
+        function: "gate-evaluation",
+        roles: OPERATORS,
+        summary: "Report a security incident: the rollout halts",
+        body: Some("Incident"),
+        success: 201,
+    },
+    Route {
+        id: RouteId::ResolveIncident,
+        method: "POST",
+        path: "/v1/deployments/{id}/incidents/{incidentId}/resolve",
+        function: "gate-evaluation",
+        roles: OPERATORS,
+        summary: "Resolve an incident: the next gate run re-validates and resumes",
+        body: Some("Resolution"),
+        success: 200,
+    },
+];
+
+impl Route {
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// The route with `id`.
+    ///
+    /// # Panics
+    /// Never: every `RouteId` has a route (checked by the tests).
+    pub fn get(id: RouteId) -> &'static Route {
+        ROUTES
+            .iter()
+            .find(|r| r.id == id)
+            .expect("every RouteId is in ROUTES")
+    }
+}
+
+fn matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(a, b)| (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b)
+}
+
+/// The route a request is for: API Gateway's route key, or else method and path.
+pub fn resolve(req: &Request) -> Option<&'static Route> {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(key) = ctx.route_key.as_deref()
+        && let Some(r) = ROUTES.iter().find(|r| r.key() == key)
+    {
+        return Some(r);
+    }
+    let method = req.method().as_str();
+    let path = req.uri().path();
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && matches(r.path, path))
+}
+
+/// A path parameter, or a 400 naming it.
+pub fn path_param(req: &Request, name: &str) -> Result<String, crate::ApiError> {
+    req.path_parameters()
+        .first(name)
+        .map(str::to_owned)
+        .ok_or_else(|| crate::ApiError::bad_field(name, "path parameter is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_paths() {
+        assert!(matches("/v1/deployments/{id}", "/v1/deployments/dep-1"));
+        assert!(!matches(
+            "/v1/deployments/{id}",
+            "/v1/deployments/dep-1/audit"
+        ));
+        assert!(matches(
+            "/v1/deployments/{id}/exceptions/{exceptionId}/approve",
+            "/v1/deployments/d/exceptions/e/approve"
+        ));
+        assert!(!matches("/v1/deployments/{id}", "/v1/deployments/"));
+    }
+
+    #[test]
+    fn every_route_id_has_a_route() {
+        use RouteId as R;
+        for id in [
+            R::SubmitDeployment,
+            R::GetDeployment,
+            R::GetAudit,
+            R::VerifyAudit,
+            R::OpenApi,
+            R::CabQueue,
+            R::CabDecision,
+            R::RequestException,
+            R::ApproveException,
+            R::RejectException,
+            R::ExtendException,
+            R::ReportIncident,
+            R::ResolveIncident,
+        ] {
+            assert_eq!(Route::get(id).id, id);
+        }
+    }
+
+    #[test]
+    fn route_keys_are_unique() {
+        let mut keys: Vec<String> = ROUTES.iter().map(Route::key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), ROUTES.len());
+    }
+}
