@@ -9,7 +9,40 @@ pub mod identity;
 pub mod openapi;
 pub mod response;
 pub mod routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ApiError;
 pub use identity::actor;
 pub use routes::{ROUTES, Route, RouteId};
+
+use eucora_service::Actor;
+use lambda_http::Request;
+
+/// Resolves the request's route among those this function serves, identifies the caller and
+/// checks the route's roles: 404 for a route served elsewhere, 401 without identity, 403 for a
+/// role the route does not allow.
+pub fn authorize(req: &Request, function: &str) -> Result<(Actor, &'static Route), ApiError> {
+    let route = routes::resolve(req)
+        .filter(|r| r.function == function)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))
+        })?;
+    let actor = identity::actor(req)?;
+    actor
+        .require(route.roles)
+        .map_err(|f| ApiError::forbidden(&f))?;
+    Ok((actor, route))
+}
+
+/// The request body as text (API Gateway may base64-encode it).
+pub fn body_text(req: &Request) -> Result<&str, ApiError> {
+    match req.body() {
+        lambda_http::Body::Empty => Ok(""),
+        lambda_http::Body::Text(t) => Ok(t),
+        lambda_http::Body::Binary(b) => {
+            std::str::from_utf8(b).map_err(|_| ApiError::bad_field("(body)", "must be UTF-8 JSON"))
+        }
+        _ => Err(ApiError::bad_field("(body)", "unsupported body")),
+    }
+}

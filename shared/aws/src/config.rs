@@ -20,3 +20,26 @@ pub fn env(name: &str) -> Result<String, MissingEnv> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("environment variable {0} must be set")]
 pub struct MissingEnv(pub String);
+
+/// Now, from the system clock (the functions' only clock read; the domain is handed the value).
+///
+/// # Panics
+/// Never: the fallback, the Unix epoch, is a valid timestamp.
+pub fn now() -> eucora_domain::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    eucora_domain::Timestamp::from_unix_millis(ms)
+        .or_else(|_| eucora_domain::Timestamp::from_unix_seconds(0))
+        .expect("the epoch is a valid timestamp")
+}
+
+/// JSON logs to stdout (CloudWatch), level from `RUST_LOG`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+}

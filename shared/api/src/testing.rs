@@ -1,0 +1,44 @@
+//! Test helpers for the functions' handler tests: the sample events in `events/api/`.
+
+use lambda_http::{Body, Request, Response};
+
+fn path(name: &str) -> String {
+    format!(
+        "{}/../../events/api/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The sample event's text.
+///
+/// # Panics
+/// If the sample does not exist.
+pub fn raw(name: &str) -> String {
+    std::fs::read_to_string(path(name)).unwrap_or_else(|e| panic!("{}: {e}", path(name)))
+}
+
+/// The sample event as a request.
+///
+/// # Panics
+/// If the sample does not exist or is not an API Gateway event.
+pub fn event(name: &str) -> Request {
+    lambda_http::request::from_str(&raw(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The sample event with its `eucora:roles` claim replaced.
+///
+/// # Panics
+/// If the sample does not exist or is not an API Gateway event.
+pub fn event_with_roles(name: &str, roles: &str) -> Request {
+    let mut v: serde_json::Value = serde_json::from_str(&raw(name)).expect("sample is JSON");
+    v["requestContext"]["authorizer"]["jwt"]["claims"]["eucora:roles"] = roles.into();
+    lambda_http::request::from_str(&v.to_string()).expect("still an API Gateway event")
+}
+
+/// A response's JSON body.
+pub fn json_of(r: &Response<Body>) -> serde_json::Value {
+    match r.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
+    }
+}
