@@ -3,6 +3,7 @@
 //! or not.
 
 pub mod config;
+pub mod consumer;
 pub mod dynamodb;
 pub mod secrets;
 pub mod sqs;
