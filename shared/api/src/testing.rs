@@ -25,12 +25,33 @@ pub fn event(name: &str) -> Request {
     lambda_http::request::from_str(&raw(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// The sample event's JSON with its `eucora:roles` claim replaced.
+///
+/// # Panics
+/// If the sample does not exist or is not JSON.
+pub fn raw_with_roles(name: &str, roles: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&raw(name)).expect("sample is JSON");
+    v["requestContext"]["authorizer"]["jwt"]["claims"]["eucora:roles"] = roles.into();
+    v
+}
+
 /// The sample event with its `eucora:roles` claim replaced.
 ///
 /// # Panics
 /// If the sample does not exist or is not an API Gateway event.
 pub fn event_with_roles(name: &str, roles: &str) -> Request {
     let mut v: serde_json::Value = serde_json::from_str(&raw(name)).expect("sample is JSON");
+    v["requestContext"]["authorizer"]["jwt"]["claims"]["eucora:roles"] = roles.into();
+    lambda_http::request::from_str(&v.to_string()).expect("still an API Gateway event")
+}
+
+/// The sample event sent by another person (`sub`) with other roles.
+///
+/// # Panics
+/// If the sample does not exist or is not an API Gateway event.
+pub fn event_as(name: &str, sub: &str, roles: &str) -> Request {
+    let mut v: serde_json::Value = serde_json::from_str(&raw(name)).expect("sample is JSON");
+    v["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
     v["requestContext"]["authorizer"]["jwt"]["claims"]["eucora:roles"] = roles.into();
     lambda_http::request::from_str(&v.to_string()).expect("still an API Gateway event")
 }
