@@ -1,5 +1,5 @@
 //! The DynamoDB adapter: one table for deployments, their audit trails, idempotency records and
-//! install telemetry. The design (access patterns, keys, indexes) is in `docs/table-design.md`.
+//! install telemetry. The design (access patterns, keys, indexes) is in `docs/table-design.md` at the repository root.
 //!
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
