@@ -7,10 +7,9 @@
 #![recursion_limit = "256"]
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use eucora_aws::config;
 use eucora_aws::consumer::{MessageFailure, each_message};
-use eucora_aws::{DynamoStore, QueueUrls, SqsQueue, config};
 use eucora_domain::Timestamp;
-use eucora_domain::policy::Policy;
 use eucora_service::messages::{Body, Envelope};
 use eucora_service::ports::{DeploymentStore, Queue};
 use eucora_service::usecases::Services;
@@ -50,18 +49,7 @@ pub async fn handle_batch<S: DeploymentStore, Q: Queue>(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let table = config::env("TABLE_NAME")?;
-    let urls = QueueUrls {
-        intune: Some(config::env("INTUNE_QUEUE_URL")?),
-        jamf: Some(config::env("JAMF_QUEUE_URL")?),
-        scoring: None,
-    };
-    let sdk = config::load().await;
-    let svc = Services {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-        queue: SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), urls),
-        policy: Policy::bundled(),
-    };
+    let svc = config::services(config::connector_queue_urls()?).await?;
     let svc = &svc;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(handle_batch(svc, event.payload, config::now()).await)
@@ -97,7 +85,7 @@ mod tests {
         let svc = Services {
             store: m.clone(),
             queue: m,
-            policy: Policy::bundled(),
+            policy: eucora_domain::policy::Policy::bundled(),
         };
         let packager = Actor::new(ActorId::parse("packager-alice").unwrap(), [Role::Packaging]);
         for (sample, id) in [
@@ -184,7 +172,7 @@ mod tests {
         let svc = Services {
             store: m.clone(),
             queue: m,
-            policy: Policy::bundled(),
+            policy: eucora_domain::policy::Policy::bundled(),
         };
         let out = handle_batch(&svc, event("score-deployment"), now()).await;
         assert_eq!(out.batch_item_failures.len(), 2);

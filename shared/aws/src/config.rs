@@ -43,3 +43,26 @@ pub fn init_logging() {
         .without_time()
         .init();
 }
+
+/// The connector queues' URLs, from `INTUNE_QUEUE_URL` and `JAMF_QUEUE_URL`.
+pub fn connector_queue_urls() -> Result<crate::QueueUrls, MissingEnv> {
+    Ok(crate::QueueUrls {
+        intune: Some(env("INTUNE_QUEUE_URL")?),
+        jamf: Some(env("JAMF_QUEUE_URL")?),
+        scoring: None,
+    })
+}
+
+/// The use cases' services for a function: the table from `TABLE_NAME`, the queues it may send to,
+/// the bundled policy. Builds the DynamoDB and SQS clients once.
+pub async fn services(
+    queues: crate::QueueUrls,
+) -> Result<eucora_service::usecases::Services<crate::DynamoStore, crate::SqsQueue>, MissingEnv> {
+    let table = env("TABLE_NAME")?;
+    let sdk = load().await;
+    Ok(eucora_service::usecases::Services {
+        store: crate::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        queue: crate::SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), queues),
+        policy: eucora_domain::policy::Policy::bundled(),
+    })
+}
