@@ -1,5 +1,6 @@
-//! What the connectors report back: a ring's dispatch confirmed on a platform, and install
-//! results. Both are idempotent: a repeated report changes nothing.
+//! What the connectors report back: the external calls a command made (one audit event each),
+//! a ring's dispatch confirmed on a platform, a failure that halts the rollout, and install
+//! results. Idempotent: a repeated confirmation changes nothing.
 
 use eucora_domain::audit::AuditKind;
 use eucora_domain::evidence::Platform;
@@ -22,11 +23,78 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
-fn connector(platform: Platform) -> Actor {
+impl ReportError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ReportError::Store(e) if e.is_retryable())
+    }
+}
+
+/// The actor a platform's connector acts as.
+pub fn connector_actor(platform: Platform) -> Actor {
     match platform {
         Platform::Windows => Actor::system("connector-intune"),
         Platform::Macos => Actor::system("connector-jamf"),
     }
+}
+
+/// What one command of one connector did.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorReport {
+    /// One audit event each: `(kind, detail, when)`; `kind` is `connector.call` or `connector.auth.refresh`.
+    pub events: Vec<(AuditKind, serde_json::Value, Timestamp)>,
+    /// The ring's dispatch succeeded on this platform, with the platform's ids.
+    pub confirmed: Option<(Ring, serde_json::Value)>,
+    /// A permanent failure that stops the rollout (the operator must act).
+    pub halt: Option<serde_json::Value>,
+}
+
+/// Records a connector's report on the deployment, in one atomic change.
+pub async fn report<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    id: &DeploymentId,
+    platform: Platform,
+    report: &ConnectorReport,
+    now: Timestamp,
+) -> Result<DeploymentState, ReportError> {
+    let actor = connector_actor(platform);
+    for attempt in 1..=CONFLICT_RETRIES {
+        let record = svc.store.get(id).await?.ok_or_else(|| ReportError::NotFound(id.clone()))?;
+        let mut change = Change::new(record);
+        for (kind, detail, at) in &report.events {
+            change.audit(&actor, *kind, detail.clone(), *at);
+        }
+        if let Some((ring, ids)) = &report.confirmed
+            && change.record.lifecycle.state == (DeploymentState::Dispatching { ring: *ring })
+            && !change.record.confirmed_platforms.contains(&platform)
+        {
+            change.record.confirmed_platforms.push(platform);
+            change.audit(
+                &actor,
+                AuditKind::DispatchRequested,
+                serde_json::json!({ "ring": ring, "platform": platform, "confirmed": true, "platform_ids": ids }),
+                now,
+            );
+            let r = &change.record;
+            if r.submission.platforms().iter().all(|p| r.confirmed_platforms.contains(p)) {
+                change.transition(&actor, LifecycleEvent::DispatchConfirmed { ring: *ring }, now)?;
+            }
+        }
+        if let Some(why) = &report.halt
+            && matches!(change.record.lifecycle.state, DeploymentState::Dispatching { .. } | DeploymentState::InRing { .. })
+        {
+            change.audit(&actor, AuditKind::ConnectorCall, serde_json::json!({ "halting_failure": why }), now);
+            change.transition(&actor, LifecycleEvent::Halt, now)?;
+        }
+        if change.is_empty() {
+            return Ok(change.record.lifecycle.state);
+        }
+        match svc.store.save(&change).await {
+            Ok(()) => return Ok(change.record.lifecycle.state),
+            Err(StoreError::Conflict) if attempt < CONFLICT_RETRIES => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
 }
 
 /// The connector for `platform` has published and assigned the deployment in `ring`. When every
@@ -39,42 +107,8 @@ pub async fn dispatched<S: DeploymentStore, Q>(
     platform_ids: serde_json::Value,
     now: Timestamp,
 ) -> Result<DeploymentState, ReportError> {
-    let actor = connector(platform);
-    for attempt in 1..=CONFLICT_RETRIES {
-        let record = svc
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| ReportError::NotFound(id.clone()))?;
-        if record.lifecycle.state != (DeploymentState::Dispatching { ring })
-            || record.confirmed_platforms.contains(&platform)
-        {
-            return Ok(record.lifecycle.state);
-        }
-        let mut change = Change::new(record);
-        change.record.confirmed_platforms.push(platform);
-        change.audit(
-            &actor,
-            AuditKind::DispatchRequested,
-            serde_json::json!({ "ring": ring, "platform": platform, "confirmed": true, "platform_ids": platform_ids }),
-            now,
-        );
-        if change
-            .record
-            .submission
-            .platforms()
-            .iter()
-            .all(|p| change.record.confirmed_platforms.contains(p))
-        {
-            change.transition(&actor, LifecycleEvent::DispatchConfirmed { ring }, now)?;
-        }
-        match svc.store.save(&change).await {
-            Ok(()) => return Ok(change.record.lifecycle.state),
-            Err(StoreError::Conflict) if attempt < CONFLICT_RETRIES => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StoreError::Conflict.into())
+    let r = ConnectorReport { confirmed: Some((ring, platform_ids)), ..ConnectorReport::default() };
+    report(svc, id, platform, &r, now).await
 }
 
 /// Records install results read from a platform.

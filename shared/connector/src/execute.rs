@@ -1,0 +1,383 @@
+//! Running one connector command: authorised? duplicate? breaker open? then the platform call,
+//! its classification, the breaker's new state, and one audit event per external call.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use eucora_domain::audit::AuditKind;
+use eucora_domain::lifecycle::DeploymentState;
+use eucora_domain::{Ring, Timestamp};
+use eucora_service::messages::{ConnectorAction, ConnectorCommand, Envelope};
+use eucora_service::ports::{DeploymentStore, StoreError, TelemetryStore};
+use eucora_service::record::DeploymentRecord;
+use eucora_service::usecases::Services;
+use eucora_service::usecases::connector::{ConnectorReport, report};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::backoff;
+use crate::breaker::{Admission, BreakerPolicy, BreakerStore};
+use crate::error::{CallError, ErrorClass};
+use crate::ledger::{Claim, CommandLedger, LEASE};
+use crate::platform::{CallContext, Job, Platform};
+
+/// What became of a command; the Lambda handler acts on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Done {
+        platform_ids: serde_json::Value,
+    },
+    /// The command already took effect: answered 409, nothing changed on the platform.
+    Duplicate {
+        status: u16,
+        first: serde_json::Value,
+    },
+    /// Nothing to do (the deployment moved on, or the command is not authorised any more).
+    Skipped {
+        reason: String,
+    },
+    /// Try again after `after` (the message's visibility delay).
+    Retry {
+        after_ms: u64,
+        reason: String,
+    },
+    /// Will never succeed: to the DLQ, for the operator.
+    Failed {
+        error_class: ErrorClass,
+        reason: String,
+    },
+}
+
+/// One platform's connector.
+#[derive(Debug)]
+pub struct Connector<S, L, B, P> {
+    pub svc: Services<S, ()>,
+    pub ledger: L,
+    pub breaker: B,
+    pub platform: P,
+    pub breaker_policy: BreakerPolicy,
+    /// The platform's group for each ring.
+    pub ring_groups: BTreeMap<Ring, String>,
+}
+
+fn retry(
+    attempt: u32,
+    retry_after: Option<Duration>,
+    jitter: f64,
+    reason: impl Into<String>,
+) -> Outcome {
+    let after = backoff::delay(attempt, retry_after, jitter);
+    Outcome::Retry {
+        after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+        reason: reason.into(),
+    }
+}
+
+/// Whether the deployment's state authorises the command now.
+fn authorised(record: &DeploymentRecord, command: &ConnectorCommand) -> Result<(), String> {
+    let state = record.lifecycle.state;
+    let ok = match command.action {
+        ConnectorAction::Publish => {
+            state == (DeploymentState::Dispatching { ring: command.ring })
+                && !record.confirmed_platforms.contains(&command.platform)
+        }
+        ConnectorAction::QueryStatus => record
+            .lifecycle
+            .live_ring()
+            .is_some_and(|r| r >= command.ring),
+        ConnectorAction::Rollback => {
+            matches!(state, DeploymentState::Halted { ring } | DeploymentState::RolledBack { ring } if ring == command.ring)
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("not authorised in state {state}"))
+    }
+}
+
+impl<S, L, B, P> Connector<S, L, B, P>
+where
+    S: DeploymentStore + TelemetryStore,
+    L: CommandLedger,
+    B: BreakerStore,
+    P: Platform,
+{
+    /// Runs `command` (from `envelope`). `attempt` is the message's receive count; `jitter` in 0..1.
+    pub async fn execute(
+        &self,
+        envelope: &Envelope,
+        command: &ConnectorCommand,
+        attempt: u32,
+        jitter: f64,
+        now: Timestamp,
+    ) -> Outcome {
+        match self.run(envelope, command, attempt, jitter, now).await {
+            Ok(o) => o,
+            Err(e) if e.is_retryable() => retry(attempt, None, jitter, format!("storage: {e}")),
+            Err(e) => Outcome::Failed {
+                error_class: ErrorClass::Permanent,
+                reason: format!("storage: {e}"),
+            },
+        }
+    }
+
+    async fn run(
+        &self,
+        envelope: &Envelope,
+        command: &ConnectorCommand,
+        attempt: u32,
+        jitter: f64,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        if command.platform != self.platform.kind() {
+            return Ok(Outcome::Failed {
+                error_class: ErrorClass::Permanent,
+                reason: format!(
+                    "a {} command on the {} queue",
+                    command.platform,
+                    self.platform.kind()
+                ),
+            });
+        }
+        let Some(record) = self.svc.store.get(&command.deployment_id).await? else {
+            return Ok(Outcome::Failed {
+                error_class: ErrorClass::Permanent,
+                reason: format!("deployment {} not found", command.deployment_id),
+            });
+        };
+        let key = command.idempotency_key(&envelope.correlation_id);
+        let once = command.action != ConnectorAction::QueryStatus;
+        if once {
+            match self.ledger.claim(&key, now, LEASE).await? {
+                Claim::Acquired => {}
+                Claim::Duplicate(first) => {
+                    tracing::info!(%key, "duplicate command: 409, nothing changed");
+                    return Ok(Outcome::Duplicate { status: 409, first });
+                }
+                Claim::Busy { until } => {
+                    let wait = until.since(now).try_into().unwrap_or(LEASE);
+                    return Ok(retry(
+                        attempt,
+                        Some(wait),
+                        jitter,
+                        "another worker holds the command",
+                    ));
+                }
+            }
+        }
+        if let Err(reason) = authorised(&record, command) {
+            // Not done: a later, authorised command with the same key must still run.
+            if once {
+                self.ledger.release(&key).await?;
+            }
+            return Ok(Outcome::Skipped { reason });
+        }
+        let outcome = self
+            .call_platform(&record, envelope, command, attempt, jitter, now)
+            .await?;
+        if once {
+            match &outcome {
+                Outcome::Done { platform_ids } => {
+                    self.ledger.complete(&key, platform_ids, now).await?;
+                }
+                Outcome::Failed { reason, .. } => {
+                    self.ledger
+                        .complete(&key, &json!({ "failed": reason }), now)
+                        .await?;
+                }
+                _ => self.ledger.release(&key).await?,
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn call_platform(
+        &self,
+        record: &DeploymentRecord,
+        envelope: &Envelope,
+        command: &ConnectorCommand,
+        attempt: u32,
+        jitter: f64,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let kind = self.platform.kind();
+        let Some(group_id) = self.ring_groups.get(&command.ring) else {
+            return Ok(Outcome::Failed {
+                error_class: ErrorClass::Permanent,
+                reason: format!("no {kind} group configured for {}", command.ring),
+            });
+        };
+        let Some(artifact) = record.submission.artifact(kind) else {
+            return Ok(Outcome::Failed {
+                error_class: ErrorClass::Permanent,
+                reason: format!("the deployment has no {kind} artifact"),
+            });
+        };
+        // The breaker, shared by every instance.
+        let stored = self.breaker.load(kind).await?;
+        match stored.state.admit(now, &self.breaker_policy) {
+            Admission::Allow => {}
+            Admission::Reject { retry_in } => {
+                tracing::warn!(platform = %kind, "circuit open: not calling");
+                return Ok(retry(
+                    attempt,
+                    Some(retry_in),
+                    jitter,
+                    format!("circuit breaker open for {kind}"),
+                ));
+            }
+            Admission::Probe { claim } => {
+                if self
+                    .breaker
+                    .save(kind, &claim, stored.version)
+                    .await
+                    .is_err()
+                {
+                    return Ok(retry(
+                        attempt,
+                        Some(self.breaker_policy.probe_lease),
+                        jitter,
+                        "another instance is probing",
+                    ));
+                }
+            }
+        }
+
+        let job = Job {
+            deployment: record,
+            ring: command.ring,
+            group_id,
+            artifact,
+            now,
+        };
+        let mut cx = CallContext::new(envelope.correlation_id.clone());
+        let result = match command.action {
+            ConnectorAction::Publish => self.platform.publish(&mut cx, &job).await,
+            ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,
+            ConnectorAction::QueryStatus => match self.platform.query_status(&mut cx, &job).await {
+                Ok(results) => {
+                    let count = results.len();
+                    self.svc
+                        .store
+                        .record(&record.id, command.ring, &results)
+                        .await?;
+                    Ok(json!({ "devices": count }))
+                }
+                Err(e) => Err(e),
+            },
+        };
+        self.update_breaker(&result, now).await?;
+
+        self.record_outcome(record, command, attempt, jitter, &cx, result, now)
+            .await
+    }
+
+    /// Turns the platform's answer into an outcome and records the calls on the deployment.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_outcome(
+        &self,
+        record: &DeploymentRecord,
+        command: &ConnectorCommand,
+        attempt: u32,
+        jitter: f64,
+        cx: &CallContext,
+        result: Result<serde_json::Value, CallError>,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let kind = self.platform.kind();
+        let mut report_ = ConnectorReport::default();
+        for call in &cx.calls {
+            report_.events.push((
+                AuditKind::ConnectorCall,
+                json!({ "platform": kind, "command": command, "call": call }),
+                call.at,
+            ));
+        }
+        if cx.auth_refreshed {
+            report_.events.push((
+                AuditKind::ConnectorAuthRefresh,
+                json!({ "platform": kind }),
+                now,
+            ));
+        }
+        let outcome = match result {
+            Ok(ids) => {
+                if command.action == ConnectorAction::Publish {
+                    report_.confirmed = Some((command.ring, ids.clone()));
+                }
+                Outcome::Done { platform_ids: ids }
+            }
+            Err(e) => self.failure(&e, command, attempt, jitter, &mut report_),
+        };
+        if !report_.events.is_empty() || report_.confirmed.is_some() || report_.halt.is_some() {
+            match report(&self.svc, &record.id, kind, &report_, now).await {
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => {
+                    return Ok(retry(attempt, None, jitter, format!("recording: {e}")));
+                }
+                Err(e) => {
+                    return Ok(Outcome::Failed {
+                        error_class: ErrorClass::Permanent,
+                        reason: format!("recording: {e}"),
+                    });
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn failure(
+        &self,
+        e: &CallError,
+        command: &ConnectorCommand,
+        attempt: u32,
+        jitter: f64,
+        report_: &mut ConnectorReport,
+    ) -> Outcome {
+        tracing::warn!(platform = %self.platform.kind(), error_class = ?e.class, status = ?e.status, code = %e.code, operation = %e.operation, "platform call failed");
+        match e.class {
+            ErrorClass::Transient | ErrorClass::Unauthorized => {
+                retry(attempt, e.retry_after, jitter, e.to_string())
+            }
+            ErrorClass::Permanent | ErrorClass::PolicyViolation => {
+                if command.action == ConnectorAction::Publish {
+                    report_.halt = Some(
+                        json!({ "error_class": e.class, "status": e.status, "code": e.code, "message": e.message, "operation": e.operation }),
+                    );
+                }
+                Outcome::Failed {
+                    error_class: e.class,
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+
+    async fn update_breaker(
+        &self,
+        result: &Result<serde_json::Value, CallError>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let kind = self.platform.kind();
+        for _ in 0..3 {
+            let stored = self.breaker.load(kind).await?;
+            let next = match result {
+                Err(e) if e.class == ErrorClass::Transient => {
+                    stored.state.on_transient_failure(now, &self.breaker_policy)
+                }
+                _ => stored.state.on_answer(),
+            };
+            if next == stored.state {
+                return Ok(());
+            }
+            match self.breaker.save(kind, &next, stored.version).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! The port each platform's client implements, and the record of every external call.
+
+use std::future::Future;
+
+use eucora_domain::evidence::{Artifact, Platform as PlatformKind};
+use eucora_domain::gates::DeviceResult;
+use eucora_domain::{CorrelationId, Ring, Timestamp};
+use eucora_service::record::DeploymentRecord;
+use serde::Serialize;
+
+use crate::error::{CallError, ErrorClass};
+
+/// One external call, as the audit trail records it. Never holds a credential or a token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub operation: String,
+    pub method: String,
+    /// The path called, without query string.
+    pub endpoint: String,
+    pub status: Option<u16>,
+    pub error_class: Option<ErrorClass>,
+    pub platform_ids: serde_json::Value,
+    pub duration_ms: u64,
+    pub at: Timestamp,
+}
+
+/// What a command's calls share: the correlation id to send, and the calls made so far.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub correlation_id: CorrelationId,
+    pub calls: Vec<CallRecord>,
+    /// Set when a 401 made the client refresh its token and secret (`connector.auth.refresh`).
+    pub auth_refreshed: bool,
+}
+
+impl CallContext {
+    pub fn new(correlation_id: CorrelationId) -> CallContext {
+        CallContext {
+            correlation_id,
+            calls: Vec::new(),
+            auth_refreshed: false,
+        }
+    }
+
+    pub fn record(&mut self, call: CallRecord) {
+        self.calls.push(call);
+    }
+}
+
+/// What a publish, status query or rollback works on.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub deployment: &'a DeploymentRecord,
+    pub ring: Ring,
+    /// The platform's group for the ring (Entra ID group id, Jamf smart group id).
+    pub group_id: &'a str,
+    pub artifact: &'a Artifact,
+    pub now: Timestamp,
+}
+
+/// A platform, as the connector sees it. Implementations are idempotent: publishing what is
+/// already published finds it instead of creating it again.
+pub trait Platform: Send + Sync {
+    fn kind(&self) -> PlatformKind;
+
+    /// Creates (or finds) the app or package and assigns it to the ring's group. Returns the
+    /// platform ids (app id, package id, policy id).
+    fn publish(
+        &self,
+        cx: &mut CallContext,
+        job: &Job<'_>,
+    ) -> impl Future<Output = Result<serde_json::Value, CallError>> + Send;
+
+    /// Reads the install status of the ring's devices.
+    fn query_status(
+        &self,
+        cx: &mut CallContext,
+        job: &Job<'_>,
+    ) -> impl Future<Output = Result<Vec<DeviceResult>, CallError>> + Send;
+
+    /// Undoes the ring's assignment (uninstall intent, or re-pin the previous version).
+    fn rollback(
+        &self,
+        cx: &mut CallContext,
+        job: &Job<'_>,
+    ) -> impl Future<Output = Result<serde_json::Value, CallError>> + Send;
+}
