@@ -159,6 +159,10 @@ impl DynamoStore {
         &self.table
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     fn meta_item(r: &DeploymentRecord) -> Result<Item, StoreError> {
         let mut item = Item::from([
             ("pk".into(), s(dep_pk(&r.id))),

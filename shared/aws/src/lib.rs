@@ -3,6 +3,7 @@
 //! or not.
 
 pub mod config;
+pub mod connector_state;
 pub mod consumer;
 pub mod dynamodb;
 pub mod secrets;

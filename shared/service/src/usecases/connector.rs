@@ -58,7 +58,11 @@ pub async fn report<S: DeploymentStore, Q>(
 ) -> Result<DeploymentState, ReportError> {
     let actor = connector_actor(platform);
     for attempt in 1..=CONFLICT_RETRIES {
-        let record = svc.store.get(id).await?.ok_or_else(|| ReportError::NotFound(id.clone()))?;
+        let record = svc
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| ReportError::NotFound(id.clone()))?;
         let mut change = Change::new(record);
         for (kind, detail, at) in &report.events {
             change.audit(&actor, *kind, detail.clone(), *at);
@@ -75,14 +79,30 @@ pub async fn report<S: DeploymentStore, Q>(
                 now,
             );
             let r = &change.record;
-            if r.submission.platforms().iter().all(|p| r.confirmed_platforms.contains(p)) {
-                change.transition(&actor, LifecycleEvent::DispatchConfirmed { ring: *ring }, now)?;
+            if r.submission
+                .platforms()
+                .iter()
+                .all(|p| r.confirmed_platforms.contains(p))
+            {
+                change.transition(
+                    &actor,
+                    LifecycleEvent::DispatchConfirmed { ring: *ring },
+                    now,
+                )?;
             }
         }
         if let Some(why) = &report.halt
-            && matches!(change.record.lifecycle.state, DeploymentState::Dispatching { .. } | DeploymentState::InRing { .. })
+            && matches!(
+                change.record.lifecycle.state,
+                DeploymentState::Dispatching { .. } | DeploymentState::InRing { .. }
+            )
         {
-            change.audit(&actor, AuditKind::ConnectorCall, serde_json::json!({ "halting_failure": why }), now);
+            change.audit(
+                &actor,
+                AuditKind::ConnectorCall,
+                serde_json::json!({ "halting_failure": why }),
+                now,
+            );
             change.transition(&actor, LifecycleEvent::Halt, now)?;
         }
         if change.is_empty() {
@@ -107,7 +127,10 @@ pub async fn dispatched<S: DeploymentStore, Q>(
     platform_ids: serde_json::Value,
     now: Timestamp,
 ) -> Result<DeploymentState, ReportError> {
-    let r = ConnectorReport { confirmed: Some((ring, platform_ids)), ..ConnectorReport::default() };
+    let r = ConnectorReport {
+        confirmed: Some((ring, platform_ids)),
+        ..ConnectorReport::default()
+    };
     report(svc, id, platform, &r, now).await
 }
 
