@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod credentials;
 pub mod error;
 pub mod execute;
 pub mod ledger;

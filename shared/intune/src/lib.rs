@@ -1,0 +1,19 @@
+//! The Microsoft Intune adapter: Microsoft Graph v1.0, as the platform fact sheet describes it.
+//!
+//! - Token: `OAuth2` client credentials at `{login}/{tenant}/oauth2/v2.0/token`, cached, refreshed
+//!   5 minutes before it expires, and on a 401 (token and secret refreshed once, then one retry).
+//! - Publish: find the app (by display name and the `eucora:` note carrying the correlation id)
+//!   or create the Win32 LOB app; content version, file, block upload to the storage URI, commit,
+//!   committed content version; wait until published; assign the ring's group by reading the
+//!   assignments and posting the merged list (`assign` replaces all of them).
+//! - Status: the v1.0 `retrieveDeviceAppInstallationStatusReport`, paged with `skip`/`top`.
+//! - Rollback: `uninstall` intent for the ring's group, or (re-pin) remove the group from this
+//!   version so the previous version's assignment applies again.
+//! - Every call carries `client-request-id` (the correlation id, as a GUID when it is not one) and
+//!   `X-Correlation-ID`, and is recorded for the audit trail without query strings or tokens.
+
+mod client;
+mod model;
+mod publish;
+
+pub use client::{IntuneClient, IntuneConfig};

@@ -1,0 +1,462 @@
+//! Publish, status and rollback on Graph.
+
+use base64::Engine as _;
+use eucora_connector::CallError;
+use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::platform::{CallContext, Job};
+use eucora_domain::evidence::{DetectionKind, RollbackStrategy, RunAs};
+use eucora_domain::gates::{DeviceResult, InstallOutcome};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::client::IntuneClient;
+use crate::model::{ContentFile, Id, Listing, MobileApp, Report};
+
+const APPS: &str = "/v1.0/deviceAppManagement/mobileApps";
+
+fn display_name(job: &Job<'_>) -> String {
+    let app = &job.deployment.submission.app;
+    format!("{} {}", app.name, app.version)
+}
+
+/// The note that marks an app as this deployment's (the correlation id makes it unique).
+fn marker(job: &Job<'_>) -> String {
+    format!("eucora:{}", job.deployment.correlation_id())
+}
+
+fn quote(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+/// Finds the app this deployment created earlier, if any (Graph does not refuse duplicates, so
+/// the connector must look before it creates).
+async fn find_app<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Option<MobileApp>, CallError> {
+    let filter = format!("displayName eq '{}'", quote(&display_name(job)));
+    let mut url = format!("{APPS}?$filter={}", urlencode(&filter));
+    loop {
+        let page: Listing<MobileApp> = c
+            .graph(cx, "find_app", Method::GET, &url, None, Value::Null)
+            .await?
+            .json("find_app")?;
+        if let Some(app) = page
+            .value
+            .into_iter()
+            .find(|a| a.notes.as_deref().is_some_and(|n| n.contains(&marker(job))))
+        {
+            return Ok(Some(app));
+        }
+        match page.next_link {
+            Some(next) => url = next,
+            None => return Ok(None),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn detection_rule(job: &Job<'_>) -> Value {
+    let d = &job.artifact.detection;
+    match d.kind {
+        DetectionKind::Registry => json!({
+            "@odata.type": "#microsoft.graph.win32LobAppRegistryRule", "ruleType": "detection",
+            "check32BitOn64System": false, "keyPath": d.value, "valueName": null, "operationType": "exists" }),
+        DetectionKind::ProductCode => json!({
+            "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection",
+            "productCode": d.value, "productVersionOperator": "notConfigured" }),
+        DetectionKind::Script => json!({
+            "@odata.type": "#microsoft.graph.win32LobAppPowerShellScriptRule", "ruleType": "detection",
+            "scriptContent": base64::engine::general_purpose::STANDARD.encode(d.value.as_bytes()),
+            "enforceSignatureCheck": false, "runAs32Bit": false, "operationType": "notConfigured" }),
+        _ => {
+            let (path, file) = d.value.rsplit_once('\\').unwrap_or(("", d.value.as_str()));
+            json!({
+                "@odata.type": "#microsoft.graph.win32LobAppFileSystemRule", "ruleType": "detection",
+                "path": path, "fileOrFolderName": file, "check32BitOn64System": false, "operationType": "exists" })
+        }
+    }
+}
+
+fn new_app(job: &Job<'_>) -> Value {
+    let s = &job.deployment.submission;
+    let run_as = match s.evidence.installation.run_as {
+        RunAs::User => "user",
+        _ => "system",
+    };
+    json!({
+        "@odata.type": "#microsoft.graph.win32LobApp",
+        "displayName": display_name(job),
+        "description": format!("{} {} by {}, published by EUCORA (deployment {}).", s.app.name, s.app.version, s.app.vendor, job.deployment.id),
+        "publisher": s.app.vendor,
+        "notes": marker(job),
+        "fileName": job.artifact.file_name,
+        "setupFilePath": job.artifact.file_name.trim_end_matches(".intunewin"),
+        "installCommandLine": job.artifact.install_command,
+        "uninstallCommandLine": job.artifact.uninstall_command,
+        "applicableArchitectures": "x64",
+        "minimumSupportedWindowsRelease": "1607",
+        "rules": [detection_rule(job)],
+        "installExperience": { "runAsAccount": run_as, "deviceRestartBehavior": "basedOnReturnCode" },
+        "returnCodes": [
+            { "returnCode": 0, "type": "success" }, { "returnCode": 1707, "type": "success" },
+            { "returnCode": 3010, "type": "softReboot" }, { "returnCode": 1641, "type": "hardReboot" },
+            { "returnCode": 1618, "type": "retry" }
+        ]
+    })
+}
+
+/// Polls `path` until `done(state)` or the attempts run out (then a transient error: the
+/// command comes back later instead of sleeping on in Lambda).
+async fn poll_file<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    op: &str,
+    path: &str,
+    want: &str,
+    ids: &Value,
+) -> Result<ContentFile, CallError> {
+    for _ in 0..c.cfg.poll_attempts {
+        let f: ContentFile = c
+            .graph(cx, op, Method::GET, path, None, ids.clone())
+            .await?
+            .json(op)?;
+        if f.upload_state == want {
+            return Ok(f);
+        }
+        if f.upload_state.ends_with("Failed")
+            || f.upload_state.ends_with("TimedOut")
+            || f.upload_state == "error"
+        {
+            return Err(CallError::http(
+                op,
+                500,
+                f.upload_state,
+                "Intune reported the upload step failed",
+                None,
+            ));
+        }
+        tokio::time::sleep(c.cfg.poll_interval).await;
+    }
+    Err(CallError::no_answer(op, format!("{want} not reached yet")))
+}
+
+async fn upload_content<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    app_id: &str,
+) -> Result<Value, CallError> {
+    let bytes = c
+        .artifacts
+        .fetch(&job.artifact.location, job.artifact.sha256.as_str())
+        .await?;
+    let base = format!("{APPS}/{app_id}/microsoft.graph.win32LobApp/contentVersions");
+    let ids = json!({ "app_id": app_id });
+    let cv: Id = c
+        .graph(
+            cx,
+            "create_content_version",
+            Method::POST,
+            &base,
+            Some(&json!({})),
+            ids.clone(),
+        )
+        .await?
+        .json("create_content_version")?;
+    let size = bytes.len();
+    let file: Id = c
+        .graph(cx, "create_content_file", Method::POST, &format!("{base}/{}/files", cv.id), Some(&json!({
+            "@odata.type": "#microsoft.graph.mobileAppContentFile",
+            "name": job.artifact.file_name, "size": size, "sizeEncrypted": size, "manifest": null, "isDependency": false
+        })), ids.clone())
+        .await?
+        .json("create_content_file")?;
+    let file_path = format!("{base}/{}/files/{}", cv.id, file.id);
+    let ids = json!({ "app_id": app_id, "content_version": cv.id, "file_id": file.id });
+    let ready = poll_file(
+        c,
+        cx,
+        "await_storage_uri",
+        &file_path,
+        "azureStorageUriRequestSuccess",
+        &ids,
+    )
+    .await?;
+    let uri = ready
+        .azure_storage_uri
+        .ok_or_else(|| CallError::no_answer("await_storage_uri", "no azureStorageUri"))?;
+    let mut block_ids = Vec::new();
+    for (i, chunk) in bytes.chunks(c.cfg.chunk_size.max(1)).enumerate() {
+        let id = base64::engine::general_purpose::STANDARD.encode(format!("block-{i:08}"));
+        c.storage_put(
+            cx,
+            "upload_block",
+            &format!("{uri}&comp=block&blockid={}", urlencode(&id)),
+            chunk.to_vec(),
+            true,
+        )
+        .await?;
+        block_ids.push(id);
+    }
+    let list = block_ids.iter().fold(String::new(), |mut acc, b| {
+        acc.push_str("<Latest>");
+        acc.push_str(b);
+        acc.push_str("</Latest>");
+        acc
+    });
+    c.storage_put(
+        cx,
+        "commit_blocks",
+        &format!("{uri}&comp=blocklist"),
+        format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>")
+            .into_bytes(),
+        false,
+    )
+    .await?;
+    // The digest of what was uploaded. (A real .intunewin also carries its encryption keys in
+    // Detection.xml; see the README's known gaps.)
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
+    c.graph(cx, "commit_file", Method::POST, &format!("{file_path}/commit"), Some(&json!({
+        "fileEncryptionInfo": {
+            "encryptionKey": null, "initializationVector": null, "mac": null, "macKey": null,
+            "profileIdentifier": "ProfileVersion1", "fileDigest": digest, "fileDigestAlgorithm": "SHA256"
+        }
+    })), ids.clone())
+    .await?;
+    poll_file(c, cx, "await_commit", &file_path, "commitFileSuccess", &ids).await?;
+    c.graph(
+        cx,
+        "set_committed_version",
+        Method::PATCH,
+        &format!("{APPS}/{app_id}"),
+        Some(&json!({
+            "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": cv.id
+        })),
+        ids.clone(),
+    )
+    .await?;
+    Ok(ids)
+}
+
+async fn await_published<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    app_id: &str,
+) -> Result<(), CallError> {
+    let ids = json!({ "app_id": app_id });
+    for _ in 0..c.cfg.poll_attempts {
+        let app: MobileApp = c
+            .graph(
+                cx,
+                "await_published",
+                Method::GET,
+                &format!("{APPS}/{app_id}"),
+                None,
+                ids.clone(),
+            )
+            .await?
+            .json("await_published")?;
+        if app.publishing_state.as_deref() == Some("published") {
+            return Ok(());
+        }
+        tokio::time::sleep(c.cfg.poll_interval).await;
+    }
+    Err(CallError::no_answer(
+        "await_published",
+        "the app is not published yet",
+    ))
+}
+
+/// Reads the app's assignments, sets `intent` for the ring's group (or removes it when `None`),
+/// and posts the merged list (`assign` replaces every assignment).
+async fn set_assignment<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    app_id: &str,
+    group_id: &str,
+    intent: Option<&str>,
+) -> Result<(), CallError> {
+    let ids = json!({ "app_id": app_id, "group_id": group_id });
+    let current: Listing<Value> = c
+        .graph(
+            cx,
+            "read_assignments",
+            Method::GET,
+            &format!("{APPS}/{app_id}/assignments"),
+            None,
+            ids.clone(),
+        )
+        .await?
+        .json("read_assignments")?;
+    let mut merged: Vec<Value> = current
+        .value
+        .into_iter()
+        .filter(|a| a["target"]["groupId"].as_str() != Some(group_id))
+        .map(|a| json!({ "@odata.type": "#microsoft.graph.mobileAppAssignment", "intent": a["intent"], "target": a["target"], "settings": a.get("settings").cloned().unwrap_or(Value::Null) }))
+        .collect();
+    if let Some(intent) = intent {
+        merged.push(json!({
+            "@odata.type": "#microsoft.graph.mobileAppAssignment",
+            "intent": intent,
+            "target": { "@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group_id },
+            "settings": null
+        }));
+    }
+    c.graph(
+        cx,
+        "assign",
+        Method::POST,
+        &format!("{APPS}/{app_id}/assign"),
+        Some(&json!({ "mobileAppAssignments": merged })),
+        ids,
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn publish<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Value, CallError> {
+    if job.artifact.install_command.is_none() || job.artifact.uninstall_command.is_none() {
+        return Err(CallError::invalid_payload(
+            "create_app",
+            "INTUNE_INVALID_PAYLOAD",
+            "a Win32 app needs install and uninstall command lines",
+        ));
+    }
+    let app = match find_app(c, cx, job).await? {
+        Some(app) => app,
+        None => {
+            let created: MobileApp = c
+                .graph(
+                    cx,
+                    "create_app",
+                    Method::POST,
+                    APPS,
+                    Some(&new_app(job)),
+                    Value::Null,
+                )
+                .await?
+                .json("create_app")?;
+            created
+        }
+    };
+    let mut ids = json!({ "app_id": app.id, "group_id": job.group_id });
+    if app.publishing_state.as_deref() != Some("published") {
+        let uploaded = upload_content(c, cx, job, &app.id).await?;
+        ids["content_version"] = uploaded["content_version"].clone();
+        await_published(c, cx, &app.id).await?;
+    }
+    set_assignment(c, cx, &app.id, job.group_id, Some("required")).await?;
+    Ok(ids)
+}
+
+pub async fn rollback<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Value, CallError> {
+    let Some(app) = find_app(c, cx, job).await? else {
+        return Ok(json!({ "rolled_back": false, "reason": "the app was never created" }));
+    };
+    let strategy = job.deployment.submission.evidence.rollback.strategy;
+    let intent = match strategy {
+        RollbackStrategy::Uninstall => Some("uninstall"),
+        // Re-pin: this version leaves the group, so the previous version's assignment applies.
+        RollbackStrategy::RepinPrevious => None,
+    };
+    set_assignment(c, cx, &app.id, job.group_id, intent).await?;
+    Ok(json!({ "app_id": app.id, "group_id": job.group_id, "strategy": strategy }))
+}
+
+fn outcome(state: &Value) -> InstallOutcome {
+    let s = match state {
+        Value::String(s) => s.to_ascii_lowercase(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    // resultantAppState: installed=1, failed=2, notInstalled=3, uninstallFailed=4,
+    // pendingInstall=5, unknown=99, notApplicable=-1 (names or numbers).
+    match s.as_str() {
+        "installed" | "1" => InstallOutcome::Installed,
+        "failed" | "2" | "uninstallfailed" | "4" => InstallOutcome::Failed,
+        "notapplicable" | "-1" => InstallOutcome::NotApplicable,
+        _ => InstallOutcome::Pending,
+    }
+}
+
+pub async fn status<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Vec<DeviceResult>, CallError> {
+    let Some(app) = find_app(c, cx, job).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut skip = 0_u64;
+    loop {
+        let body = json!({
+            "select": ["DeviceId", "DeviceName", "UserPrincipalName", "Platform", "AppVersion", "InstallState", "InstallStateDetail", "ErrorCode", "LastModifiedDateTime", "ApplicationId"],
+            "filter": format!("(ApplicationId eq '{}')", quote(&app.id)),
+            "skip": skip, "top": 50, "orderBy": []
+        });
+        let report: Report = c
+            .graph(
+                cx,
+                "install_status",
+                Method::POST,
+                "/v1.0/deviceManagement/reports/retrieveDeviceAppInstallationStatusReport",
+                Some(&body),
+                json!({ "app_id": app.id }),
+            )
+            .await?
+            .json("install_status")?;
+        let col = |name: &str| report.schema.iter().position(|s| s.column == name);
+        let (Some(device), Some(state)) = (col("DeviceId"), col("InstallState")) else {
+            return Err(CallError::no_answer(
+                "install_status",
+                "the report has no DeviceId or InstallState column",
+            ));
+        };
+        let modified = col("LastModifiedDateTime");
+        let rows = report.values.len();
+        for row in &report.values {
+            let at = modified
+                .and_then(|i| row.get(i))
+                .and_then(Value::as_str)
+                .and_then(|t| eucora_domain::Timestamp::parse(t).ok())
+                .unwrap_or(job.now);
+            out.push(DeviceResult {
+                device_id: row
+                    .get(device)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                platform: eucora_domain::evidence::Platform::Windows,
+                outcome: outcome(row.get(state).unwrap_or(&Value::Null)),
+                site_class: job.deployment.submission.evidence.rollout.site_class,
+                at,
+            });
+        }
+        skip += rows as u64;
+        if rows == 0 || skip >= report.total_row_count {
+            return Ok(out);
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! The Jamf Pro client: tokens (`OAuth` or Basic), at most 5 requests in flight, the load
+//! balancer's cookie kept, one place that sends, classifies, refreshes on 401 and records.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
+use eucora_connector::{CallError, ErrorClass};
+use eucora_domain::evidence::Platform as Kind;
+use eucora_domain::gates::DeviceResult;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+
+/// How patient to be, and how many requests may be in flight to the server.
+#[derive(Debug, Clone)]
+pub struct JamfConfig {
+    pub timeout: Duration,
+    /// Jamf asks clients to keep to 5 concurrent connections or fewer.
+    pub max_in_flight: usize,
+}
+
+impl Default for JamfConfig {
+    fn default() -> Self {
+        JamfConfig {
+            timeout: Duration::from_secs(20),
+            max_in_flight: 5,
+        }
+    }
+}
+
+/// The secret's JSON document: the server, and `OAuth` client credentials and/or an API user.
+#[derive(Deserialize)]
+struct JamfSecret {
+    server_url: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kinds {
+    OAuth,
+    Basic,
+}
+
+struct CachedToken {
+    value: String,
+    expires_at: Instant,
+    kind: Kinds,
+}
+
+const REFRESH_BUFFER: Duration = Duration::from_secs(300);
+
+/// A request body.
+pub(crate) enum Payload {
+    None,
+    Json(Value),
+    Xml(String),
+    File { name: String, bytes: Vec<u8> },
+}
+
+pub(crate) struct Answer {
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json<T: serde::de::DeserializeOwned>(&self, op: &str) -> Result<T, CallError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| CallError::no_answer(op, format!("unreadable answer: {e}")))
+    }
+}
+
+/// Jamf Pro.
+pub struct JamfClient<C, A> {
+    http: reqwest::Client,
+    creds: C,
+    pub(crate) artifacts: A,
+    token: Mutex<Option<CachedToken>>,
+    in_flight: Arc<Semaphore>,
+    server: Mutex<Option<String>>,
+}
+
+impl<C, A> std::fmt::Debug for JamfClient<C, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JamfClient").finish_non_exhaustive()
+    }
+}
+
+fn now_ts() -> eucora_domain::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    eucora_domain::Timestamp::from_unix_millis(ms)
+        .unwrap_or_else(|_| eucora_domain::Timestamp::from_unix_seconds(0).expect("epoch"))
+}
+
+/// The Classic API's HTML error page: the reason is in the second `<p>`.
+fn html_reason(body: &str) -> Option<String> {
+    let ps = crate::xml::all(body, "p");
+    ps.get(1).or_else(|| ps.first()).map(|p| {
+        let mut t = String::new();
+        let mut in_tag = false;
+        for ch in p.chars() {
+            match ch {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => t.push(c),
+                _ => {}
+            }
+        }
+        t.trim().to_owned()
+    })
+}
+
+/// The platform's error code and message: the Jamf Pro API's JSON errors, or the Classic API's HTML page.
+fn error_code(status: u16, body: &str) -> (String, String) {
+    match serde_json::from_str::<ApiErrors>(body) {
+        Ok(e) if !e.errors.is_empty() => {
+            let first = &e.errors[0];
+            (
+                first.code.clone(),
+                format!(
+                    "{}{}",
+                    first
+                        .field
+                        .as_deref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default(),
+                    first.description.clone().unwrap_or_default()
+                ),
+            )
+        }
+        _ => {
+            let reason = html_reason(body).unwrap_or_default();
+            let code = match status {
+                409 => "CONFLICT".to_owned(),
+                400 => "JAMF_INVALID_PAYLOAD".to_owned(),
+                _ => reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("Error")
+                    .to_owned(),
+            };
+            (code, reason)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiErrors {
+    #[serde(default)]
+    errors: Vec<ApiError>,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
+    pub fn new(cfg: &JamfConfig, creds: C, artifacts: A) -> Result<JamfClient<C, A>, CallError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            // Keeps jpro-ingress (and the older APBALANCEID / AWSALB) between requests.
+            .cookie_store(true)
+            .pool_max_idle_per_host(cfg.max_in_flight)
+            .build()
+            .map_err(|e| CallError::no_answer("client", e.to_string()))?;
+        Ok(JamfClient {
+            http,
+            creds,
+            artifacts,
+            token: Mutex::new(None),
+            in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.clamp(1, 5))),
+            server: Mutex::new(None),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)] // one audit record's fields
+    fn record(
+        cx: &mut CallContext,
+        op: &str,
+        method: &Method,
+        endpoint: &str,
+        status: Option<u16>,
+        class: Option<ErrorClass>,
+        started: Instant,
+        ids: Value,
+    ) {
+        cx.record(CallRecord {
+            operation: op.to_owned(),
+            method: method.to_string(),
+            endpoint: endpoint.split('?').next().unwrap_or_default().to_owned(),
+            status,
+            error_class: class,
+            platform_ids: ids,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            at: now_ts(),
+        });
+    }
+
+    /// Sends one request to `{server}{path}` under the concurrency limit; no auth handling.
+    #[allow(clippy::too_many_arguments)]
+    async fn raw(
+        &self,
+        cx: &mut CallContext,
+        op: &str,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        payload: Payload,
+        ids: &Value,
+    ) -> Result<Answer, CallError> {
+        let endpoint = reqwest::Url::parse(url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| CallError::no_answer(op, "client closed"))?;
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header("X-Correlation-ID", cx.correlation_id.as_str());
+        req = match auth {
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::Form(fields) => req.form(&fields),
+        };
+        req = match payload {
+            Payload::None => req,
+            Payload::Json(v) => req.json(&v),
+            Payload::Xml(x) => req
+                .header("Content-Type", "application/xml")
+                .header("Accept", "application/xml")
+                .body(x),
+            Payload::File { name, bytes } => {
+                let part = reqwest::multipart::Part::bytes(bytes).file_name(name);
+                req.multipart(reqwest::multipart::Form::new().part("file", part))
+            }
+        };
+        let started = Instant::now();
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                Self::record(
+                    cx,
+                    op,
+                    &method,
+                    &endpoint,
+                    None,
+                    Some(ErrorClass::Transient),
+                    started,
+                    ids.clone(),
+                );
+                return Err(CallError::no_answer(op, e.without_url().to_string()));
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = CallError::parse_retry_after(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let body = match response.text().await {
+            Ok(b) => b,
+            Err(e) => {
+                Self::record(
+                    cx,
+                    op,
+                    &method,
+                    &endpoint,
+                    Some(status),
+                    Some(ErrorClass::Transient),
+                    started,
+                    ids.clone(),
+                );
+                return Err(CallError::no_answer(op, e.without_url().to_string()));
+            }
+        };
+        if (200..300).contains(&status) {
+            Self::record(
+                cx,
+                op,
+                &method,
+                &endpoint,
+                Some(status),
+                None,
+                started,
+                ids.clone(),
+            );
+            return Ok(Answer { body });
+        }
+        let (code, message) = error_code(status, &body);
+        let err = CallError::http(op, status, code, message, retry_after);
+        Self::record(
+            cx,
+            op,
+            &method,
+            &endpoint,
+            Some(status),
+            Some(err.class),
+            started,
+            ids.clone(),
+        );
+        Err(err)
+    }
+
+    /// The server and a token, from the cache unless `force` (after a 401: secret read again).
+    async fn token(
+        &self,
+        cx: &mut CallContext,
+        force: bool,
+    ) -> Result<(String, String), CallError> {
+        let mut cached = self.token.lock().await;
+        let server = self.server.lock().await.clone();
+        if !force && let (Some(t), Some(server)) = (cached.as_ref(), server.as_ref()) {
+            if t.expires_at > Instant::now() + REFRESH_BUFFER {
+                return Ok((server.clone(), t.value.clone()));
+            }
+            if t.kind == Kinds::Basic && t.expires_at > Instant::now() {
+                // A user token close to expiry: keep it alive (the old one becomes invalid).
+                let url = format!("{server}/api/v1/auth/keep-alive");
+                if let Ok(a) = self
+                    .raw(
+                        cx,
+                        "auth_keep_alive",
+                        Method::POST,
+                        &url,
+                        Auth::Bearer(&t.value),
+                        Payload::None,
+                        &Value::Null,
+                    )
+                    .await
+                    && let Ok(fresh) = a.json::<UserToken>("auth_keep_alive")
+                {
+                    let value = fresh.token.clone();
+                    let expires_at = fresh.expires_at();
+                    *cached = Some(CachedToken {
+                        value: fresh.token,
+                        expires_at,
+                        kind: Kinds::Basic,
+                    });
+                    return Ok((server.clone(), value));
+                }
+            }
+        }
+        let secret = if force {
+            self.creds.refresh().await?
+        } else {
+            self.creds.current().await?
+        };
+        let s: JamfSecret = secret.parse("Jamf")?;
+        let result = match self.new_token(cx, &s).await {
+            Err(e) if !force && e.status == Some(401) => {
+                // The cached secret may have been rotated: read it again once.
+                cx.auth_refreshed = true;
+                let fresh: JamfSecret = self.creds.refresh().await?.parse("Jamf")?;
+                self.new_token(cx, &fresh).await
+            }
+            other => other,
+        }?;
+        let server = s.server_url.trim_end_matches('/').to_owned();
+        *self.server.lock().await = Some(server.clone());
+        let value = result.value.clone();
+        *cached = Some(result);
+        Ok((server, value))
+    }
+
+    async fn new_token(
+        &self,
+        cx: &mut CallContext,
+        s: &JamfSecret,
+    ) -> Result<CachedToken, CallError> {
+        let server = s.server_url.trim_end_matches('/');
+        if let (Some(id), Some(secret)) = (&s.client_id, &s.client_secret) {
+            let fields = vec![
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_id", id.clone()),
+                ("client_secret", secret.clone()),
+            ];
+            for path in ["/api/v1/oauth/token", "/api/oauth/token"] {
+                match self
+                    .raw(
+                        cx,
+                        "oauth_token",
+                        Method::POST,
+                        &format!("{server}{path}"),
+                        Auth::Form(fields.clone()),
+                        Payload::None,
+                        &Value::Null,
+                    )
+                    .await
+                {
+                    Ok(a) => {
+                        let t: OAuthToken = a.json("oauth_token")?;
+                        return Ok(CachedToken {
+                            value: t.access_token,
+                            expires_at: Instant::now() + Duration::from_secs(t.expires_in),
+                            kind: Kinds::OAuth,
+                        });
+                    }
+                    // This server does not know this path (older or newer): try the other, then Basic.
+                    Err(e) if e.status == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let (Some(user), Some(password)) = (&s.username, &s.password) else {
+            return Err(CallError::invalid_payload(
+                "auth",
+                "NO_USABLE_CREDENTIALS",
+                "OAuth is not available and the secret has no username and password",
+            ));
+        };
+        let a = self
+            .raw(
+                cx,
+                "auth_token",
+                Method::POST,
+                &format!("{server}/api/v1/auth/token"),
+                Auth::Basic(user, password),
+                Payload::None,
+                &Value::Null,
+            )
+            .await?;
+        let t: UserToken = a.json("auth_token")?;
+        Ok(CachedToken {
+            value: t.token.clone(),
+            expires_at: t.expires_at(),
+            kind: Kinds::Basic,
+        })
+    }
+
+    /// One authenticated request to `path` on the server; on 401 the token and secret are
+    /// refreshed once and the request is sent again.
+    pub(crate) async fn call(
+        &self,
+        cx: &mut CallContext,
+        op: &str,
+        method: Method,
+        path: &str,
+        payload: impl Fn() -> Payload,
+        ids: Value,
+    ) -> Result<Answer, CallError> {
+        let mut refreshed = false;
+        loop {
+            let (server, token) = self.token(cx, refreshed).await?;
+            match self
+                .raw(
+                    cx,
+                    op,
+                    method.clone(),
+                    &format!("{server}{path}"),
+                    Auth::Bearer(&token),
+                    payload(),
+                    &ids,
+                )
+                .await
+            {
+                Err(e) if e.class == ErrorClass::Unauthorized && !refreshed => {
+                    tracing::info!(
+                        operation = op,
+                        "401 from Jamf: refreshing the token and the secret once"
+                    );
+                    cx.auth_refreshed = true;
+                    refreshed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+pub(crate) enum Auth<'a> {
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+    Form(Vec<(&'static str, String)>),
+}
+
+#[derive(Deserialize)]
+struct OAuthToken {
+    access_token: String,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct UserToken {
+    token: String,
+    expires: String,
+}
+
+impl UserToken {
+    fn expires_at(&self) -> Instant {
+        let left = eucora_domain::Timestamp::parse(&self.expires)
+            .map(|t| t.since(now_ts()))
+            .ok()
+            .and_then(|d| Duration::try_from(d).ok())
+            .unwrap_or(Duration::from_secs(60));
+        Instant::now() + left
+    }
+}
+
+impl<C: Credentials, A: ArtifactSource> Platform for JamfClient<C, A> {
+    fn kind(&self) -> Kind {
+        Kind::Macos
+    }
+
+    async fn publish(&self, cx: &mut CallContext, job: &Job<'_>) -> Result<Value, CallError> {
+        crate::publish::publish(self, cx, job).await
+    }
+
+    async fn query_status(
+        &self,
+        cx: &mut CallContext,
+        job: &Job<'_>,
+    ) -> Result<Vec<DeviceResult>, CallError> {
+        crate::publish::status(self, cx, job).await
+    }
+
+    async fn rollback(&self, cx: &mut CallContext, job: &Job<'_>) -> Result<Value, CallError> {
+        crate::publish::rollback(self, cx, job).await
+    }
+}

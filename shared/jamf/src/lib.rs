@@ -1,0 +1,21 @@
+//! The Jamf Pro adapter, as the platform fact sheet and the Jamf connector specification describe it.
+//!
+//! - Auth: `OAuth` client credentials at `/api/v1/oauth/token`, falling back to the older
+//!   `/api/oauth/token`; without `OAuth` credentials (or on a server without it), a Basic-auth user
+//!   token from `/api/v1/auth/token`, kept alive with `/api/v1/auth/keep-alive`. Tokens are renewed
+//!   5 minutes early, and on a 401 (token and secret refreshed once, then one retry).
+//! - Never more than 5 requests in flight to one server (Jamf's guidance; it has no rate limiting),
+//!   and the load balancer's `jpro-ingress` cookie is kept so that create-then-use sequences reach
+//!   the node that created the object.
+//! - Publish: find or create the package (Jamf Pro API) and upload it; find or create the policy
+//!   (Classic XML API) with the `control-plane-auto` category, the package, the version pin in its
+//!   notes, and the ring's smart group added to its scope.
+//! - Status: the ring group's computers and their policy logs (Classic `computerhistory`).
+//! - Rollback: the package action becomes `Uninstall` (uninstall), or the ring's group leaves the
+//!   scope (re-pin: the previous version's policy applies again).
+
+mod client;
+mod publish;
+mod xml;
+
+pub use client::{JamfClient, JamfConfig};

@@ -1,0 +1,378 @@
+//! Publish, status and rollback on Jamf Pro.
+
+use eucora_connector::CallError;
+use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::platform::{CallContext, Job};
+use eucora_domain::evidence::RollbackStrategy;
+use eucora_domain::gates::{DeviceResult, InstallOutcome};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::client::{JamfClient, Payload};
+use crate::xml::{all, esc, text};
+
+/// The category every policy EUCORA manages carries.
+pub const CATEGORY: &str = "control-plane-auto";
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn package_name(job: &Job<'_>) -> String {
+    let app = &job.deployment.submission.app;
+    format!("{} {}", app.name, app.version)
+}
+
+fn policy_name(job: &Job<'_>) -> String {
+    format!(
+        "EUCORA {} [{}]",
+        package_name(job),
+        job.deployment.correlation_id()
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Packages {
+    results: Vec<Package>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    id: Value,
+}
+
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn find_package<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    name: &str,
+) -> Result<Option<String>, CallError> {
+    let filter = format!("packageName==\"{}\"", name.replace('"', "\\\""));
+    let path = format!(
+        "/api/v1/packages?page=0&page-size=1&filter={}",
+        enc(&filter)
+    );
+    let found: Packages = c
+        .call(
+            cx,
+            "find_package",
+            Method::GET,
+            &path,
+            || Payload::None,
+            Value::Null,
+        )
+        .await?
+        .json("find_package")?;
+    Ok(found.results.first().map(|p| id_text(&p.id)))
+}
+
+/// Finds or creates the package, and uploads its bytes when it is new.
+async fn package<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<String, CallError> {
+    let name = package_name(job);
+    if let Some(id) = find_package(c, cx, &name).await? {
+        return Ok(id);
+    }
+    let s = &job.deployment.submission;
+    let body = json!({
+        "packageName": name,
+        "fileName": job.artifact.file_name,
+        "categoryId": "-1",
+        "priority": 10,
+        "fillUserTemplate": false,
+        "rebootRequired": !matches!(s.evidence.installation.reboot, eucora_domain::evidence::Reboot::None),
+        "osInstall": false,
+        "suppressUpdates": false,
+        "suppressFromDock": false,
+        "suppressEula": false,
+        "suppressRegistration": false,
+        "notes": format!("eucora:{}", job.deployment.correlation_id()),
+    });
+    let id = match c
+        .call(
+            cx,
+            "create_package",
+            Method::POST,
+            "/api/v1/packages",
+            || Payload::Json(body.clone()),
+            Value::Null,
+        )
+        .await
+    {
+        Ok(a) => id_text(&a.json::<Value>("create_package")?["id"]),
+        // Created meanwhile (or by an earlier attempt whose answer was lost): use it.
+        Err(e) if e.code == "DUPLICATE_FIELD" => {
+            return find_package(c, cx, &name).await?.ok_or(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let bytes = c
+        .artifacts
+        .fetch(&job.artifact.location, job.artifact.sha256.as_str())
+        .await?;
+    let file = job.artifact.file_name.clone();
+    c.call(
+        cx,
+        "upload_package",
+        Method::POST,
+        &format!("/api/v1/packages/{id}/upload"),
+        || Payload::File {
+            name: file.clone(),
+            bytes: bytes.clone(),
+        },
+        json!({ "package_id": id }),
+    )
+    .await?;
+    Ok(id)
+}
+
+fn policy_xml(job: &Job<'_>, package_id: &str) -> String {
+    let s = &job.deployment.submission;
+    format!(
+        "<policy><general><name>{name}</name><enabled>true</enabled><trigger_checkin>true</trigger_checkin>\
+         <frequency>Once per computer</frequency><category><name>{CATEGORY}</name></category>\
+         <notes>{notes}</notes></general>\
+         <scope><computer_groups><computer_group><id>{group}</id></computer_group></computer_groups></scope>\
+         <package_configuration><packages><package><id>{package_id}</id><action>Install</action></package></packages></package_configuration></policy>",
+        name = esc(&policy_name(job)),
+        notes = esc(&format!(
+            "eucora-pin: {} {} package {package_id} correlation {}",
+            s.app.name,
+            s.app.version,
+            job.deployment.correlation_id()
+        )),
+        group = esc(job.group_id),
+    )
+}
+
+/// The policy's id and XML, if it exists.
+async fn find_policy<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Option<(String, String)>, CallError> {
+    let path = format!("/JSSResource/policies/name/{}", enc(&policy_name(job)));
+    match c
+        .call(
+            cx,
+            "find_policy",
+            Method::GET,
+            &path,
+            || Payload::None,
+            Value::Null,
+        )
+        .await
+    {
+        Ok(a) => Ok(text(&a.body, "id").map(|id| (id, a.body))),
+        Err(e) if e.status == Some(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn scope_groups(policy: &str) -> Vec<String> {
+    all(policy, "scope")
+        .first()
+        .map(|scope| {
+            all(scope, "computer_group")
+                .iter()
+                .filter_map(|g| text(g, "id"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn set_scope<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    policy_id: &str,
+    groups: &[String],
+) -> Result<(), CallError> {
+    let inner = groups.iter().fold(String::new(), |mut acc, g| {
+        acc.push_str("<computer_group><id>");
+        acc.push_str(&esc(g));
+        acc.push_str("</id></computer_group>");
+        acc
+    });
+    let xml = format!("<policy><scope><computer_groups>{inner}</computer_groups></scope></policy>");
+    c.call(
+        cx,
+        "update_policy_scope",
+        Method::PUT,
+        &format!("/JSSResource/policies/id/{policy_id}"),
+        || Payload::Xml(xml.clone()),
+        json!({ "policy_id": policy_id }),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn publish<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Value, CallError> {
+    let package_id = package(c, cx, job).await?;
+    let (policy_id, existing) = match find_policy(c, cx, job).await? {
+        Some((id, xml)) => (id, Some(xml)),
+        None => {
+            let xml = policy_xml(job, &package_id);
+            match c
+                .call(
+                    cx,
+                    "create_policy",
+                    Method::POST,
+                    "/JSSResource/policies/id/0",
+                    || Payload::Xml(xml.clone()),
+                    json!({ "package_id": package_id }),
+                )
+                .await
+            {
+                Ok(a) => (
+                    text(&a.body, "id").ok_or_else(|| {
+                        CallError::no_answer("create_policy", "no policy id in the answer")
+                    })?,
+                    None,
+                ),
+                // Duplicate name: an earlier attempt created it.
+                Err(e) if e.status == Some(409) => find_policy(c, cx, job)
+                    .await?
+                    .map(|(id, xml)| (id, Some(xml)))
+                    .ok_or(e)?,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    if let Some(xml) = existing {
+        let mut groups = scope_groups(&xml);
+        if !groups.iter().any(|g| g == job.group_id) {
+            groups.push(job.group_id.to_owned());
+            set_scope(c, cx, &policy_id, &groups).await?;
+        }
+    }
+    Ok(json!({ "package_id": package_id, "policy_id": policy_id, "group_id": job.group_id }))
+}
+
+pub async fn rollback<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Value, CallError> {
+    let Some((policy_id, xml)) = find_policy(c, cx, job).await? else {
+        return Ok(json!({ "rolled_back": false, "reason": "the policy was never created" }));
+    };
+    let strategy = job.deployment.submission.evidence.rollback.strategy;
+    match strategy {
+        RollbackStrategy::Uninstall => {
+            let packages = all(&xml, "package")
+                .iter()
+                .filter_map(|p| text(p, "id"))
+                .fold(String::new(), |mut acc, id| {
+                    acc.push_str("<package><id>");
+                    acc.push_str(&esc(&id));
+                    acc.push_str("</id><action>Uninstall</action></package>");
+                    acc
+                });
+            let body = format!(
+                "<policy><package_configuration><packages>{packages}</packages></package_configuration></policy>"
+            );
+            c.call(
+                cx,
+                "rollback_uninstall",
+                Method::PUT,
+                &format!("/JSSResource/policies/id/{policy_id}"),
+                || Payload::Xml(body.clone()),
+                json!({ "policy_id": policy_id }),
+            )
+            .await?;
+        }
+        RollbackStrategy::RepinPrevious => {
+            let groups: Vec<String> = scope_groups(&xml)
+                .into_iter()
+                .filter(|g| g != job.group_id)
+                .collect();
+            set_scope(c, cx, &policy_id, &groups).await?;
+        }
+    }
+    Ok(json!({ "policy_id": policy_id, "group_id": job.group_id, "strategy": strategy }))
+}
+
+pub async fn status<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+) -> Result<Vec<DeviceResult>, CallError> {
+    let Some((policy_id, _)) = find_policy(c, cx, job).await? else {
+        return Ok(Vec::new());
+    };
+    let group = c
+        .call(
+            cx,
+            "read_group",
+            Method::GET,
+            &format!("/JSSResource/computergroups/id/{}", enc(job.group_id)),
+            || Payload::None,
+            json!({ "group_id": job.group_id }),
+        )
+        .await?;
+    let computers: Vec<String> = all(&group.body, "computer")
+        .iter()
+        .filter_map(|x| text(x, "id"))
+        .collect();
+    let mut out = Vec::new();
+    for id in computers {
+        let history = c
+            .call(
+                cx,
+                "policy_logs",
+                Method::GET,
+                &format!("/JSSResource/computerhistory/id/{id}/subset/PolicyLogs"),
+                || Payload::None,
+                json!({ "computer_id": id }),
+            )
+            .await?;
+        let log = all(&history.body, "policy_log")
+            .into_iter()
+            .rev()
+            .find(|l| text(l, "policy_id").as_deref() == Some(policy_id.as_str()));
+        let (outcome, at) = match log {
+            Some(l) => {
+                let outcome = match text(l, "status").as_deref() {
+                    Some("Completed") => InstallOutcome::Installed,
+                    Some("Failed") => InstallOutcome::Failed,
+                    _ => InstallOutcome::Pending,
+                };
+                let at = text(l, "date_time_utc")
+                    .and_then(|t| eucora_domain::Timestamp::parse(&t).ok())
+                    .unwrap_or(job.now);
+                (outcome, at)
+            }
+            None => (InstallOutcome::Pending, job.now),
+        };
+        out.push(DeviceResult {
+            device_id: id,
+            platform: eucora_domain::evidence::Platform::Macos,
+            outcome,
+            site_class: job.deployment.submission.evidence.rollout.site_class,
+            at,
+        });
+    }
+    Ok(out)
+}
