@@ -2,7 +2,9 @@
 //! and the ports of `eucora-service` in one place, and classifies every SDK error as retryable
 //! or not.
 
+pub mod artifacts;
 pub mod config;
+pub mod connector_lambda;
 pub mod connector_state;
 pub mod consumer;
 pub mod dynamodb;

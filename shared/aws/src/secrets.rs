@@ -164,3 +164,36 @@ impl SecretCache {
         }
     }
 }
+
+/// The connectors read their platform credentials through this cache.
+impl eucora_connector::credentials::Credentials for SecretCache {
+    async fn current(
+        &self,
+    ) -> Result<eucora_connector::credentials::Secret, eucora_connector::CallError> {
+        self.get()
+            .await
+            .map(|v| eucora_connector::credentials::Secret::new(v.expose()))
+            .map_err(|e| secret_error(&e))
+    }
+
+    async fn refresh(
+        &self,
+    ) -> Result<eucora_connector::credentials::Secret, eucora_connector::CallError> {
+        SecretCache::refresh(self)
+            .await
+            .map(|v| eucora_connector::credentials::Secret::new(v.expose()))
+            .map_err(|e| secret_error(&e))
+    }
+}
+
+fn secret_error(e: &SecretError) -> eucora_connector::CallError {
+    if e.is_retryable() {
+        eucora_connector::CallError::no_answer("read_secret", e.to_string())
+    } else {
+        eucora_connector::CallError::invalid_payload(
+            "read_secret",
+            "SECRET_UNAVAILABLE",
+            e.to_string(),
+        )
+    }
+}

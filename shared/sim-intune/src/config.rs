@@ -1,0 +1,171 @@
+//! How a simulator is configured: the tenant and its app registration, limits, the seed, and the
+//! devices in each group.
+
+use std::time::Duration;
+
+use crate::server::{SimHandle, start};
+
+/// The simulated tenant and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The directory (tenant) id: the token endpoint answers `AADSTS90002` for any other.
+    pub tenant_id: String,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// The app registration's current client secret (see `SimHandle::rotate_secret`).
+    pub client_secret: String,
+    /// How long an issued access token is valid, in real time (`expires_in`; default 3599 s).
+    pub token_lifetime: Duration,
+    /// Seeds every id, token and random fault, so a run can be repeated exactly.
+    pub seed: u64,
+    /// Graph write requests (POST/PATCH/PUT/DELETE) allowed per `write_window` (Intune: 200).
+    pub write_limit: u32,
+    /// The sliding window of the write limit, in real time (Intune: 20 s).
+    pub write_window: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            tenant_id: "3f6c1d2e-7a4b-4c8d-9e0f-112233445566".to_owned(),
+            client_id: "b7d3a9e1-5c2f-4e6a-8b1d-665544332211".to_owned(),
+            client_secret: "sim8Q~local-simulator-secret-0000000000".to_owned(),
+            token_lifetime: Duration::from_secs(3599),
+            seed: 0x00EC_0A1E,
+            write_limit: 200,
+            write_window: Duration::from_secs(20),
+        }
+    }
+}
+
+/// One managed Windows device in a group, and what it will report once an app reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimDevice {
+    /// The Intune managed device id.
+    pub id: String,
+    /// The device name (`deviceName`, `DeviceName`).
+    pub name: String,
+    /// What the device reports for a required (or uninstall) assignment.
+    pub outcome: DeviceOutcome,
+    /// Simulated time after the assignment at which the device reports.
+    pub after: Duration,
+}
+
+impl SimDevice {
+    /// A device that installs successfully `after` the assignment.
+    pub fn installed(id: &str, name: &str, after: Duration) -> Self {
+        Self { id: id.to_owned(), name: name.to_owned(), outcome: DeviceOutcome::Installed, after }
+    }
+
+    /// A device that reports an install failure with `error_code` `after` the assignment.
+    pub fn failed(id: &str, name: &str, error_code: i32, after: Duration) -> Self {
+        Self { id: id.to_owned(), name: name.to_owned(), outcome: DeviceOutcome::Failed { error_code }, after }
+    }
+
+    /// A device that never reports (it stays `pendingInstall`).
+    pub fn silent(id: &str, name: &str) -> Self {
+        Self { id: id.to_owned(), name: name.to_owned(), outcome: DeviceOutcome::NeverReports, after: Duration::ZERO }
+    }
+}
+
+/// What a device reports for an app assigned to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceOutcome {
+    /// Required: `installed`. Uninstall: `notInstalled`.
+    Installed,
+    /// Required: `failed` with this error code (e.g. `-2016345060`, `0x87D1041C`).
+    /// Uninstall: `uninstallFailed` with the same code.
+    Failed { error_code: i32 },
+    /// Never reports: the device stays `pendingInstall` for a required assignment.
+    NeverReports,
+}
+
+/// A builder for a simulator: the configuration plus the groups it starts with.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use std::time::Duration;
+/// use eucora_sim_intune::{IntuneSim, SimDevice};
+/// let sim = IntuneSim::new()
+///     .write_limit(5)
+///     .group("g-ring1", vec![SimDevice::installed("d1", "PC-01", Duration::from_secs(600))])
+///     .start()
+///     .await;
+/// println!("{}", sim.base_url());
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct IntuneSim {
+    config: SimConfig,
+    groups: Vec<(String, Vec<SimDevice>)>,
+}
+
+impl IntuneSim {
+    /// The default tenant, registration and limits (see `SimConfig::default`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts from a whole configuration.
+    pub fn with_config(config: SimConfig) -> Self {
+        Self { config, groups: Vec::new() }
+    }
+
+    pub fn tenant_id(mut self, tenant_id: &str) -> Self {
+        tenant_id.clone_into(&mut self.config.tenant_id);
+        self
+    }
+
+    pub fn client_id(mut self, client_id: &str) -> Self {
+        client_id.clone_into(&mut self.config.client_id);
+        self
+    }
+
+    pub fn client_secret(mut self, client_secret: &str) -> Self {
+        client_secret.clone_into(&mut self.config.client_secret);
+        self
+    }
+
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.token_lifetime = lifetime;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    pub fn write_limit(mut self, limit: u32) -> Self {
+        self.config.write_limit = limit;
+        self
+    }
+
+    pub fn write_window(mut self, window: Duration) -> Self {
+        self.config.write_window = window;
+        self
+    }
+
+    /// A group (Entra ID group id) and its devices, present from the start.
+    pub fn group(mut self, group_id: &str, devices: Vec<SimDevice>) -> Self {
+        self.groups.push((group_id.to_owned(), devices));
+        self
+    }
+
+    /// The configuration as built so far.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Binds `127.0.0.1:0` and serves on the current tokio runtime (see [`start`]).
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start(self) -> SimHandle {
+        let handle = start(self.config).await;
+        for (group_id, devices) in self.groups {
+            handle.add_group(&group_id, devices);
+        }
+        handle
+    }
+}
