@@ -143,8 +143,20 @@ async fn low_risk_goes_to_ring_1_without_cab_then_gates_promote_it_to_ring_2() {
     installs(&s, &id, Ring::Canary, Platform::Windows, 99, 1, t(10)).await;
 
     // Not observed long enough yet: hold.
+    s.queue.drain();
     let r = run(&s, t(24)).await.unwrap();
     assert_eq!(r.evaluated[0].verdict, Some(Verdict::Hold));
+    // Each run asks the connectors to refresh the ring's install status.
+    let asked: Vec<ConnectorAction> = s
+        .queue
+        .drain()
+        .into_iter()
+        .filter_map(|(_, e)| match e.body {
+            Body::ConnectorCommand(c) => Some(c.action),
+            Body::ScoreDeployment { .. } => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![ConnectorAction::QueryStatus]);
     // 48 h: promote to Ring 2, no CAB.
     let r = run(&s, t(48)).await.unwrap();
     assert_eq!(r.evaluated[0].verdict, Some(Verdict::Promote));

@@ -65,3 +65,35 @@ pub async fn send(
     }
     Ok(())
 }
+
+/// Asks each platform's connector for the install status of `ring` (the next gate run reads what
+/// they record). One message per platform and run.
+pub async fn query_status(
+    queue: &impl Queue,
+    record: &DeploymentRecord,
+    ring: eucora_domain::Ring,
+    now: Timestamp,
+) -> Result<(), QueueError> {
+    for platform in record.submission.platforms() {
+        let command = ConnectorCommand {
+            deployment_id: record.id.clone(),
+            ring,
+            action: ConnectorAction::QueryStatus,
+            platform,
+        };
+        let envelope = Envelope::new(
+            record.correlation_id().clone(),
+            format!(
+                "{}:{}",
+                command.idempotency_key(record.correlation_id()),
+                now.unix_seconds()
+            ),
+            now,
+            Body::ConnectorCommand(command),
+        );
+        queue
+            .send(QueueName::Connector(platform), &envelope)
+            .await?;
+    }
+    Ok(())
+}

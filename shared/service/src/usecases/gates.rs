@@ -144,6 +144,8 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 });
             }
         };
+        // Refresh telemetry for the next run: the connectors record what the platforms report.
+        dispatch::query_status(&svc.queue, &record, ring, now).await?;
         let devices = svc.store.results(id, ring).await?;
         let waivers = record.waivers(now, &svc.policy);
         let next = gate_input_next(&record, ring, now, &svc.policy);
