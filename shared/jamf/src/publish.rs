@@ -46,8 +46,12 @@ struct Packages {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Package {
     id: Value,
+    /// Set once the file is uploaded.
+    #[serde(default)]
+    hash_value: Option<String>,
 }
 
 fn id_text(v: &Value) -> String {
@@ -57,11 +61,12 @@ fn id_text(v: &Value) -> String {
     }
 }
 
+/// The package's id and whether its file is uploaded.
 async fn find_package<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     name: &str,
-) -> Result<Option<String>, CallError> {
+) -> Result<Option<(String, bool)>, CallError> {
     let filter = format!("packageName==\"{}\"", name.replace('"', "\\\""));
     let path = format!(
         "/api/v1/packages?page=0&page-size=1&filter={}",
@@ -78,70 +83,103 @@ async fn find_package<C: Credentials, A: ArtifactSource>(
         )
         .await?
         .json("find_package")?;
-    Ok(found.results.first().map(|p| id_text(&p.id)))
+    Ok(found.results.first().map(|p| {
+        (
+            id_text(&p.id),
+            p.hash_value.as_deref().is_some_and(|h| !h.is_empty()),
+        )
+    }))
 }
 
-/// Finds or creates the package, and uploads its bytes when it is new.
+/// Finds or creates the package, and uploads its bytes unless they are there already (an earlier
+/// attempt may have created the package and failed before the upload).
 async fn package<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
 ) -> Result<String, CallError> {
     let name = package_name(job);
-    if let Some(id) = find_package(c, cx, &name).await? {
-        return Ok(id);
+    let (id, uploaded) = match find_package(c, cx, &name).await? {
+        Some(found) => found,
+        None => {
+            let s = &job.deployment.submission;
+            let body = json!({
+                "packageName": name,
+                "fileName": job.artifact.file_name,
+                "categoryId": "-1",
+                "priority": 10,
+                "fillUserTemplate": false,
+                "rebootRequired": !matches!(s.evidence.installation.reboot, eucora_domain::evidence::Reboot::None),
+                "osInstall": false,
+                "suppressUpdates": false,
+                "suppressFromDock": false,
+                "suppressEula": false,
+                "suppressRegistration": false,
+                "notes": format!("eucora:{}", job.deployment.correlation_id()),
+            });
+            match c
+                .call(
+                    cx,
+                    "create_package",
+                    Method::POST,
+                    "/api/v1/packages",
+                    || Payload::Json(body.clone()),
+                    Value::Null,
+                )
+                .await
+            {
+                Ok(a) => (id_text(&a.json::<Value>("create_package")?["id"]), false),
+                // Created meanwhile (or by an earlier attempt whose answer was lost): use it.
+                Err(e) if e.code == "DUPLICATE_FIELD" => {
+                    find_package(c, cx, &name).await?.ok_or(e)?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    if !uploaded {
+        let bytes = c
+            .artifacts
+            .fetch(&job.artifact.location, job.artifact.sha256.as_str())
+            .await?;
+        let file = job.artifact.file_name.clone();
+        c.call(
+            cx,
+            "upload_package",
+            Method::POST,
+            &format!("/api/v1/packages/{id}/upload"),
+            || Payload::File {
+                name: file.clone(),
+                bytes: bytes.clone(),
+            },
+            json!({ "package_id": id }),
+        )
+        .await?;
     }
-    let s = &job.deployment.submission;
-    let body = json!({
-        "packageName": name,
-        "fileName": job.artifact.file_name,
-        "categoryId": "-1",
-        "priority": 10,
-        "fillUserTemplate": false,
-        "rebootRequired": !matches!(s.evidence.installation.reboot, eucora_domain::evidence::Reboot::None),
-        "osInstall": false,
-        "suppressUpdates": false,
-        "suppressFromDock": false,
-        "suppressEula": false,
-        "suppressRegistration": false,
-        "notes": format!("eucora:{}", job.deployment.correlation_id()),
-    });
-    let id = match c
+    Ok(id)
+}
+
+/// Creates the `control-plane-auto` category (a server that never had EUCORA's policies lacks it).
+async fn create_category<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+) -> Result<(), CallError> {
+    let xml = format!("<category><name>{CATEGORY}</name><priority>9</priority></category>");
+    match c
         .call(
             cx,
-            "create_package",
+            "create_category",
             Method::POST,
-            "/api/v1/packages",
-            || Payload::Json(body.clone()),
+            "/JSSResource/categories/id/0",
+            || Payload::Xml(xml.clone()),
             Value::Null,
         )
         .await
     {
-        Ok(a) => id_text(&a.json::<Value>("create_package")?["id"]),
-        // Created meanwhile (or by an earlier attempt whose answer was lost): use it.
-        Err(e) if e.code == "DUPLICATE_FIELD" => {
-            return find_package(c, cx, &name).await?.ok_or(e);
-        }
-        Err(e) => return Err(e),
-    };
-    let bytes = c
-        .artifacts
-        .fetch(&job.artifact.location, job.artifact.sha256.as_str())
-        .await?;
-    let file = job.artifact.file_name.clone();
-    c.call(
-        cx,
-        "upload_package",
-        Method::POST,
-        &format!("/api/v1/packages/{id}/upload"),
-        || Payload::File {
-            name: file.clone(),
-            bytes: bytes.clone(),
-        },
-        json!({ "package_id": id }),
-    )
-    .await?;
-    Ok(id)
+        Ok(_) => Ok(()),
+        Err(e) if e.status == Some(409) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn policy_xml(job: &Job<'_>, package_id: &str) -> String {
@@ -224,6 +262,54 @@ async fn set_scope<C: Credentials, A: ArtifactSource>(
     Ok(())
 }
 
+async fn create_policy<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    package_id: &str,
+) -> Result<(String, Option<String>), CallError> {
+    let xml = policy_xml(job, package_id);
+    let ids = json!({ "package_id": package_id });
+    let mut created = c
+        .call(
+            cx,
+            "create_policy",
+            Method::POST,
+            "/JSSResource/policies/id/0",
+            || Payload::Xml(xml.clone()),
+            ids.clone(),
+        )
+        .await;
+    if matches!(&created, Err(e) if e.status == Some(409) && e.message.to_ascii_lowercase().contains("category"))
+    {
+        create_category(c, cx).await?;
+        created = c
+            .call(
+                cx,
+                "create_policy",
+                Method::POST,
+                "/JSSResource/policies/id/0",
+                || Payload::Xml(xml.clone()),
+                ids,
+            )
+            .await;
+    }
+    match created {
+        Ok(a) => Ok((
+            text(&a.body, "id").ok_or_else(|| {
+                CallError::no_answer("create_policy", "no policy id in the answer")
+            })?,
+            None,
+        )),
+        // Duplicate name: an earlier attempt created it.
+        Err(e) if e.status == Some(409) => find_policy(c, cx, job)
+            .await?
+            .map(|(id, xml)| (id, Some(xml)))
+            .ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn publish<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
@@ -232,33 +318,7 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
     let package_id = package(c, cx, job).await?;
     let (policy_id, existing) = match find_policy(c, cx, job).await? {
         Some((id, xml)) => (id, Some(xml)),
-        None => {
-            let xml = policy_xml(job, &package_id);
-            match c
-                .call(
-                    cx,
-                    "create_policy",
-                    Method::POST,
-                    "/JSSResource/policies/id/0",
-                    || Payload::Xml(xml.clone()),
-                    json!({ "package_id": package_id }),
-                )
-                .await
-            {
-                Ok(a) => (
-                    text(&a.body, "id").ok_or_else(|| {
-                        CallError::no_answer("create_policy", "no policy id in the answer")
-                    })?,
-                    None,
-                ),
-                // Duplicate name: an earlier attempt created it.
-                Err(e) if e.status == Some(409) => find_policy(c, cx, job)
-                    .await?
-                    .map(|(id, xml)| (id, Some(xml)))
-                    .ok_or(e)?,
-                Err(e) => return Err(e),
-            }
-        }
+        None => create_policy(c, cx, job, &package_id).await?,
     };
     if let Some(xml) = existing {
         let mut groups = scope_groups(&xml);

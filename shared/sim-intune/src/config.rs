@@ -54,17 +54,32 @@ pub struct SimDevice {
 impl SimDevice {
     /// A device that installs successfully `after` the assignment.
     pub fn installed(id: &str, name: &str, after: Duration) -> Self {
-        Self { id: id.to_owned(), name: name.to_owned(), outcome: DeviceOutcome::Installed, after }
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            outcome: DeviceOutcome::Installed,
+            after,
+        }
     }
 
     /// A device that reports an install failure with `error_code` `after` the assignment.
     pub fn failed(id: &str, name: &str, error_code: i32, after: Duration) -> Self {
-        Self { id: id.to_owned(), name: name.to_owned(), outcome: DeviceOutcome::Failed { error_code }, after }
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            outcome: DeviceOutcome::Failed { error_code },
+            after,
+        }
     }
 
     /// A device that never reports (it stays `pendingInstall`).
     pub fn silent(id: &str, name: &str) -> Self {
-        Self { id: id.to_owned(), name: name.to_owned(), outcome: DeviceOutcome::NeverReports, after: Duration::ZERO }
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            outcome: DeviceOutcome::NeverReports,
+            after: Duration::ZERO,
+        }
     }
 }
 
@@ -95,6 +110,7 @@ pub enum DeviceOutcome {
 /// # }
 /// ```
 #[derive(Debug, Clone, Default)]
+#[must_use]
 pub struct IntuneSim {
     config: SimConfig,
     groups: Vec<(String, Vec<SimDevice>)>,
@@ -108,7 +124,10 @@ impl IntuneSim {
 
     /// Starts from a whole configuration.
     pub fn with_config(config: SimConfig) -> Self {
-        Self { config, groups: Vec::new() }
+        Self {
+            config,
+            groups: Vec::new(),
+        }
     }
 
     pub fn tenant_id(mut self, tenant_id: &str) -> Self {

@@ -89,7 +89,11 @@ impl Faults {
     /// order they were added; a request takes at most one.
     pub fn fail_next(&self, matcher: RouteMatch, fault: Fault, times: u32) {
         if times > 0 {
-            lock(&self.inner).rules.push(Rule { matcher, fault, remaining: times });
+            lock(&self.inner).rules.push(Rule {
+                matcher,
+                fault,
+                remaining: times,
+            });
         }
     }
 
@@ -115,7 +119,11 @@ impl Faults {
     /// The fault this request gets, if any (consuming one use of a `fail_next` rule).
     pub(crate) fn pick(&self, method: &Method, path: &str, surface: Surface) -> Option<Fault> {
         let mut state = lock(&self.inner);
-        if let Some(index) = state.rules.iter().position(|r| r.matcher.matches(method, path, surface)) {
+        if let Some(index) = state
+            .rules
+            .iter()
+            .position(|r| r.matcher.matches(method, path, surface))
+        {
             let rule = &mut state.rules[index];
             rule.remaining -= 1;
             let fault = rule.fault.clone();
@@ -135,7 +143,9 @@ impl Faults {
                 let millis = 50 + state.rng.below(451);
                 #[allow(clippy::cast_precision_loss)] // at most 500
                 let seconds = millis as f64 / 1000.0;
-                Fault::TooManyRequests { retry_after: Some(seconds) }
+                Fault::TooManyRequests {
+                    retry_after: Some(seconds),
+                }
             }
             1 => Fault::TooManyRequests { retry_after: None },
             _ => Fault::ServiceUnavailable,
@@ -149,7 +159,9 @@ impl RouteMatch {
             Self::Any => true,
             Self::Token => surface == Surface::Token,
             Self::Path(prefix) => path.starts_with(prefix.as_str()),
-            Self::MethodPath(m, prefix) => method.as_str().eq_ignore_ascii_case(m) && path.starts_with(prefix.as_str()),
+            Self::MethodPath(m, prefix) => {
+                method.as_str().eq_ignore_ascii_case(m) && path.starts_with(prefix.as_str())
+            }
         }
     }
 }
@@ -161,11 +173,21 @@ mod tests {
     #[test]
     fn a_rule_is_used_the_given_number_of_times_then_dropped() {
         let faults = Faults::new(1);
-        faults.fail_next(RouteMatch::MethodPath("post".into(), "/v1.0/a".into()), Fault::Conflict, 2);
+        faults.fail_next(
+            RouteMatch::MethodPath("post".into(), "/v1.0/a".into()),
+            Fault::Conflict,
+            2,
+        );
         assert_eq!(faults.pick(&Method::GET, "/v1.0/a", Surface::Graph), None);
-        assert_eq!(faults.pick(&Method::POST, "/v1.0/a/b", Surface::Graph), Some(Fault::Conflict));
+        assert_eq!(
+            faults.pick(&Method::POST, "/v1.0/a/b", Surface::Graph),
+            Some(Fault::Conflict)
+        );
         assert_eq!(faults.remaining(), 1);
-        assert_eq!(faults.pick(&Method::POST, "/v1.0/a", Surface::Graph), Some(Fault::Conflict));
+        assert_eq!(
+            faults.pick(&Method::POST, "/v1.0/a", Surface::Graph),
+            Some(Fault::Conflict)
+        );
         assert_eq!(faults.pick(&Method::POST, "/v1.0/a", Surface::Graph), None);
     }
 
@@ -174,18 +196,36 @@ mod tests {
         let draw = |seed| {
             let faults = Faults::new(seed);
             faults.transient_rate(50);
-            (0..200).map(|_| faults.pick(&Method::GET, "/v1.0/x", Surface::Graph)).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| faults.pick(&Method::GET, "/v1.0/x", Surface::Graph))
+                .collect::<Vec<_>>()
         };
         let first = draw(9);
         assert_eq!(first, draw(9));
         let hits = first.iter().filter(|f| f.is_some()).count();
         assert!((60..140).contains(&hits), "{hits} of 200");
-        assert!(first.iter().any(|f| matches!(f, Some(Fault::TooManyRequests { retry_after: None }))));
-        assert!(first.iter().any(|f| matches!(f, Some(Fault::TooManyRequests { retry_after: Some(_) }))));
-        assert!(first.iter().any(|f| matches!(f, Some(Fault::ServiceUnavailable))));
+        assert!(
+            first
+                .iter()
+                .any(|f| matches!(f, Some(Fault::TooManyRequests { retry_after: None })))
+        );
+        assert!(first.iter().any(|f| matches!(
+            f,
+            Some(Fault::TooManyRequests {
+                retry_after: Some(_)
+            })
+        )));
+        assert!(
+            first
+                .iter()
+                .any(|f| matches!(f, Some(Fault::ServiceUnavailable)))
+        );
         let faults = Faults::new(9);
         faults.transient_rate(100);
-        assert_eq!(faults.pick(&Method::POST, "/t/oauth2/v2.0/token", Surface::Token), None);
+        assert_eq!(
+            faults.pick(&Method::POST, "/t/oauth2/v2.0/token", Surface::Token),
+            None
+        );
         assert_eq!(faults.pick(&Method::PUT, "/blob/x", Surface::Blob), None);
     }
 }

@@ -1,4 +1,4 @@
-//! The part of OData `$filter` the simulator understands: clauses joined by `and`, each
+//! The part of `OData` `$filter` the simulator understands: clauses joined by `and`, each
 //! `prop eq|ne literal`, `startswith(prop,'x')`, `contains(prop,'x')` or `isof('type')`.
 //! String comparisons ignore case, as Graph's do.
 
@@ -34,17 +34,25 @@ pub(crate) fn matches(clauses: &[Clause], object: &Map<String, Value>) -> bool {
     clauses.iter().all(|clause| match clause {
         Clause::Eq(p, v) => same(lookup(object, p), v),
         Clause::Ne(p, v) => !same(lookup(object, p), v),
-        Clause::StartsWith(p, s) => text(lookup(object, p)).is_some_and(|t| t.to_lowercase().starts_with(&s.to_lowercase())),
-        Clause::Contains(p, s) => text(lookup(object, p)).is_some_and(|t| t.to_lowercase().contains(&s.to_lowercase())),
+        Clause::StartsWith(p, s) => {
+            text(lookup(object, p)).is_some_and(|t| t.to_lowercase().starts_with(&s.to_lowercase()))
+        }
+        Clause::Contains(p, s) => {
+            text(lookup(object, p)).is_some_and(|t| t.to_lowercase().contains(&s.to_lowercase()))
+        }
         Clause::IsOf(t) => {
             let wanted = t.trim_start_matches('#');
-            text(object.get("@odata.type")).is_some_and(|actual| actual.trim_start_matches('#').eq_ignore_ascii_case(wanted))
+            text(object.get("@odata.type"))
+                .is_some_and(|actual| actual.trim_start_matches('#').eq_ignore_ascii_case(wanted))
         }
     })
 }
 
 fn lookup<'a>(object: &'a Map<String, Value>, property: &str) -> Option<&'a Value> {
-    object.iter().find(|(k, _)| k.eq_ignore_ascii_case(property)).map(|(_, v)| v)
+    object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(property))
+        .map(|(_, v)| v)
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
@@ -120,13 +128,21 @@ fn split_and(s: &str) -> Vec<&str> {
 fn parse_term(term: &str) -> Result<Clause, String> {
     let lower = term.to_ascii_lowercase();
     for (name, make) in [
-        ("startswith(", Clause::StartsWith as fn(String, String) -> Clause),
-        ("contains(", Clause::Contains as fn(String, String) -> Clause),
+        (
+            "startswith(",
+            Clause::StartsWith as fn(String, String) -> Clause,
+        ),
+        (
+            "contains(",
+            Clause::Contains as fn(String, String) -> Clause,
+        ),
     ] {
         if lower.starts_with(name) && term.ends_with(')') {
             let inner = &term[name.len()..term.len() - 1];
             let (property, literal) = inner.split_once(',').ok_or_else(|| invalid(term))?;
-            let Value::String(literal) = parse_literal(literal.trim()).ok_or_else(|| invalid(term))? else {
+            let Value::String(literal) =
+                parse_literal(literal.trim()).ok_or_else(|| invalid(term))?
+            else {
                 return Err(invalid(term));
             };
             return Ok(make(property.trim().to_owned(), literal));
@@ -139,7 +155,8 @@ fn parse_term(term: &str) -> Result<Clause, String> {
         };
     }
     let mut words = term.splitn(3, ' ');
-    let (Some(property), Some(op), Some(literal)) = (words.next(), words.next(), words.next()) else {
+    let (Some(property), Some(op), Some(literal)) = (words.next(), words.next(), words.next())
+    else {
         return Err(invalid(term));
     };
     let value = parse_literal(literal.trim()).ok_or_else(|| invalid(term))?;
@@ -163,7 +180,9 @@ fn parse_literal(literal: &str) -> Option<Value> {
         "true" => Some(Value::Bool(true)),
         "false" => Some(Value::Bool(false)),
         "null" => Some(Value::Null),
-        number => serde_json::from_str::<serde_json::Number>(number).ok().map(Value::Number),
+        number => serde_json::from_str::<serde_json::Number>(number)
+            .ok()
+            .map(Value::Number),
     }
 }
 
@@ -176,17 +195,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(v: Value) -> Map<String, Value> {
+    fn object(v: &Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
     }
 
     #[test]
     fn eq_and_isof_combine() {
-        let clauses = parse("(isof('microsoft.graph.win32LobApp') and displayName eq 'Bob''s App')").unwrap();
+        let clauses =
+            parse("(isof('microsoft.graph.win32LobApp') and displayName eq 'Bob''s App')").unwrap();
         assert_eq!(clauses.len(), 2);
-        let app = object(json!({"@odata.type": "#microsoft.graph.win32LobApp", "displayName": "bob's app"}));
+        let app = object(
+            &json!({"@odata.type": "#microsoft.graph.win32LobApp", "displayName": "bob's app"}),
+        );
         assert!(matches(&clauses, &app));
-        let other = object(json!({"@odata.type": "#microsoft.graph.win32LobApp", "displayName": "Other"}));
+        let other =
+            object(&json!({"@odata.type": "#microsoft.graph.win32LobApp", "displayName": "Other"}));
         assert!(!matches(&clauses, &other));
     }
 
@@ -194,14 +217,23 @@ mod tests {
     fn a_report_filter_gives_its_application_id() {
         let clauses = parse("(ApplicationId eq 'abc') and (AppInstallState eq '1')").unwrap();
         assert_eq!(eq_value(&clauses, "applicationid"), Some(&json!("abc")));
-        assert!(matches(&clauses, &object(json!({"ApplicationId": "ABC", "AppInstallState": 1}))));
+        assert!(matches(
+            &clauses,
+            &object(&json!({"ApplicationId": "ABC", "AppInstallState": 1}))
+        ));
     }
 
     #[test]
     fn quotes_inside_values_do_not_split_clauses() {
         let clauses = parse("displayName eq 'a and b' and startswith(publisher,'Con')").unwrap();
-        assert_eq!(clauses[0], Clause::Eq("displayName".into(), json!("a and b")));
-        assert_eq!(clauses[1], Clause::StartsWith("publisher".into(), "Con".into()));
+        assert_eq!(
+            clauses[0],
+            Clause::Eq("displayName".into(), json!("a and b"))
+        );
+        assert_eq!(
+            clauses[1],
+            Clause::StartsWith("publisher".into(), "Con".into())
+        );
     }
 
     #[test]

@@ -72,11 +72,17 @@ pub(crate) struct Stepped<T: Copy> {
 
 impl<T: Copy> Stepped<T> {
     pub(crate) fn settled(value: T) -> Self {
-        Self { current: value, next: None }
+        Self {
+            current: value,
+            next: None,
+        }
     }
 
     pub(crate) fn pending(current: T, next: T) -> Self {
-        Self { current, next: Some(next) }
+        Self {
+            current,
+            next: Some(next),
+        }
     }
 
     pub(crate) fn peek(&self) -> T {
@@ -129,7 +135,12 @@ impl UploadState {
 
     /// Whether a commit may be requested in this state.
     pub(crate) fn can_commit(self) -> bool {
-        matches!(self, Self::AzureStorageUriRequestSuccess | Self::AzureStorageUriRenewalSuccess | Self::CommitFileFailed)
+        matches!(
+            self,
+            Self::AzureStorageUriRequestSuccess
+                | Self::AzureStorageUriRenewalSuccess
+                | Self::CommitFileFailed
+        )
     }
 }
 
@@ -218,7 +229,12 @@ impl Blob {
         if self.committed.is_empty() {
             None
         } else {
-            Some(self.committed.iter().flat_map(|(_, data)| data.iter().copied()).collect())
+            Some(
+                self.committed
+                    .iter()
+                    .flat_map(|(_, data)| data.iter().copied())
+                    .collect(),
+            )
         }
     }
 }
@@ -238,7 +254,10 @@ pub(crate) struct Assignment {
 
 impl Assignment {
     pub(crate) fn target_type(&self) -> &str {
-        self.target.get("@odata.type").and_then(Value::as_str).unwrap_or_default()
+        self.target
+            .get("@odata.type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     pub(crate) fn group_id(&self) -> Option<&str> {
@@ -248,7 +267,9 @@ impl Assignment {
     /// Two assignments are "the same" (and keep their clock across a replacing `assign`) when
     /// intent and target agree.
     pub(crate) fn same_as(&self, other: &Self) -> bool {
-        self.intent == other.intent && self.target_type() == other.target_type() && self.group_id() == other.group_id()
+        self.intent == other.intent
+            && self.target_type() == other.target_type()
+            && self.group_id() == other.group_id()
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -355,12 +376,25 @@ impl State {
             "uti": self.ids.hex(1),
         });
         let header = base64url(br#"{"typ":"JWT","alg":"RS256","kid":"simulator"}"#);
-        let token = format!("{header}.{}.{}", base64url(claims.to_string().as_bytes()), base64url(self.ids.hex(4).as_bytes()));
-        self.tokens.insert(token.clone(), TokenRecord { expires: now + lifetime });
+        let token = format!(
+            "{header}.{}.{}",
+            base64url(claims.to_string().as_bytes()),
+            base64url(self.ids.hex(4).as_bytes())
+        );
+        self.tokens.insert(
+            token.clone(),
+            TokenRecord {
+                expires: now + lifetime,
+            },
+        );
         (token, lifetime.as_secs())
     }
 
-    pub(crate) fn check_bearer(&self, authorization: Option<&str>, now: Instant) -> Result<(), TokenProblem> {
+    pub(crate) fn check_bearer(
+        &self,
+        authorization: Option<&str>,
+        now: Instant,
+    ) -> Result<(), TokenProblem> {
         let token = authorization
             .and_then(|h| h.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -368,7 +402,11 @@ impl State {
             .filter(|token| !token.is_empty())
             .ok_or(TokenProblem::Missing)?;
         let record = self.tokens.get(token).ok_or(TokenProblem::Unknown)?;
-        if now >= record.expires { Err(TokenProblem::Expired) } else { Ok(()) }
+        if now >= record.expires {
+            Err(TokenProblem::Expired)
+        } else {
+            Ok(())
+        }
     }
 
     pub(crate) fn expire_tokens(&mut self, now: Instant) {
@@ -383,7 +421,11 @@ impl State {
     /// until the oldest write leaves it.
     pub(crate) fn admit_write(&mut self, now: Instant) -> Result<(), Duration> {
         let window = self.config.write_window;
-        while self.writes.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while self
+            .writes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             self.writes.pop_front();
         }
         if let Some(oldest) = self.writes.front()
@@ -409,31 +451,29 @@ impl State {
         self.apps.iter_mut().find(|a| a.id.eq_ignore_ascii_case(id))
     }
 
-    pub(crate) fn snapshot(app: &App) -> SimApp {
-        SimApp {
-            id: app.id.clone(),
-            display_name: app.props.get("displayName").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            display_version: app.props.get("displayVersion").and_then(Value::as_str).map(str::to_owned),
-            publishing_state: app.publishing.peek(),
-            committed_content_version: app.committed_content_version.clone(),
-            assignments: app.assignments.iter().map(Assignment::snapshot).collect(),
-            properties: Value::Object(app.to_json(app.publishing.peek())),
-        }
-    }
-
     /// The SAS URI of a content file's blob.
     pub(crate) fn sas_uri(&self, base_url: &str, file_id: &str) -> Option<(String, SystemTime)> {
         let blob = self.blobs.get(file_id)?;
         let expiry = crate::wire::encode_query_value(&iso(blob.expires));
         Some((
-            format!("{base_url}/blob/{file_id}?sv=2019-02-02&sr=b&sp=rcw&se={expiry}&sig={}", blob.sig),
+            format!(
+                "{base_url}/blob/{file_id}?sv=2019-02-02&sr=b&sp=rcw&se={expiry}&sig={}",
+                blob.sig
+            ),
             blob.expires,
         ))
     }
 
-    pub(crate) fn file_json(&self, file: &ContentFile, upload: UploadState, base_url: &str) -> Value {
+    pub(crate) fn file_json(
+        &self,
+        file: &ContentFile,
+        upload: UploadState,
+        base_url: &str,
+    ) -> Value {
         let (uri, expires) = match self.sas_uri(base_url, &file.id) {
-            Some((uri, expires)) if upload.has_uri() => (Value::String(uri), Value::String(iso(expires))),
+            Some((uri, expires)) if upload.has_uri() => {
+                (Value::String(uri), Value::String(iso(expires)))
+            }
             _ => (Value::Null, Value::Null),
         };
         json!({
@@ -456,7 +496,11 @@ impl State {
     // ---- devices and the simulated clock --------------------------------------------------
 
     pub(crate) fn add_group(&mut self, group_id: &str, devices: Vec<SimDevice>) {
-        if let Some(group) = self.groups.iter_mut().find(|(id, _)| id.eq_ignore_ascii_case(group_id)) {
+        if let Some(group) = self
+            .groups
+            .iter_mut()
+            .find(|(id, _)| id.eq_ignore_ascii_case(group_id))
+        {
             group.1 = devices;
         } else {
             self.groups.push((group_id.to_owned(), devices));
@@ -466,11 +510,19 @@ impl State {
     /// Every device of every group, once, in the order groups and devices were added.
     pub(crate) fn all_devices(&self) -> Vec<&SimDevice> {
         let mut seen = HashSet::new();
-        self.groups.iter().flat_map(|(_, devices)| devices).filter(|d| seen.insert(d.id.as_str())).collect()
+        self.groups
+            .iter()
+            .flat_map(|(_, devices)| devices)
+            .filter(|d| seen.insert(d.id.as_str()))
+            .collect()
     }
 
     fn group_devices(&self, group_id: &str) -> Vec<&SimDevice> {
-        self.groups.iter().filter(|(id, _)| id.eq_ignore_ascii_case(group_id)).flat_map(|(_, devices)| devices).collect()
+        self.groups
+            .iter()
+            .filter(|(id, _)| id.eq_ignore_ascii_case(group_id))
+            .flat_map(|(_, devices)| devices)
+            .collect()
     }
 
     /// The devices an include assignment reaches, less the app's exclusion groups.
@@ -484,13 +536,18 @@ impl State {
             .map(|d| d.id.as_str())
             .collect();
         let included = match assignment.target_type() {
-            "#microsoft.graph.groupAssignmentTarget" => assignment.group_id().map(|g| self.group_devices(g)).unwrap_or_default(),
-            "#microsoft.graph.allDevicesAssignmentTarget" | "#microsoft.graph.allLicensedUsersAssignmentTarget" => {
-                self.all_devices()
-            }
+            "#microsoft.graph.groupAssignmentTarget" => assignment
+                .group_id()
+                .map(|g| self.group_devices(g))
+                .unwrap_or_default(),
+            "#microsoft.graph.allDevicesAssignmentTarget"
+            | "#microsoft.graph.allLicensedUsersAssignmentTarget" => self.all_devices(),
             _ => Vec::new(),
         };
-        included.into_iter().filter(|d| !excluded.contains(d.id.as_str())).collect()
+        included
+            .into_iter()
+            .filter(|d| !excluded.contains(d.id.as_str()))
+            .collect()
     }
 
     /// Moves the simulated clock: pending publishing and upload steps settle, and every device
@@ -499,7 +556,11 @@ impl State {
         self.clock += by;
         for app in &mut self.apps {
             app.publishing.settle();
-            for file in app.content_versions.iter_mut().flat_map(|cv| cv.files.iter_mut()) {
+            for file in app
+                .content_versions
+                .iter_mut()
+                .flat_map(|cv| cv.files.iter_mut())
+            {
                 file.upload.settle();
             }
         }
@@ -511,7 +572,10 @@ impl State {
                 }
                 for device in self.reached_devices(app, assignment) {
                     let due = assignment.assigned_at + device.after;
-                    if device.outcome != DeviceOutcome::NeverReports && due <= self.clock && !assignment.reported.contains(&device.id) {
+                    if device.outcome != DeviceOutcome::NeverReports
+                        && due <= self.clock
+                        && !assignment.reported.contains(&device.id)
+                    {
                         due_events.push((due, app_index, assignment_index, device.clone()));
                     }
                 }
@@ -519,19 +583,30 @@ impl State {
         }
         due_events.sort_by_key(|(due, ..)| *due);
         for (due, app_index, assignment_index, device) in due_events {
-            let modified = wall_now.checked_sub(self.clock - due).unwrap_or(wall_now);
+            let modified = wall_now
+                .checked_sub(self.clock.saturating_sub(due))
+                .unwrap_or(wall_now);
             let app = &mut self.apps[app_index];
             let assignment = &mut app.assignments[assignment_index];
             assignment.reported.insert(device.id.clone());
             let (state, error_code) = match (assignment.intent.as_str(), device.outcome) {
-                ("required", DeviceOutcome::Failed { error_code }) => (InstallState::Failed, error_code),
+                ("required", DeviceOutcome::Failed { error_code }) => {
+                    (InstallState::Failed, error_code)
+                }
                 ("required", _) => (InstallState::Installed, 0),
-                (_, DeviceOutcome::Failed { error_code }) => (InstallState::UninstallFailed, error_code),
+                (_, DeviceOutcome::Failed { error_code }) => {
+                    (InstallState::UninstallFailed, error_code)
+                }
                 _ => (InstallState::NotInstalled, 0),
             };
             self.device_states.insert(
                 (app.id.clone(), device.id.clone()),
-                DeviceAppState { device_name: device.name.clone(), state, error_code, modified },
+                DeviceAppState {
+                    device_name: device.name.clone(),
+                    state,
+                    error_code,
+                    modified,
+                },
             );
         }
     }
@@ -539,11 +614,15 @@ impl State {
     /// The install status of every device that has reported for the app, and `pendingInstall`
     /// for each device a required assignment reaches that has not reported yet.
     pub(crate) fn report_rows(&self, app_id: &str) -> Vec<ReportRow> {
-        let Some(app) = self.app(app_id) else { return Vec::new() };
+        let Some(app) = self.app(app_id) else {
+            return Vec::new();
+        };
         let mut pending: HashMap<&str, SystemTime> = HashMap::new();
         for assignment in app.assignments.iter().filter(|a| a.intent == "required") {
             for device in self.reached_devices(app, assignment) {
-                pending.entry(device.id.as_str()).or_insert(assignment.assigned_wall);
+                pending
+                    .entry(device.id.as_str())
+                    .or_insert(assignment.assigned_wall);
             }
         }
         let mut rows = Vec::new();
@@ -588,6 +667,27 @@ fn row(device_id: &str, reported: &DeviceAppState) -> ReportRow {
 }
 
 impl App {
+    pub(crate) fn snapshot(&self) -> SimApp {
+        SimApp {
+            id: self.id.clone(),
+            display_name: self
+                .props
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            display_version: self
+                .props
+                .get("displayVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            publishing_state: self.publishing.peek(),
+            committed_content_version: self.committed_content_version.clone(),
+            assignments: self.assignments.iter().map(Assignment::snapshot).collect(),
+            properties: Value::Object(self.to_json(self.publishing.peek())),
+        }
+    }
+
     /// The object as Graph shows it, with the given `publishingState`.
     pub(crate) fn to_json(&self, publishing: PublishingState) -> Map<String, Value> {
         let mut object = Map::new();
@@ -615,11 +715,25 @@ impl App {
             .map(|f| f.size)
             .sum();
         object.insert("createdDateTime".into(), Value::String(iso(self.created)));
-        object.insert("lastModifiedDateTime".into(), Value::String(iso(self.modified)));
-        object.insert("publishingState".into(), Value::String(publishing.as_str().into()));
-        object.insert("committedContentVersion".into(), self.committed_content_version.clone().map_or(Value::Null, Value::String));
+        object.insert(
+            "lastModifiedDateTime".into(),
+            Value::String(iso(self.modified)),
+        );
+        object.insert(
+            "publishingState".into(),
+            Value::String(publishing.as_str().into()),
+        );
+        object.insert(
+            "committedContentVersion".into(),
+            self.committed_content_version
+                .clone()
+                .map_or(Value::Null, Value::String),
+        );
         object.insert("size".into(), json!(size));
-        object.insert("isAssigned".into(), Value::Bool(!self.assignments.is_empty()));
+        object.insert(
+            "isAssigned".into(),
+            Value::Bool(!self.assignments.is_empty()),
+        );
         object
     }
 
@@ -633,7 +747,11 @@ mod tests {
     use super::*;
 
     fn state(limit: u32) -> State {
-        State::new(SimConfig { write_limit: limit, write_window: Duration::from_secs(20), ..SimConfig::default() })
+        State::new(SimConfig {
+            write_limit: limit,
+            write_window: Duration::from_secs(20),
+            ..SimConfig::default()
+        })
     }
 
     #[test]
@@ -666,8 +784,14 @@ mod tests {
         let header = format!("Bearer {token}");
         assert_eq!(s.check_bearer(Some(&header), now), Ok(()));
         assert_eq!(s.check_bearer(None, now), Err(TokenProblem::Missing));
-        assert_eq!(s.check_bearer(Some("Bearer nope"), now), Err(TokenProblem::Unknown));
+        assert_eq!(
+            s.check_bearer(Some("Bearer nope"), now),
+            Err(TokenProblem::Unknown)
+        );
         s.expire_tokens(now);
-        assert_eq!(s.check_bearer(Some(&header), now), Err(TokenProblem::Expired));
+        assert_eq!(
+            s.check_bearer(Some(&header), now),
+            Err(TokenProblem::Expired)
+        );
     }
 }

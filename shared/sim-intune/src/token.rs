@@ -8,14 +8,17 @@ use serde_json::json;
 
 use crate::faults::Fault;
 use crate::state::State;
-use crate::wire::{Ctx, Reply, aad_timestamp, http_date, retry_after_value};
+use crate::wire::{Ctx, Reply, aad_timestamp, derived_guid, fnv64, http_date, retry_after_value};
 
 const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// Answers a token request for `tenant` (the first path segment).
 pub(crate) fn handle(state: &mut State, ctx: &Ctx, tenant: &str) -> Reply {
     if ctx.method != Method::POST {
-        let message = format!("The endpoint only accepts POST, OPTIONS requests. Received a {} request.", ctx.method);
+        let message = format!(
+            "The endpoint only accepts POST, OPTIONS requests. Received a {} request.",
+            ctx.method
+        );
         return error(ctx, 400, "invalid_request", 900_561, &message);
     }
     if !tenant.eq_ignore_ascii_case(&state.config.tenant_id) {
@@ -25,10 +28,16 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx, tenant: &str) -> Reply {
         return error(ctx, 400, "invalid_request", 90_002, &message);
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(&ctx.body).into_owned().collect();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
     for required in ["grant_type", "client_id", "scope"] {
         if field(required).is_none() {
-            let message = format!("The request body must contain the following parameter: '{required}'.");
+            let message =
+                format!("The request body must contain the following parameter: '{required}'.");
             return error(ctx, 400, "invalid_request", 900_144, &message);
         }
     }
@@ -52,7 +61,9 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx, tenant: &str) -> Reply {
         return invalid_secret(ctx, client_id);
     }
     if state.secret_expired {
-        let message = format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app.");
+        let message = format!(
+            "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app."
+        );
         return error(ctx, 401, "invalid_client", 7_000_222, &message);
     }
     let scope = field("scope").unwrap_or_default();
@@ -90,15 +101,33 @@ fn invalid_secret(ctx: &Ctx, client_id: &str) -> Reply {
 pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
     Some(match fault {
         Fault::TooManyRequests { retry_after } => {
-            let reply = error(ctx, 429, "temporarily_unavailable", 90_055, "TenantThrottlingError - There are too many incoming requests.");
+            let reply = error(
+                ctx,
+                429,
+                "temporarily_unavailable",
+                90_055,
+                "TenantThrottlingError - There are too many incoming requests.",
+            );
             match retry_after {
                 Some(seconds) => reply.with_header("retry-after", retry_after_value(*seconds)),
                 None => reply,
             }
         }
-        Fault::ServiceUnavailable => error(ctx, 503, "temporarily_unavailable", 90_033, "A transient error has occurred. Please try again."),
+        Fault::ServiceUnavailable => error(
+            ctx,
+            503,
+            "temporarily_unavailable",
+            90_033,
+            "A transient error has occurred. Please try again.",
+        ),
         Fault::Unauthorized => invalid_secret(ctx, "unknown"),
-        Fault::Conflict => error(ctx, 409, "invalid_request", 90_100, "The request could not be completed because of a conflict."),
+        Fault::Conflict => error(
+            ctx,
+            409,
+            "invalid_request",
+            90_100,
+            "The request could not be completed because of a conflict.",
+        ),
         _ => return None,
     })
 }
@@ -106,7 +135,11 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
 /// The identity platform's error body (RFC 6749 §5.2 plus Microsoft's fields).
 fn error(ctx: &Ctx, status: u16, error: &str, code: u32, message: &str) -> Reply {
     let trace_id = ctx.request_id.clone();
-    let correlation_id = ctx.client_request_id();
+    // Entra ID takes the caller's `client-request-id` as the correlation id, or makes one up.
+    let correlation_id = ctx.header("client-request-id").map_or_else(
+        || derived_guid(0xC0AA, fnv64(&ctx.request_id)),
+        str::to_owned,
+    );
     let timestamp = aad_timestamp(ctx.now);
     let body = json!({
         "error": error,

@@ -1,6 +1,7 @@
 //! Small wire helpers shared by the three surfaces: the answer type, time formats, a seeded PRNG,
 //! base64url and query-string parsing.
 
+use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -19,20 +20,24 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub(crate) fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, headers: vec![("content-type", content_type.to_owned())], body: body.into() }
+        Self {
+            status,
+            headers: vec![("content-type", content_type.to_owned())],
+            body: body.into(),
+        }
     }
 
     pub(crate) fn empty(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: Vec::new() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
-    }
-
-    pub(crate) fn has_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 }
 
@@ -59,7 +64,8 @@ impl Ctx {
 
     /// The caller's `client-request-id`, or this request's id when it sent none (Graph does the same).
     pub(crate) fn client_request_id(&self) -> String {
-        self.header("client-request-id").map_or_else(|| self.request_id.clone(), str::to_owned)
+        self.header("client-request-id")
+            .map_or_else(|| self.request_id.clone(), str::to_owned)
     }
 
     /// The first value of a query parameter, percent-decoded.
@@ -73,32 +79,42 @@ impl Ctx {
 }
 
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Percent-encodes a query value (spaces as `%20`, as Graph writes its links).
 pub(crate) fn encode_query_value(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>().replace('+', "%20")
+    form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// `2024-05-01T10:00:00Z` — Graph's `DateTimeOffset`.
 pub(crate) fn iso(t: SystemTime) -> String {
     OffsetDateTime::from(t)
-        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
         .unwrap_or_default()
 }
 
 /// `2024-05-01T10:00:00` — the `date` in a Graph error's `innerError` (no zone, as Graph writes it).
 pub(crate) fn inner_error_date(t: SystemTime) -> String {
     OffsetDateTime::from(t)
-        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
         .unwrap_or_default()
 }
 
 /// `2024-05-01 10:00:00Z` — the `timestamp` of an identity-platform error.
 pub(crate) fn aad_timestamp(t: SystemTime) -> String {
     OffsetDateTime::from(t)
-        .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z"))
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+        ))
         .unwrap_or_default()
 }
 
@@ -113,7 +129,8 @@ pub(crate) fn http_date(t: SystemTime) -> String {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A small deterministic PRNG (`SplitMix64`): the simulator's ids, tokens and random faults come
@@ -141,12 +158,18 @@ impl Prng {
         let mut bytes = [0_u8; 16];
         bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
         bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
-        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
     /// `words` × 16 lower-case hex digits.
     pub(crate) fn hex(&mut self, words: usize) -> String {
-        (0..words).map(|_| format!("{:016x}", self.next_u64())).collect()
+        let mut out = String::with_capacity(words * 16);
+        for _ in 0..words {
+            let _ = write!(out, "{:016x}", self.next_u64());
+        }
+        out
     }
 }
 
@@ -160,9 +183,18 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 /// A GUID derived from two numbers, without state (for request ids).
 pub(crate) fn derived_guid(a: u64, b: u64) -> String {
     let mut bytes = [0_u8; 16];
-    bytes[..8].copy_from_slice(&mix(a ^ 0x5EED_0F_1D).to_le_bytes());
-    bytes[8..].copy_from_slice(&mix(b.wrapping_add(a.rotate_left(17))).to_le_bytes());
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    bytes[..8].copy_from_slice(&mix(a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes());
+    bytes[8..].copy_from_slice(&mix(b.wrapping_add(a.rotate_left(17)) ^ 0x5EED_0F1D).to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// FNV-1a, to derive stable values (serial numbers, user ids) from a string.
+pub(crate) fn fnv64(text: &str) -> u64 {
+    text.bytes().fold(0xCBF2_9CE4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01B3)
+    })
 }
 
 /// Unpadded base64url (RFC 4648 §5), enough to make tokens look like the JWTs they stand in for.
@@ -170,7 +202,11 @@ pub(crate) fn base64url(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let symbols = chunk.len() + 1;
         for i in 0..symbols {
@@ -207,6 +243,12 @@ mod tests {
         let mut b = Prng::new(7);
         assert_eq!(a.guid(), b.guid());
         assert_ne!(a.guid(), Prng::new(8).guid());
+    }
+
+    #[test]
+    fn derived_guids_differ_from_the_first_digit() {
+        assert_ne!(derived_guid(1, 1)[..8], derived_guid(1, 2)[..8]);
+        assert_eq!(derived_guid(3, 4), derived_guid(3, 4));
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub(crate) struct Package {
 
 impl Package {
     pub(crate) fn name(&self) -> &str {
-        self.fields.get("packageName").and_then(Value::as_str).unwrap_or_default()
+        self.fields
+            .get("packageName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     pub(crate) fn text(&self, field: &str) -> String {
@@ -51,7 +54,10 @@ impl Package {
     }
 
     pub(crate) fn priority(&self) -> i64 {
-        self.fields.get("priority").and_then(Value::as_i64).unwrap_or(10)
+        self.fields
+            .get("priority")
+            .and_then(Value::as_i64)
+            .unwrap_or(10)
     }
 
     /// The package as `GET /api/v1/packages/{id}` answers it.
@@ -98,7 +104,11 @@ pub(crate) struct FieldError {
 
 impl FieldError {
     pub(crate) fn invalid(field: &str, description: &str) -> Self {
-        Self { code: "INVALID_FIELD", field: field.to_owned(), description: description.to_owned() }
+        Self {
+            code: "INVALID_FIELD",
+            field: field.to_owned(),
+            description: description.to_owned(),
+        }
     }
 }
 
@@ -134,9 +144,15 @@ const BOOLEAN_FIELDS: [&str; 12] = [
 
 /// Checks a posted package and normalises it (`categoryId` a string, `priority` a number, the
 /// flags booleans; Jackson on the real server coerces the same way). Every problem is reported.
-pub(crate) fn package_fields(body: &Value, category_exists: impl Fn(&str) -> bool) -> Result<Map<String, Value>, Vec<FieldError>> {
+pub(crate) fn package_fields(
+    body: &Value,
+    category_exists: impl Fn(&str) -> bool,
+) -> Result<Map<String, Value>, Vec<FieldError>> {
     let Value::Object(given) = body else {
-        return Err(vec![FieldError::invalid("", "the body must be a JSON object")]);
+        return Err(vec![FieldError::invalid(
+            "",
+            "the body must be a JSON object",
+        )]);
     };
     let mut fields = given.clone();
     fields.remove("id");
@@ -148,7 +164,9 @@ pub(crate) fn package_fields(body: &Value, category_exists: impl Fn(&str) -> boo
     }
     for field in ["packageName", "fileName"] {
         match fields.get(field) {
-            Some(Value::String(s)) if s.trim().is_empty() => errors.push(FieldError::invalid(field, "must not be blank")),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                errors.push(FieldError::invalid(field, "must not be blank"));
+            }
             Some(Value::String(_) | Value::Null) | None => {}
             Some(_) => errors.push(FieldError::invalid(field, "must be a string")),
         }
@@ -159,12 +177,18 @@ pub(crate) fn package_fields(body: &Value, category_exists: impl Fn(&str) -> boo
             fields.insert("categoryId".to_owned(), Value::String(n.to_string()));
         }
         Some(Value::Null) | None => {}
-        Some(other) => errors.push(FieldError::invalid("categoryId", &format!("category {other} does not exist"))),
+        Some(other) => errors.push(FieldError::invalid(
+            "categoryId",
+            &format!("category {other} does not exist"),
+        )),
     }
     match fields.get("priority").cloned() {
         Some(Value::Number(n)) if n.is_i64() => {}
         Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
-            fields.insert("priority".to_owned(), json!(s.trim().parse::<i64>().unwrap_or_default()));
+            fields.insert(
+                "priority".to_owned(),
+                json!(s.trim().parse::<i64>().unwrap_or_default()),
+            );
         }
         Some(Value::Null) | None => {}
         Some(_) => errors.push(FieldError::invalid("priority", "must be an integer")),
@@ -172,13 +196,22 @@ pub(crate) fn package_fields(body: &Value, category_exists: impl Fn(&str) -> boo
     for field in BOOLEAN_FIELDS {
         match fields.get(field).cloned() {
             Some(Value::Bool(_) | Value::Null) | None => {}
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
-                fields.insert(field.to_owned(), Value::Bool(s.eq_ignore_ascii_case("true")));
+            Some(Value::String(s))
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
+                fields.insert(
+                    field.to_owned(),
+                    Value::Bool(s.eq_ignore_ascii_case("true")),
+                );
             }
             Some(_) => errors.push(FieldError::invalid(field, "must be a boolean")),
         }
     }
-    if errors.is_empty() { Ok(fields) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(fields)
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]

@@ -40,8 +40,12 @@ pub(crate) struct Vantage {
 
 impl Vantage {
     /// The origin to record for an object created by this request.
-    pub(crate) fn origin(self) -> Option<Origin> {
-        Some(Origin { node: self.node, seq: self.seq, at: Instant::now() })
+    pub(crate) fn origin(self) -> Origin {
+        Origin {
+            node: self.node,
+            seq: self.seq,
+            at: Instant::now(),
+        }
     }
 
     /// Whether this request's node already sees an object.
@@ -55,11 +59,6 @@ impl Vantage {
                     || o.at.elapsed() >= REPLICATION_TIME
             }
         }
-    }
-
-    /// A vantage that sees everything (the test harness's).
-    pub(crate) fn everywhere() -> Self {
-        Self { node: 0, seq: u64::MAX, lag: false }
     }
 }
 
@@ -75,13 +74,52 @@ mod tests {
 
     #[test]
     fn the_other_node_sees_a_new_object_from_the_second_request_on() {
-        let creator = Vantage { node: 0, seq: 10, lag: true };
-        let origin = creator.origin();
-        assert!(Vantage { node: 0, seq: 11, lag: true }.sees(origin));
-        assert!(!Vantage { node: 1, seq: 11, lag: true }.sees(origin));
-        assert!(Vantage { node: 1, seq: 12, lag: true }.sees(origin));
-        assert!(Vantage { node: 1, seq: 11, lag: false }.sees(origin));
-        assert!(Vantage { node: 1, seq: 0, lag: true }.sees(None));
+        let creator = Vantage {
+            node: 0,
+            seq: 10,
+            lag: true,
+        };
+        let origin = Some(creator.origin());
+        assert!(
+            Vantage {
+                node: 0,
+                seq: 11,
+                lag: true
+            }
+            .sees(origin)
+        );
+        assert!(
+            !Vantage {
+                node: 1,
+                seq: 11,
+                lag: true
+            }
+            .sees(origin)
+        );
+        assert!(
+            Vantage {
+                node: 1,
+                seq: 12,
+                lag: true
+            }
+            .sees(origin)
+        );
+        assert!(
+            Vantage {
+                node: 1,
+                seq: 11,
+                lag: false
+            }
+            .sees(origin)
+        );
+        assert!(
+            Vantage {
+                node: 1,
+                seq: 0,
+                lag: true
+            }
+            .sees(None)
+        );
     }
 
     #[test]

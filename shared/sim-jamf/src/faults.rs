@@ -26,12 +26,19 @@ impl RouteMatch {
             RouteMatch::Any => true,
             RouteMatch::Token => TOKEN_PATHS.contains(&path),
             RouteMatch::Path(prefix) => path.starts_with(prefix.as_str()),
-            RouteMatch::MethodPath(m, prefix) => m.eq_ignore_ascii_case(method) && path.starts_with(prefix.as_str()),
+            RouteMatch::MethodPath(m, prefix) => {
+                m.eq_ignore_ascii_case(method) && path.starts_with(prefix.as_str())
+            }
         }
     }
 }
 
-const TOKEN_PATHS: &[&str] = &["/api/v1/oauth/token", "/api/oauth/token", "/api/v1/auth/token", "/api/v1/auth/keep-alive"];
+const TOKEN_PATHS: &[&str] = &[
+    "/api/v1/oauth/token",
+    "/api/oauth/token",
+    "/api/v1/auth/token",
+    "/api/v1/auth/keep-alive",
+];
 
 /// What an injected fault does to the request it hits.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +50,10 @@ pub enum Fault {
     ServiceUnavailable,
     /// 401, as for a missing or expired token.
     Unauthorized,
+    /// 403: the API client's role lacks the privilege (Jamf Pro API code `INVALID_PRIVILEGE`).
+    Forbidden,
     /// 409 Conflict: the Classic API's HTML page with `Error: Duplicate name`, or the Jamf Pro
-    /// API's error JSON with code `DUPLICATE_FIELD`.
+    /// API's error JSON with code `CONFLICT`.
     Conflict,
     /// Holds the request this long, then answers it normally.
     Slow(Duration),
@@ -76,8 +85,14 @@ struct Scripted {
 
 impl Faults {
     pub(crate) fn new(seed: u64) -> Self {
-        let state = FaultState { scripted: Vec::new(), transient_percent: 0, rng: SplitMix64::new(seed ^ 0x6A61_6D66) };
-        Self { inner: Arc::new(Mutex::new(state)) }
+        let state = FaultState {
+            scripted: Vec::new(),
+            transient_percent: 0,
+            rng: SplitMix64::new(seed ^ 0x6A61_6D66),
+        };
+        Self {
+            inner: Arc::new(Mutex::new(state)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, FaultState> {
@@ -88,7 +103,11 @@ impl Faults {
     /// the order they were added; each request consumes at most one.
     pub fn fail_next(&self, matcher: RouteMatch, fault: Fault, times: u32) {
         if times > 0 {
-            self.lock().scripted.push(Scripted { matcher, fault, remaining: times });
+            self.lock().scripted.push(Scripted {
+                matcher,
+                fault,
+                remaining: times,
+            });
         }
     }
 
@@ -114,7 +133,11 @@ impl Faults {
     /// The fault for this request, if any, consuming it.
     pub(crate) fn take(&self, method: &str, path: &str) -> Option<Fault> {
         let mut state = self.lock();
-        if let Some(i) = state.scripted.iter().position(|s| s.matcher.matches(method, path)) {
+        if let Some(i) = state
+            .scripted
+            .iter()
+            .position(|s| s.matcher.matches(method, path))
+        {
             let scripted = &mut state.scripted[i];
             let fault = scripted.fault.clone();
             scripted.remaining -= 1;
@@ -128,7 +151,9 @@ impl Faults {
             return None;
         }
         Some(match state.rng.below(10) {
-            0 => Fault::TooManyRequests { retry_after: Some(1.0) },
+            0 => Fault::TooManyRequests {
+                retry_after: Some(1.0),
+            },
             1 => Fault::TooManyRequests { retry_after: None },
             _ => Fault::ServiceUnavailable,
         })
@@ -142,12 +167,25 @@ mod tests {
     #[test]
     fn scripted_faults_are_consumed_in_order() {
         let faults = Faults::new(1);
-        faults.fail_next(RouteMatch::MethodPath("post".into(), "/JSSResource/policies".into()), Fault::Conflict, 1);
+        faults.fail_next(
+            RouteMatch::MethodPath("post".into(), "/JSSResource/policies".into()),
+            Fault::Conflict,
+            1,
+        );
         faults.fail_next(RouteMatch::Any, Fault::ServiceUnavailable, 2);
         assert_eq!(faults.pending(), 3);
-        assert_eq!(faults.take("GET", "/JSSResource/policies/id/1"), Some(Fault::ServiceUnavailable));
-        assert_eq!(faults.take("POST", "/JSSResource/policies/id/0"), Some(Fault::Conflict));
-        assert_eq!(faults.take("POST", "/JSSResource/policies/id/0"), Some(Fault::ServiceUnavailable));
+        assert_eq!(
+            faults.take("GET", "/JSSResource/policies/id/1"),
+            Some(Fault::ServiceUnavailable)
+        );
+        assert_eq!(
+            faults.take("POST", "/JSSResource/policies/id/0"),
+            Some(Fault::Conflict)
+        );
+        assert_eq!(
+            faults.take("POST", "/JSSResource/policies/id/0"),
+            Some(Fault::ServiceUnavailable)
+        );
         assert_eq!(faults.take("POST", "/JSSResource/policies/id/0"), None);
     }
 
@@ -156,8 +194,14 @@ mod tests {
         let faults = Faults::new(1);
         faults.fail_next(RouteMatch::Token, Fault::Unauthorized, 10);
         assert_eq!(faults.take("POST", "/api/v1/packages"), None);
-        assert_eq!(faults.take("POST", "/api/oauth/token"), Some(Fault::Unauthorized));
-        assert_eq!(faults.take("POST", "/api/v1/auth/token"), Some(Fault::Unauthorized));
+        assert_eq!(
+            faults.take("POST", "/api/oauth/token"),
+            Some(Fault::Unauthorized)
+        );
+        assert_eq!(
+            faults.take("POST", "/api/v1/auth/token"),
+            Some(Fault::Unauthorized)
+        );
     }
 
     #[test]
@@ -165,14 +209,18 @@ mod tests {
         let run = |seed| {
             let faults = Faults::new(seed);
             faults.transient_rate(30);
-            (0..1000).map(|_| faults.take("GET", "/api/v1/packages")).collect::<Vec<_>>()
+            (0..1000)
+                .map(|_| faults.take("GET", "/api/v1/packages"))
+                .collect::<Vec<_>>()
         };
         let a = run(5);
         assert_eq!(a, run(5));
         let hits = a.iter().filter(|f| f.is_some()).count();
         assert!((200..400).contains(&hits), "{hits}");
         assert!(a.contains(&Some(Fault::TooManyRequests { retry_after: None })));
-        assert!(a.contains(&Some(Fault::TooManyRequests { retry_after: Some(1.0) })));
+        assert!(a.contains(&Some(Fault::TooManyRequests {
+            retry_after: Some(1.0)
+        })));
         let faults = Faults::new(5);
         faults.transient_rate(30);
         faults.clear();

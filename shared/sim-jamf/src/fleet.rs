@@ -31,7 +31,13 @@ pub struct SimComputer {
 impl SimComputer {
     /// A computer named `mac-0007` (for id 7) with a UDID derived from its id.
     pub fn new(id: u32, outcome: ComputerOutcome, after: Duration) -> Self {
-        Self { id, name: format!("mac-{id:04}"), udid: udid_for(id), outcome, after }
+        Self {
+            id,
+            name: format!("mac-{id:04}"),
+            udid: udid_for(id),
+            outcome,
+            after,
+        }
     }
 }
 
@@ -126,21 +132,34 @@ impl Fleet {
                 _ => now,
             };
             let enrolled = last_contact - Duration::from_secs(86_400);
-            self.computers.insert(spec.id, Computer { spec, last_contact, enrolled });
+            self.computers.insert(
+                spec.id,
+                Computer {
+                    spec,
+                    last_contact,
+                    enrolled,
+                },
+            );
         }
     }
 
     pub(crate) fn group_of_name(&self, name: &str) -> Option<&Group> {
-        self.groups.values().find(|g| g.name.eq_ignore_ascii_case(name))
+        self.groups
+            .values()
+            .find(|g| g.name.eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn computer_of_name(&self, name: &str) -> Option<&Computer> {
-        self.computers.values().find(|c| c.spec.name.eq_ignore_ascii_case(name))
+        self.computers
+            .values()
+            .find(|c| c.spec.name.eq_ignore_ascii_case(name))
     }
 
     /// The groups a computer belongs to.
     pub(crate) fn groups_of(&self, computer: u32) -> impl Iterator<Item = &Group> {
-        self.groups.values().filter(move |g| g.members.contains(&computer))
+        self.groups
+            .values()
+            .filter(move |g| g.members.contains(&computer))
     }
 
     /// Moves the clock and lets every computer run what has come due.
@@ -158,7 +177,11 @@ impl Fleet {
         let mut applicable = BTreeSet::new();
         for policy in policies.values().filter(|p| p.enabled && p.trigger_checkin) {
             for computer in self.in_scope(policy) {
-                applicable.insert(RunKey { policy: policy.id, computer, generation: policy.package_generation });
+                applicable.insert(RunKey {
+                    policy: policy.id,
+                    computer,
+                    generation: policy.package_generation,
+                });
             }
         }
         self.pending.retain(|key, _| applicable.contains(key));
@@ -183,10 +206,19 @@ impl Fleet {
         for (at, key) in due {
             self.pending.remove(&key);
             self.done.insert(key);
-            let Some(computer) = self.computers.get_mut(&key.computer) else { continue };
-            let status = if computer.spec.outcome == ComputerOutcome::Failed { "Failed" } else { "Completed" };
+            let Some(computer) = self.computers.get_mut(&key.computer) else {
+                continue;
+            };
+            let status = if computer.spec.outcome == ComputerOutcome::Failed {
+                "Failed"
+            } else {
+                "Completed"
+            };
             computer.last_contact = computer.last_contact.max(at);
-            let policy_name = policies.get(&key.policy).map(|p| p.name.clone()).unwrap_or_default();
+            let policy_name = policies
+                .get(&key.policy)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
             self.logs.push(SimPolicyLog {
                 computer_id: key.computer,
                 policy_id: key.policy,
@@ -205,13 +237,24 @@ impl Fleet {
             self.computers.keys().copied().collect()
         } else {
             let direct = scope.computers.iter().copied();
-            let via_groups = scope.groups.iter().filter_map(|g| self.groups.get(g)).flat_map(|g| g.members.iter().copied());
-            direct.chain(via_groups).filter(|c| self.computers.contains_key(c)).collect()
+            let via_groups = scope
+                .groups
+                .iter()
+                .filter_map(|g| self.groups.get(g))
+                .flat_map(|g| g.members.iter().copied());
+            direct
+                .chain(via_groups)
+                .filter(|c| self.computers.contains_key(c))
+                .collect()
         };
         for excluded in &scope.excluded_computers {
             reached.remove(excluded);
         }
-        for group in scope.excluded_groups.iter().filter_map(|g| self.groups.get(g)) {
+        for group in scope
+            .excluded_groups
+            .iter()
+            .filter_map(|g| self.groups.get(g))
+        {
             for member in &group.members {
                 reached.remove(member);
             }

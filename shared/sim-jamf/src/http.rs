@@ -29,11 +29,19 @@ use crate::views::RecordedRequest;
 use crate::xml::Element;
 
 /// Accepts connections until the handle's shutdown sender goes away.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<()>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 let shared = Arc::clone(&shared);
                 let mut closing = shutdown.clone();
                 tokio::spawn(async move {
@@ -62,7 +70,10 @@ impl fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn handle(shared: Arc<Shared>, request: hyper::Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(
+    shared: Arc<Shared>,
+    request: hyper::Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let _in_flight = shared.enter();
     let seq = shared.arrivals.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
@@ -70,10 +81,18 @@ async fn handle(shared: Arc<Shared>, request: hyper::Request<Incoming>) -> Resul
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(name, value)| (name.as_str().to_ascii_lowercase(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let cookies = parse_cookies(&headers);
-    let pinned = cookies.iter().find(|(name, _)| name == COOKIE_NAME).map(|(_, value)| value.as_str());
+    let pinned = cookies
+        .iter()
+        .find(|(name, _)| name == COOKIE_NAME)
+        .map(|(_, value)| value.as_str());
     let at = shared.vantage(pinned, seq);
     let request = Request {
         method: parts.method.as_str().to_owned(),
@@ -106,8 +125,11 @@ async fn handle(shared: Arc<Shared>, request: hyper::Request<Incoming>) -> Resul
                 None => reply,
             }
         }
-        Some(Fault::ServiceUnavailable) => Reply::error(family, 503, "SERVICE_UNAVAILABLE", "Service unavailable"),
+        Some(Fault::ServiceUnavailable) => {
+            Reply::error(family, 503, "SERVICE_UNAVAILABLE", "Service unavailable")
+        }
         Some(Fault::Unauthorized) => Reply::unauthorized(family),
+        Some(Fault::Forbidden) => Reply::error(family, 403, "INVALID_PRIVILEGE", "Forbidden"),
         Some(Fault::Conflict) => Reply::error(family, 409, "CONFLICT", "Duplicate name"),
         Some(Fault::Slow(_)) | None => routes::dispatch(&shared, &request),
     };
@@ -117,7 +139,11 @@ async fn handle(shared: Arc<Shared>, request: hyper::Request<Incoming>) -> Resul
 
 /// `1` for whole seconds, `2.128` otherwise.
 fn format_seconds(seconds: f64) -> String {
-    if seconds.fract() == 0.0 && seconds.abs() < 1e15 { format!("{seconds:.0}") } else { seconds.to_string() }
+    if seconds.fract() == 0.0 && seconds.abs() < 1e15 {
+        format!("{seconds:.0}")
+    } else {
+        seconds.to_string()
+    }
 }
 
 fn record(shared: &Shared, request: &Request, status: u16) {
@@ -181,7 +207,10 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn body_text(&self) -> Cow<'_, str> {
@@ -190,12 +219,20 @@ impl Request {
 
     /// The path's segments, percent-decoded, without empty ones.
     pub(crate) fn segments(&self) -> Vec<String> {
-        self.path.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s, false)).collect()
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode(s, false))
+            .collect()
     }
 
     /// Every value of a query parameter, decoded.
     pub(crate) fn params(&self, name: &str) -> Vec<String> {
-        form_pairs(&self.raw_query).into_iter().filter(|(k, _)| k == name).map(|(_, v)| v).collect()
+        form_pairs(&self.raw_query)
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect()
     }
 
     pub(crate) fn param(&self, name: &str) -> Option<String> {
@@ -250,7 +287,10 @@ pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(byte) => {
                         out.push(byte);
                         i += 3;
@@ -289,24 +329,49 @@ const HTML: &str = "text/html;charset=UTF-8";
 
 impl Reply {
     pub(crate) fn json(status: u16, value: &Value) -> Self {
-        Self { status, content_type: Some(JSON), body: value.to_string().into_bytes(), headers: Vec::new() }
+        Self {
+            status,
+            content_type: Some(JSON),
+            body: value.to_string().into_bytes(),
+            headers: Vec::new(),
+        }
     }
 
     pub(crate) fn xml(status: u16, element: &Element) -> Self {
-        Self { status, content_type: Some(XML), body: element.to_document().into_bytes(), headers: Vec::new() }
+        Self {
+            status,
+            content_type: Some(XML),
+            body: element.to_document().into_bytes(),
+            headers: Vec::new(),
+        }
     }
 
     pub(crate) fn empty(status: u16) -> Self {
-        Self { status, content_type: None, body: Vec::new(), headers: Vec::new() }
+        Self {
+            status,
+            content_type: None,
+            body: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// The Classic API's error page; `detail` is its second `<p>`.
     pub(crate) fn page(status: u16, detail: &str) -> Self {
-        Self { status, content_type: Some(HTML), body: status_page(status, detail).into_bytes(), headers: Vec::new() }
+        Self {
+            status,
+            content_type: Some(HTML),
+            body: status_page(status, detail).into_bytes(),
+            headers: Vec::new(),
+        }
     }
 
     /// The Jamf Pro API's error body with one error.
-    pub(crate) fn pro_error(status: u16, code: &str, description: &str, field: Option<&str>) -> Self {
+    pub(crate) fn pro_error(
+        status: u16,
+        code: &str,
+        description: &str,
+        field: Option<&str>,
+    ) -> Self {
         let error = json!({ "code": code, "field": field, "description": description, "id": "0" });
         Self::json(status, &json!({ "httpStatus": status, "errors": [error] }))
     }
@@ -342,14 +407,20 @@ impl Reply {
 
     pub(crate) fn not_found(family: Family) -> Self {
         match family {
-            Family::Classic => Self::page(404, "The server has not found anything matching the request URI"),
+            Family::Classic => Self::page(
+                404,
+                "The server has not found anything matching the request URI",
+            ),
             _ => Self::pro_error(404, "NOT_FOUND", "Not Found", None),
         }
     }
 
     pub(crate) fn method_not_allowed(family: Family) -> Self {
         match family {
-            Family::Classic => Self::page(405, "The method specified in the request is not allowed for the resource identified by the request URI"),
+            Family::Classic => Self::page(
+                405,
+                "The method specified in the request is not allowed for the resource identified by the request URI",
+            ),
             _ => Self::pro_error(405, "METHOD_NOT_ALLOWED", "Method Not Allowed", None),
         }
     }
@@ -378,12 +449,15 @@ impl Reply {
 
     fn into_response(self, node_cookie: &str) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(Bytes::from(self.body)));
-        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
         if let Some(content_type) = self.content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
-        if let Ok(cookie) = HeaderValue::from_str(&format!("{COOKIE_NAME}={node_cookie}; Path=/; HttpOnly")) {
+        if let Ok(cookie) =
+            HeaderValue::from_str(&format!("{COOKIE_NAME}={node_cookie}; Path=/; HttpOnly"))
+        {
             headers.insert(SET_COOKIE, cookie);
         }
         for (name, value) in self.headers {
@@ -428,7 +502,10 @@ mod tests {
 
     #[test]
     fn decodes_percent_escapes_and_plus() {
-        assert_eq!(percent_decode("general.name%3D%3D%22mac%2001%22", false), "general.name==\"mac 01\"");
+        assert_eq!(
+            percent_decode("general.name%3D%3D%22mac%2001%22", false),
+            "general.name==\"mac 01\""
+        );
         assert_eq!(percent_decode("a+b", true), "a b");
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("100%", true), "100%");

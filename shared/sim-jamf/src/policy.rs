@@ -26,7 +26,10 @@ pub(crate) struct Refusal {
 
 impl Refusal {
     pub(crate) fn conflict(message: &str) -> Self {
-        Self { status: 409, message: format!("Error: {message}") }
+        Self {
+            status: 409,
+            message: format!("Error: {message}"),
+        }
     }
 }
 
@@ -107,7 +110,10 @@ impl Policy {
     /// Applies a posted `<policy>` document (partial for an update).
     pub(crate) fn apply(&mut self, doc: &Element, refs: &Refs) -> Result<(), Refusal> {
         if doc.name != "policy" {
-            return Err(Refusal { status: 400, message: "Error: the root element must be policy".to_owned() });
+            return Err(Refusal {
+                status: 400,
+                message: "Error: the root element must be policy".to_owned(),
+            });
         }
         for section in &doc.children {
             match section.name.as_str() {
@@ -134,7 +140,10 @@ impl Policy {
                 "category" => self.category_id = resolve_category(field, refs)?,
                 "notes" => self.notes = Some(field.text().to_owned()),
                 "priority" => {
-                    let priority = field.text().parse().map_err(|_| Refusal::conflict("Problem with priority"))?;
+                    let priority = field
+                        .text()
+                        .parse()
+                        .map_err(|_| Refusal::conflict("Problem with priority"))?;
                     self.priority = Some(priority);
                 }
                 _ => replace_by_name(&mut self.general_extra, field),
@@ -152,8 +161,12 @@ impl Policy {
                 "exclusions" => {
                     for excluded in &part.children {
                         match excluded.name.as_str() {
-                            "computers" => self.scope.excluded_computers = resolve_computers(excluded, refs)?,
-                            "computer_groups" => self.scope.excluded_groups = resolve_groups(excluded, refs)?,
+                            "computers" => {
+                                self.scope.excluded_computers = resolve_computers(excluded, refs)?;
+                            }
+                            "computer_groups" => {
+                                self.scope.excluded_groups = resolve_groups(excluded, refs)?;
+                            }
                             _ => replace_by_name(&mut self.scope.exclusions_extra, excluded),
                         }
                     }
@@ -172,17 +185,33 @@ impl Policy {
             }
             let mut packages = Vec::new();
             for package in part.children_named("package") {
-                let id = resolve(package, |id| refs.packages.contains_key(&id), |name| {
-                    refs.packages.values().find(|p| p.name().eq_ignore_ascii_case(name)).map(|p| p.id)
-                })
-                .ok_or_else(|| Refusal::conflict("Problem with package in package_configuration"))?;
+                let id = resolve(
+                    package,
+                    |id| refs.packages.contains_key(&id),
+                    |name| {
+                        refs.packages
+                            .values()
+                            .find(|p| p.name().eq_ignore_ascii_case(name))
+                            .map(|p| p.id)
+                    },
+                )
+                .ok_or_else(|| {
+                    Refusal::conflict("Problem with package in package_configuration")
+                })?;
                 let priority = match package.text_at("priority") {
-                    Some(text) => Some(text.parse().map_err(|_| Refusal::conflict("Problem with package priority"))?),
+                    Some(text) => Some(
+                        text.parse()
+                            .map_err(|_| Refusal::conflict("Problem with package priority"))?,
+                    ),
                     None => None,
                 };
                 packages.push(PolicyPackage {
                     id,
-                    action: package.text_at("action").filter(|a| !a.is_empty()).unwrap_or("Install").to_owned(),
+                    action: package
+                        .text_at("action")
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or("Install")
+                        .to_owned(),
                     fut: package.child("fut").is_some_and(flag),
                     feu: package.child("feu").is_some_and(flag),
                     update_autorun: package.child("update_autorun").is_some_and(flag),
@@ -200,10 +229,11 @@ impl Policy {
 
     /// The policy as `GET /JSSResource/policies/id/{id}` answers it.
     pub(crate) fn to_xml(&self, refs: &Refs) -> Element {
-        let (category_id, category_name) = match self.category_id.and_then(|id| refs.categories.get(&id)) {
-            Some(category) => (i64::from(category.id), category.name.clone()),
-            None => (-1, "No category assigned".to_owned()),
-        };
+        let (category_id, category_name) =
+            match self.category_id.and_then(|id| refs.categories.get(&id)) {
+                Some(category) => (i64::from(category.id), category.name.clone()),
+                None => (-1, "No category assigned".to_owned()),
+            };
         let mut general = Element::new("general")
             .with(Element::leaf("id", self.id))
             .with(Element::leaf("name", &self.name))
@@ -214,7 +244,11 @@ impl Policy {
         general = general
             .with(Element::leaf("trigger_checkin", self.trigger_checkin))
             .with(Element::leaf("frequency", &self.frequency))
-            .with(Element::new("category").with(Element::leaf("id", category_id)).with(Element::leaf("name", category_name)));
+            .with(
+                Element::new("category")
+                    .with(Element::leaf("id", category_id))
+                    .with(Element::leaf("name", category_name)),
+            );
         if let Some(priority) = self.priority {
             general = general.with(Element::leaf("priority", priority));
         }
@@ -224,12 +258,26 @@ impl Policy {
         general = general.with_all(self.general_extra.iter().cloned());
 
         let computer = |id: &u32| {
-            let name = refs.fleet.computers.get(id).map(|c| c.spec.name.clone()).unwrap_or_default();
-            Element::new("computer").with(Element::leaf("id", id)).with(Element::leaf("name", name))
+            let name = refs
+                .fleet
+                .computers
+                .get(id)
+                .map(|c| c.spec.name.clone())
+                .unwrap_or_default();
+            Element::new("computer")
+                .with(Element::leaf("id", id))
+                .with(Element::leaf("name", name))
         };
         let group = |id: &u32| {
-            let name = refs.fleet.groups.get(id).map(|g| g.name.clone()).unwrap_or_default();
-            Element::new("computer_group").with(Element::leaf("id", id)).with(Element::leaf("name", name))
+            let name = refs
+                .fleet
+                .groups
+                .get(id)
+                .map(|g| g.name.clone())
+                .unwrap_or_default();
+            Element::new("computer_group")
+                .with(Element::leaf("id", id))
+                .with(Element::leaf("name", name))
         };
         let scope = Element::new("scope")
             .with(Element::leaf("all_computers", self.scope.all_computers))
@@ -238,28 +286,46 @@ impl Policy {
             .with_all(self.scope.extra.iter().cloned())
             .with(
                 Element::new("exclusions")
-                    .with(Element::new("computers").with_all(self.scope.excluded_computers.iter().map(computer)))
-                    .with(Element::new("computer_groups").with_all(self.scope.excluded_groups.iter().map(group)))
+                    .with(
+                        Element::new("computers")
+                            .with_all(self.scope.excluded_computers.iter().map(computer)),
+                    )
+                    .with(
+                        Element::new("computer_groups")
+                            .with_all(self.scope.excluded_groups.iter().map(group)),
+                    )
                     .with_all(self.scope.exclusions_extra.iter().cloned()),
             );
 
-        let packages = Element::new("packages").with(Element::leaf("size", self.packages.len())).with_all(self.packages.iter().map(|p| {
-            let name = refs.packages.get(&p.id).map(|pkg| pkg.name().to_owned()).unwrap_or_default();
-            let mut package = Element::new("package")
-                .with(Element::leaf("id", p.id))
-                .with(Element::leaf("name", name))
-                .with(Element::leaf("action", &p.action))
-                .with(Element::leaf("fut", p.fut))
-                .with(Element::leaf("feu", p.feu))
-                .with(Element::leaf("update_autorun", p.update_autorun));
-            if let Some(priority) = p.priority {
-                package = package.with(Element::leaf("priority", priority));
-            }
-            package
-        }));
-        let package_configuration = Element::new("package_configuration").with(packages).with_all(self.package_extra.iter().cloned());
+        let packages = Element::new("packages")
+            .with(Element::leaf("size", self.packages.len()))
+            .with_all(self.packages.iter().map(|p| {
+                let name = refs
+                    .packages
+                    .get(&p.id)
+                    .map(|pkg| pkg.name().to_owned())
+                    .unwrap_or_default();
+                let mut package = Element::new("package")
+                    .with(Element::leaf("id", p.id))
+                    .with(Element::leaf("name", name))
+                    .with(Element::leaf("action", &p.action))
+                    .with(Element::leaf("fut", p.fut))
+                    .with(Element::leaf("feu", p.feu))
+                    .with(Element::leaf("update_autorun", p.update_autorun));
+                if let Some(priority) = p.priority {
+                    package = package.with(Element::leaf("priority", priority));
+                }
+                package
+            }));
+        let package_configuration = Element::new("package_configuration")
+            .with(packages)
+            .with_all(self.package_extra.iter().cloned());
 
-        Element::new("policy").with(general).with(scope).with(package_configuration).with_all(self.sections.iter().cloned())
+        Element::new("policy")
+            .with(general)
+            .with(scope)
+            .with(package_configuration)
+            .with_all(self.sections.iter().cloned())
     }
 }
 
@@ -276,8 +342,15 @@ fn replace_by_name(list: &mut Vec<Element>, element: &Element) {
 }
 
 /// An object named by `<id>` (when given and not 0 or -1) or else by `<name>`.
-fn resolve(element: &Element, exists: impl Fn(u32) -> bool, by_name: impl Fn(&str) -> Option<u32>) -> Option<u32> {
-    match element.text_at("id").filter(|id| !id.is_empty() && *id != "0" && *id != "-1") {
+fn resolve(
+    element: &Element,
+    exists: impl Fn(u32) -> bool,
+    by_name: impl Fn(&str) -> Option<u32>,
+) -> Option<u32> {
+    match element
+        .text_at("id")
+        .filter(|id| !id.is_empty() && *id != "0" && *id != "-1")
+    {
         Some(id) => id.parse().ok().filter(|id| exists(*id)),
         None => by_name(element.text_at("name").unwrap_or_default()),
     }
@@ -286,13 +359,21 @@ fn resolve(element: &Element, exists: impl Fn(u32) -> bool, by_name: impl Fn(&st
 fn resolve_category(element: &Element, refs: &Refs) -> Result<Option<u32>, Refusal> {
     let id = element.text_at("id").unwrap_or_default();
     let name = element.text_at("name").unwrap_or_default();
-    let none = (id.is_empty() || id == "-1" || id == "0") && (name.is_empty() || name == "No category assigned");
+    let none = (id.is_empty() || id == "-1" || id == "0")
+        && (name.is_empty() || name == "No category assigned");
     if none {
         return Ok(None);
     }
-    resolve(element, |id| refs.categories.contains_key(&id), |name| {
-        refs.categories.values().find(|c| c.name.eq_ignore_ascii_case(name)).map(|c| c.id)
-    })
+    resolve(
+        element,
+        |id| refs.categories.contains_key(&id),
+        |name| {
+            refs.categories
+                .values()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+                .map(|c| c.id)
+        },
+    )
     .map(Some)
     .ok_or_else(|| Refusal::conflict("Problem with category"))
 }
@@ -300,8 +381,12 @@ fn resolve_category(element: &Element, refs: &Refs) -> Result<Option<u32>, Refus
 fn resolve_computers(list: &Element, refs: &Refs) -> Result<Vec<u32>, Refusal> {
     list.children_named("computer")
         .map(|c| {
-            resolve(c, |id| refs.fleet.computers.contains_key(&id), |name| refs.fleet.computer_of_name(name).map(|c| c.spec.id))
-                .ok_or_else(|| Refusal::conflict("Problem with computer in scope"))
+            resolve(
+                c,
+                |id| refs.fleet.computers.contains_key(&id),
+                |name| refs.fleet.computer_of_name(name).map(|c| c.spec.id),
+            )
+            .ok_or_else(|| Refusal::conflict("Problem with computer in scope"))
         })
         .collect()
 }
@@ -309,8 +394,12 @@ fn resolve_computers(list: &Element, refs: &Refs) -> Result<Vec<u32>, Refusal> {
 fn resolve_groups(list: &Element, refs: &Refs) -> Result<Vec<u32>, Refusal> {
     list.children_named("computer_group")
         .map(|g| {
-            resolve(g, |id| refs.fleet.groups.contains_key(&id), |name| refs.fleet.group_of_name(name).map(|g| g.id))
-                .ok_or_else(|| Refusal::conflict("Problem with computer group in scope"))
+            resolve(
+                g,
+                |id| refs.fleet.groups.contains_key(&id),
+                |name| refs.fleet.group_of_name(name).map(|g| g.id),
+            )
+            .ok_or_else(|| Refusal::conflict("Problem with computer group in scope"))
         })
         .collect()
 }

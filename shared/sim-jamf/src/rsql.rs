@@ -9,7 +9,11 @@ use std::cmp::Ordering;
 pub(crate) enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
-    Compare { field: String, op: Op, values: Vec<String> },
+    Compare {
+        field: String,
+        op: Op,
+        values: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +30,19 @@ pub(crate) enum Op {
 
 /// Parses `filter`, accepting only the selectors in `fields`.
 pub(crate) fn parse(filter: &str, fields: &[&str]) -> Result<Filter, String> {
-    let mut parser = Parser { src: filter, pos: 0, fields };
+    let mut parser = Parser {
+        src: filter,
+        pos: 0,
+        fields,
+    };
     let parsed = parser.or()?;
     parser.skip_ws();
     if parser.pos < filter.len() {
-        return Err(format!("unexpected '{}' at {}", &filter[parser.pos..], parser.pos));
+        return Err(format!(
+            "unexpected '{}' at {}",
+            &filter[parser.pos..],
+            parser.pos
+        ));
     }
     Ok(parsed)
 }
@@ -46,8 +58,10 @@ impl Filter {
                 match op {
                     Op::Eq => actual.is_some_and(|a| wildcard(&a, &values[0])),
                     Op::Ne => !actual.is_some_and(|a| wildcard(&a, &values[0])),
-                    Op::In => actual.is_some_and(|a| values.iter().any(|v| compare(&a, v) == Ordering::Equal)),
-                    Op::Out => !actual.is_some_and(|a| values.iter().any(|v| compare(&a, v) == Ordering::Equal)),
+                    Op::In => actual
+                        .is_some_and(|a| values.iter().any(|v| compare(&a, v) == Ordering::Equal)),
+                    Op::Out => !actual
+                        .is_some_and(|a| values.iter().any(|v| compare(&a, v) == Ordering::Equal)),
                     Op::Lt => actual.is_some_and(|a| compare(&a, &values[0]) == Ordering::Less),
                     Op::Le => actual.is_some_and(|a| compare(&a, &values[0]) != Ordering::Greater),
                     Op::Gt => actual.is_some_and(|a| compare(&a, &values[0]) == Ordering::Greater),
@@ -75,7 +89,10 @@ fn wildcard(actual: &str, pattern: &str) -> bool {
     let pattern = pattern.to_lowercase();
     let parts: Vec<&str> = pattern.split('*').collect();
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !actual.starts_with(first) || actual.len() < first.len() + last.len() || !actual.ends_with(last) {
+    if !actual.starts_with(first)
+        || actual.len() < first.len() + last.len()
+        || !actual.ends_with(last)
+    {
         return false;
     }
     let mut rest = &actual[first.len()..actual.len() - last.len()];
@@ -94,8 +111,8 @@ struct Parser<'a> {
     fields: &'a [&'a str],
 }
 
-impl Parser<'_> {
-    fn rest(&self) -> &str {
+impl<'a> Parser<'a> {
+    fn rest(&self) -> &'a str {
         &self.src[self.pos..]
     }
 
@@ -119,7 +136,11 @@ impl Parser<'_> {
         while self.eat(",") {
             any.push(self.and()?);
         }
-        Ok(if any.len() == 1 { any.remove(0) } else { Filter::Or(any) })
+        Ok(if any.len() == 1 {
+            any.remove(0)
+        } else {
+            Filter::Or(any)
+        })
     }
 
     fn and(&mut self) -> Result<Filter, String> {
@@ -127,7 +148,11 @@ impl Parser<'_> {
         while self.eat(";") {
             all.push(self.term()?);
         }
-        Ok(if all.len() == 1 { all.remove(0) } else { Filter::And(all) })
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Filter::And(all)
+        })
     }
 
     fn term(&mut self) -> Result<Filter, String> {
@@ -258,14 +283,21 @@ mod tests {
         let f = parse("id=out=(1,3)", FIELDS).unwrap();
         assert!(f.matches(&record("2", "x")));
         let f = parse("id=gt=9", FIELDS).unwrap();
-        assert!(f.matches(&record("10", "x")), "10 > 9 as numbers, not as text");
+        assert!(
+            f.matches(&record("10", "x")),
+            "10 > 9 as numbers, not as text"
+        );
         let f = parse("id>=10;id<11", FIELDS).unwrap();
         assert!(f.matches(&record("10", "x")));
     }
 
     #[test]
     fn and_or_groups_and_wildcards() {
-        let f = parse(r#"(general.name=="lab*",general.name=="*-canary");id!=7"#, FIELDS).unwrap();
+        let f = parse(
+            r#"(general.name=="lab*",general.name=="*-canary");id!=7"#,
+            FIELDS,
+        )
+        .unwrap();
         assert!(f.matches(&record("1", "lab-mac")));
         assert!(f.matches(&record("1", "x-canary")));
         assert!(!f.matches(&record("7", "lab-mac")));
@@ -285,7 +317,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_filters() {
-        for bad in ["", "name==x", "id", "id==", "id=in=1", "(id==1", "id==1)", r#"id=="1"#, "id~=1"] {
+        for bad in [
+            "",
+            "name==x",
+            "id",
+            "id==",
+            "id=in=1",
+            "(id==1",
+            "id==1)",
+            r#"id=="1"#,
+            "id~=1",
+        ] {
             assert!(parse(bad, FIELDS).is_err(), "{bad:?} should be refused");
         }
     }

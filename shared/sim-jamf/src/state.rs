@@ -66,8 +66,14 @@ impl Shared {
     /// The node for a request: the one its `jpro-ingress` cookie names, else the next in turn.
     pub(crate) fn vantage(&self, cookie: Option<&str>, seq: u64) -> Vantage {
         let pinned = cookie.and_then(|value| self.cookies.iter().position(|c| c == value));
-        let node = pinned.unwrap_or_else(|| usize::from(self.round_robin.fetch_add(1, Ordering::SeqCst) % 2 == 1));
-        Vantage { node, seq, lag: self.lag.load(Ordering::SeqCst) }
+        let node = pinned.unwrap_or_else(|| {
+            usize::from(self.round_robin.fetch_add(1, Ordering::SeqCst) % 2 == 1)
+        });
+        Vantage {
+            node,
+            seq,
+            lag: self.lag.load(Ordering::SeqCst),
+        }
     }
 }
 
@@ -119,11 +125,24 @@ pub(crate) struct State {
 
 impl State {
     fn new(config: &SimConfig) -> Self {
-        let started = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let started = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
         let mut categories = BTreeMap::new();
-        categories.insert(1, Category { id: 1, name: CONTROL_PLANE_CATEGORY.to_owned(), priority: 9, origin: None });
-        let user_lifetime =
-            if config.token_lifetime == OAUTH_TOKEN_LIFETIME { USER_TOKEN_LIFETIME } else { config.token_lifetime };
+        categories.insert(
+            1,
+            Category {
+                id: 1,
+                name: CONTROL_PLANE_CATEGORY.to_owned(),
+                priority: 9,
+                origin: None,
+            },
+        );
+        let user_lifetime = if config.token_lifetime == OAUTH_TOKEN_LIFETIME {
+            USER_TOKEN_LIFETIME
+        } else {
+            config.token_lifetime
+        };
         Self {
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
@@ -134,7 +153,7 @@ impl State {
             oauth_lifetime: config.token_lifetime,
             user_lifetime,
             tokens: HashMap::new(),
-            rng: SplitMix64::new(config.seed ^ 0x746F_6B65_6E),
+            rng: SplitMix64::new(config.seed ^ 0x0074_6F6B_656E),
             categories,
             packages: BTreeMap::new(),
             policies: BTreeMap::new(),
@@ -148,7 +167,11 @@ impl State {
     }
 
     pub(crate) fn refs(&self) -> Refs<'_> {
-        Refs { categories: &self.categories, packages: &self.packages, fleet: &self.fleet }
+        Refs {
+            categories: &self.categories,
+            packages: &self.packages,
+            fleet: &self.fleet,
+        }
     }
 
     /// Issues a token of `kind`.
@@ -158,7 +181,11 @@ impl State {
             TokenKind::User => self.user_lifetime,
         };
         let value = URL_SAFE_NO_PAD.encode(self.rng.bytes::<33>());
-        let token = Token { kind, expires: Instant::now() + lifetime, expires_wall: OffsetDateTime::now_utc() + lifetime };
+        let token = Token {
+            kind,
+            expires: Instant::now() + lifetime,
+            expires_wall: OffsetDateTime::now_utc() + lifetime,
+        };
         self.tokens.insert(value.clone(), token.clone());
         (value, token)
     }

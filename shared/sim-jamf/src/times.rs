@@ -5,19 +5,26 @@ use time::macros::format_description;
 
 /// The Jamf Pro API's `2022-01-24T21:35:20.373Z`.
 pub(crate) fn iso_millis(at: OffsetDateTime) -> String {
-    at.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
-        .unwrap_or_default()
+    at.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .unwrap_or_default()
 }
 
 /// The Classic API's `date_time_utc`: `2026-01-04T10:15:30.000+0000`.
 pub(crate) fn classic_utc(at: OffsetDateTime) -> String {
-    at.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"))
-        .unwrap_or_default()
+    at.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+    ))
+    .unwrap_or_default()
 }
 
 /// The Classic API's `date_time`: `2026/01/04 at 10:15 AM`.
 pub(crate) fn classic_local(at: OffsetDateTime) -> String {
-    at.format(format_description!("[year]/[month]/[day] at [hour repr:12]:[minute] [period]")).unwrap_or_default()
+    at.format(format_description!(
+        "[year]/[month]/[day] at [hour repr:12]:[minute] [period]"
+    ))
+    .unwrap_or_default()
 }
 
 /// Milliseconds since the Unix epoch.

@@ -69,8 +69,13 @@ impl SimPolicy {
             enabled: policy.enabled,
             trigger_checkin: policy.trigger_checkin,
             frequency: policy.frequency.clone(),
-            category: policy.category_id.and_then(|id| refs.categories.get(&id)).map(|c| c.name.clone()),
-            priority: policy.priority.or_else(|| policy.packages.iter().find_map(|p| p.priority)),
+            category: policy
+                .category_id
+                .and_then(|id| refs.categories.get(&id))
+                .map(|c| c.name.clone()),
+            priority: policy
+                .priority
+                .or_else(|| policy.packages.iter().find_map(|p| p.priority)),
             scope_group_ids: policy.scope.groups.clone(),
             scope_computer_ids: policy.scope.computers.clone(),
             all_computers: policy.scope.all_computers,
@@ -108,11 +113,17 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a header (name in any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of a cookie the request carried.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -16,12 +16,22 @@ pub(crate) struct Element {
 
 impl Element {
     pub(crate) fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), text: String::new(), children: Vec::new() }
+        Self {
+            name: name.to_owned(),
+            text: String::new(),
+            children: Vec::new(),
+        }
     }
 
     /// An element holding only text.
+    // By value: the many call sites pass numbers, booleans and strings alike.
+    #[allow(clippy::needless_pass_by_value)]
     pub(crate) fn leaf(name: &str, text: impl ToString) -> Self {
-        Self { name: name.to_owned(), text: text.to_string(), children: Vec::new() }
+        Self {
+            name: name.to_owned(),
+            text: text.to_string(),
+            children: Vec::new(),
+        }
     }
 
     #[must_use]
@@ -105,7 +115,10 @@ pub(crate) struct XmlError {
 /// Reads one document: an optional prolog, exactly one root element, then nothing but
 /// white space, comments or processing instructions.
 pub(crate) fn parse(input: &str) -> Result<Element, XmlError> {
-    let mut reader = Reader { src: input.trim_start_matches('\u{feff}'), pos: 0 };
+    let mut reader = Reader {
+        src: input.trim_start_matches('\u{feff}'),
+        pos: 0,
+    };
     reader.skip_misc()?;
     if reader.rest().starts_with("<!DOCTYPE") {
         reader.skip_past(">", "unterminated DOCTYPE")?;
@@ -127,13 +140,16 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
-    fn rest(&self) -> &str {
+impl<'a> Reader<'a> {
+    fn rest(&self) -> &'a str {
         &self.src[self.pos..]
     }
 
     fn error(&self, problem: &'static str) -> XmlError {
-        XmlError { at: self.pos, problem }
+        XmlError {
+            at: self.pos,
+            problem,
+        }
     }
 
     fn skip_whitespace(&mut self) {
@@ -172,7 +188,10 @@ impl Reader<'_> {
             .find(|&(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
             .map_or(rest.len(), |(i, _)| i);
         let name = &rest[..end];
-        let first_ok = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':');
+        let first_ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':');
         if !first_ok {
             return Err(self.error("expected a name"));
         }
@@ -229,7 +248,9 @@ impl Reader<'_> {
                 let end = rest.find('<').unwrap_or(rest.len());
                 let raw = &rest[..end];
                 let start = self.pos;
-                element.text.push_str(&decode(raw).map_err(|problem| XmlError { at: start, problem })?);
+                element
+                    .text
+                    .push_str(&decode(raw).map_err(|problem| XmlError { at: start, problem })?);
                 self.pos += end;
             }
         }
@@ -243,7 +264,12 @@ impl Reader<'_> {
         }
         self.pos += 1;
         self.skip_whitespace();
-        let Some(quote) = self.rest().chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        let Some(quote) = self
+            .rest()
+            .chars()
+            .next()
+            .filter(|c| *c == '"' || *c == '\'')
+        else {
             return Err(self.error("expected a quoted attribute value"));
         };
         self.pos += 1;
@@ -276,7 +302,10 @@ fn decode(raw: &str) -> Result<String, &'static str> {
             "quot" => '"',
             "apos" => '\'',
             _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x").or_else(|| entity.strip_prefix("#X")) {
+                let code = if let Some(hex) = entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                {
                     u32::from_str_radix(hex, 16).ok()
                 } else if let Some(dec) = entity.strip_prefix('#') {
                     dec.parse().ok()
@@ -312,8 +341,15 @@ mod tests {
         assert_eq!(root.name, "policy");
         assert_eq!(root.text_at("general/name"), Some("Firefox & friends"));
         assert_eq!(root.text_at("general/notes"), Some("pin <1.2.3>"));
-        let groups = root.child("scope").unwrap().child("computer_groups").unwrap();
-        let ids: Vec<_> = groups.children_named("computer_group").map(|g| g.text_at("id").unwrap()).collect();
+        let groups = root
+            .child("scope")
+            .unwrap()
+            .child("computer_groups")
+            .unwrap();
+        let ids: Vec<_> = groups
+            .children_named("computer_group")
+            .map(|g| g.text_at("id").unwrap())
+            .collect();
         assert_eq!(ids, ["4", "5"]);
         assert!(root.child("self_service").is_some());
     }

@@ -1,0 +1,45 @@
+//! A local simulator of Microsoft Graph (Intune) and the Microsoft identity platform's token
+//! endpoint, with fault injection, for the Intune connector's tests and EUCORA's local run.
+//!
+//! It reproduces the platform facts in `shared/reference/platform-apis.md` (section A): the
+//! client-credentials token endpoint and its `AADSTS` errors; Graph's bearer check, error body,
+//! `request-id`/`client-request-id` headers and tenant write limit (429 with `Retry-After`);
+//! Win32 LOB apps with the whole content upload (content version, file, SAS blob blocks, commit,
+//! `committedContentVersion`, publishing); assignments that `assign` replaces; managed devices
+//! paged by `@odata.nextLink`; and the install status reports, fed by simulated devices that
+//! report on a simulated clock (`SimHandle::advance`).
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use eucora_sim_intune::{Fault, RouteMatch, SimConfig, SimDevice, start};
+//! let sim = start(SimConfig { write_limit: 5, ..SimConfig::default() }).await;
+//! sim.add_group("ring-1", vec![SimDevice::installed("d1", "PC-01", Duration::from_secs(600))]);
+//! sim.faults().fail_next(RouteMatch::Token, Fault::ServiceUnavailable, 1);
+//! // ... run the connector against sim.base_url() ...
+//! sim.advance(Duration::from_secs(3600));
+//! # }
+//! ```
+//!
+//! Long-running steps are seen once, then settle: a new content file shows
+//! `azureStorageUriRequestPending` in the answer to its POST and `azureStorageUriRequestSuccess`
+//! from the next GET; after a commit, the next GET shows `commitFilePending`, the one after
+//! `commitFileSuccess` (or `commitFileFailed`); after the `committedContentVersion` PATCH the next
+//! read of the app shows `processing`, later reads `published`. `advance` settles them all.
+
+mod blob;
+mod config;
+mod devices;
+mod faults;
+mod graph;
+mod odata;
+mod reports;
+mod server;
+mod state;
+mod token;
+mod wire;
+
+pub use config::{DeviceOutcome, IntuneSim, SimConfig, SimDevice};
+pub use faults::{Fault, Faults, RouteMatch};
+pub use server::{RecordedRequest, SimHandle, start};
+pub use state::{PublishingState, SimApp, SimAssignment};

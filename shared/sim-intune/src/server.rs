@@ -1,0 +1,482 @@
+//! The HTTP server: one accept loop, one task per connection, and the per-request pipeline
+//! (record → fault → surface → headers). A connection is served by hyper directly so that a
+//! fault can close it without an answer.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{SimConfig, SimDevice};
+use crate::faults::{Fault, Faults, Surface};
+use crate::state::{SimApp, State};
+use crate::wire::{Ctx, Reply, derived_guid};
+use crate::{blob, graph, token};
+
+/// Bodies larger than this are recorded as a size only.
+const RECORDED_BODY_LIMIT: usize = 64 * 1024;
+
+/// One request as the simulator received it, and how it was answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// Arrival order, from 0.
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: Option<String>,
+    /// Header names lower-cased, values as sent, in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (lossy UTF-8); large or binary bodies as `<N bytes>`.
+    pub body: String,
+    /// The status answered; `None` when the connection was closed without an answer.
+    pub status: Option<u16>,
+    /// The fault injected into this request, if any.
+    pub fault: Option<Fault>,
+    /// Real time of arrival.
+    pub time: SystemTime,
+    /// The simulated clock (total of `advance`) at arrival.
+    pub sim_time: Duration,
+}
+
+impl RecordedRequest {
+    /// The first value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of a query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        crate::wire::query_param(self.query.as_deref(), name)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    faults: Faults,
+    requests: Mutex<Vec<RecordedRequest>>,
+    next_seq: AtomicU64,
+    seed: u64,
+    base_url: String,
+}
+
+/// Locks a mutex; a panic elsewhere while it was held does not poison the simulator.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running simulator. Dropping it (or `shutdown`) stops the server and closes its connections.
+#[derive(Debug)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    accept_loop: JoinHandle<()>,
+    _stop: watch::Sender<()>,
+}
+
+/// Binds `127.0.0.1:0` and serves the simulator on the current tokio runtime.
+///
+/// The identity platform answers at `{base}/{tenant}/oauth2/v2.0/token`, Graph at
+/// `{base}/v1.0/...` and `{base}/beta/...`, content uploads at `{base}/blob/...`.
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub async fn start(config: SimConfig) -> SimHandle {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind a loopback port for the Intune simulator");
+    let address = listener.local_addr().expect("the bound loopback address");
+    let seed = config.seed;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::new(config)),
+        faults: Faults::new(seed),
+        requests: Mutex::new(Vec::new()),
+        next_seq: AtomicU64::new(0),
+        seed,
+        base_url: format!("http://{address}"),
+    });
+    let (stop, stopped) = watch::channel(());
+    let accept_loop = tokio::spawn(accept(listener, Arc::clone(&shared), stopped));
+    SimHandle {
+        shared,
+        accept_loop,
+        _stop: stop,
+    }
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// `{base}/{tenant}/oauth2/v2.0/token`.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.shared.base_url,
+            lock(&self.shared.state).config.tenant_id
+        )
+    }
+
+    /// `{base}/v1.0`.
+    pub fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.shared.base_url)
+    }
+
+    /// The configuration, with the current client secret.
+    pub fn config(&self) -> SimConfig {
+        lock(&self.shared.state).config.clone()
+    }
+
+    /// Fault injection control.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// A new client secret: the old one answers `AADSTS7000215` from now on. Tokens already
+    /// issued stay valid until they expire, as with Entra ID.
+    pub fn rotate_secret(&self, new_secret: &str) {
+        let mut state = lock(&self.shared.state);
+        new_secret.clone_into(&mut state.config.client_secret);
+        state.secret_expired = false;
+    }
+
+    /// The current client secret has expired: it answers `AADSTS7000222` until rotated.
+    pub fn expire_secret(&self) {
+        lock(&self.shared.state).secret_expired = true;
+    }
+
+    /// Every token issued so far answers 401 `InvalidAuthenticationToken` from now on.
+    pub fn expire_tokens(&self) {
+        lock(&self.shared.state).expire_tokens(Instant::now());
+    }
+
+    /// Adds (or replaces) a group and its devices.
+    pub fn add_group(&self, group_id: &str, devices: Vec<SimDevice>) {
+        lock(&self.shared.state).add_group(group_id, devices);
+    }
+
+    /// Moves the simulated clock: apps being processed finish publishing, pending upload steps
+    /// settle, and every device whose report falls due reports its outcome.
+    pub fn advance(&self, by: Duration) {
+        let mut state = lock(&self.shared.state);
+        let wall = SystemTime::now() + state.clock + by;
+        state.advance(by, wall);
+    }
+
+    /// The simulated clock: the total of every `advance`.
+    pub fn sim_time(&self) -> Duration {
+        lock(&self.shared.state).clock
+    }
+
+    /// The next `times` file commits end in `commitFileFailed`.
+    pub fn fail_next_commit(&self, times: u32) {
+        lock(&self.shared.state).fail_next_commits += times;
+    }
+
+    /// Every mobile app, in creation order (reading does not move any state on).
+    pub fn apps(&self) -> Vec<SimApp> {
+        lock(&self.shared.state)
+            .apps
+            .iter()
+            .map(crate::state::App::snapshot)
+            .collect()
+    }
+
+    /// One mobile app.
+    pub fn app(&self, id: &str) -> Option<SimApp> {
+        lock(&self.shared.state)
+            .app(id)
+            .map(crate::state::App::snapshot)
+    }
+
+    /// The committed content of a content file's blob, as uploaded.
+    pub fn blob(&self, file_id: &str) -> Option<Vec<u8>> {
+        lock(&self.shared.state)
+            .blobs
+            .get(&file_id.to_ascii_lowercase())
+            .and_then(crate::state::Blob::content)
+    }
+
+    /// Every request answered (or dropped) so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        let mut requests = lock(&self.shared.requests).clone();
+        requests.sort_by_key(|r| r.seq);
+        requests
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Stops the server and closes every open connection.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        // Dropping `_stop` ends every connection task; the accept loop ends here.
+        self.accept_loop.abort();
+    }
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(serve(stream, Arc::clone(&shared), stopped.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, a fault drops it, or the simulator stops.
+async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stopped: watch::Receiver<()>) {
+    let drop_connection = Arc::new(Notify::new());
+    let service = {
+        let drop_connection = Arc::clone(&drop_connection);
+        service_fn(move |request| {
+            let shared = Arc::clone(&shared);
+            let drop_connection = Arc::clone(&drop_connection);
+            async move { Ok::<_, Infallible>(respond(&shared, request, &drop_connection).await) }
+        })
+    };
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        () = drop_connection.notified() => {}
+        _ = stopped.changed() => {}
+    }
+}
+
+/// Which surface a path reaches, with what the surface needs from the path.
+enum Target {
+    Token(String),
+    Graph(String, Vec<String>),
+    Blob,
+    Other,
+}
+
+impl Target {
+    fn of(path: &str) -> Self {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            [version, rest @ ..] if *version == "v1.0" || *version == "beta" => Self::Graph(
+                (*version).to_owned(),
+                rest.iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            ),
+            ["blob", _] => Self::Blob,
+            [tenant, "oauth2", "v2.0", "token"] => Self::Token((*tenant).to_owned()),
+            _ => Self::Other,
+        }
+    }
+
+    fn surface(&self) -> Surface {
+        match self {
+            Self::Token(_) => Surface::Token,
+            Self::Graph(..) => Surface::Graph,
+            Self::Blob => Surface::Blob,
+            Self::Other => Surface::Other,
+        }
+    }
+}
+
+async fn respond(
+    shared: &Shared,
+    request: Request<Incoming>,
+    drop_connection: &Notify,
+) -> Response<Full<Bytes>> {
+    let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+    let arrived = SystemTime::now();
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    let sim_time = lock(&shared.state).clock;
+    let ctx = Ctx {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+        base_url: shared.base_url.clone(),
+        request_id: derived_guid(shared.seed, seq),
+        now: arrived + sim_time,
+    };
+    let target = Target::of(&ctx.path);
+    let fault = shared.faults.pick(&ctx.method, &ctx.path, target.surface());
+    let record =
+        |status: Option<u16>| shared.record(&ctx, seq, status, fault.clone(), arrived, sim_time);
+    if fault == Some(Fault::DropConnection) {
+        record(None);
+        drop_connection.notify_one();
+        return std::future::pending().await;
+    }
+    let injected = fault.as_ref().and_then(|f| match &target {
+        Target::Token(_) => token::fault_reply(&ctx, f),
+        Target::Graph(..) => graph::fault_reply(&ctx, f),
+        Target::Blob => blob::fault_reply(&ctx, f),
+        Target::Other => None,
+    });
+    let reply = injected.unwrap_or_else(|| dispatch(shared, &target, &ctx));
+    let mut reply = match &target {
+        Target::Token(_) => token::finish(&ctx, reply, ctx.now),
+        Target::Graph(..) => graph::finish(&ctx, reply),
+        Target::Blob => blob::finish(&ctx, reply, ctx.now),
+        Target::Other => reply,
+    };
+    match fault {
+        Some(Fault::DropResponse) => {
+            record(None);
+            drop_connection.notify_one();
+            return std::future::pending().await;
+        }
+        Some(Fault::MalformedBody) => reply = truncated(reply),
+        _ => {}
+    }
+    record(Some(reply.status));
+    if let Some(Fault::Slow(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
+    into_response(reply)
+}
+
+fn dispatch(shared: &Shared, target: &Target, ctx: &Ctx) -> Reply {
+    let mut state = lock(&shared.state);
+    match target {
+        Target::Token(tenant) => token::handle(&mut state, ctx, tenant),
+        Target::Graph(version, segments) => {
+            let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+            graph::handle(&mut state, ctx, version, &segments)
+        }
+        Target::Blob => blob::handle(&mut state, ctx),
+        Target::Other => Reply::new(
+            404,
+            "text/plain; charset=utf-8",
+            "Not found: the simulator serves /{tenant}/oauth2/v2.0/token, /v1.0/..., /beta/... and /blob/...",
+        ),
+    }
+}
+
+/// The answer turned into a 200 with the first half of its body (a JSON document cut short).
+fn truncated(mut reply: Reply) -> Reply {
+    let cut = if reply.body.len() >= 2 {
+        reply.body[..reply.body.len() / 2].to_vec()
+    } else {
+        br#"{"value":[{"id":""#.to_vec()
+    };
+    reply.status = 200;
+    reply.body = cut;
+    reply.headers.retain(|(name, _)| *name != "content-type");
+    reply
+        .headers
+        .push(("content-type", graph::ODATA_JSON.to_owned()));
+    reply
+}
+
+fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .append(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+impl Shared {
+    fn record(
+        &self,
+        ctx: &Ctx,
+        seq: u64,
+        status: Option<u16>,
+        fault: Option<Fault>,
+        time: SystemTime,
+        sim_time: Duration,
+    ) {
+        let headers = ctx
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = match std::str::from_utf8(&ctx.body) {
+            Ok(text) if ctx.body.len() <= RECORDED_BODY_LIMIT => text.to_owned(),
+            _ => format!("<{} bytes>", ctx.body.len()),
+        };
+        lock(&self.requests).push(RecordedRequest {
+            seq,
+            method: ctx.method.to_string(),
+            path: ctx.path.clone(),
+            query: ctx.query.clone(),
+            headers,
+            body,
+            status,
+            fault,
+            time,
+            sim_time,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_reach_their_surface() {
+        assert!(matches!(Target::of("/t/oauth2/v2.0/token"), Target::Token(t) if t == "t"));
+        assert!(
+            matches!(Target::of("/v1.0/deviceAppManagement/mobileApps"), Target::Graph(v, s) if v == "v1.0" && s.len() == 2)
+        );
+        assert!(matches!(Target::of("/beta/x"), Target::Graph(v, _) if v == "beta"));
+        assert!(matches!(Target::of("/blob/abc"), Target::Blob));
+        assert!(matches!(Target::of("/elsewhere"), Target::Other));
+    }
+
+    #[test]
+    fn a_truncated_answer_is_a_200_with_half_the_body() {
+        let reply = truncated(Reply::new(201, "application/json", r#"{"id":"abcdef"}"#));
+        assert_eq!(reply.status, 200);
+        assert!(serde_json::from_slice::<serde_json::Value>(&reply.body).is_err());
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&truncated(Reply::empty(204)).body)
+                .is_err()
+        );
+    }
+}

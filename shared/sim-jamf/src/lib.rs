@@ -1,0 +1,388 @@
+//! A local simulator of Jamf Pro for testing EUCORA's Jamf connector: the Jamf Pro API (JSON) and
+//! the Classic API (XML) on one loopback port, with a two-node cluster, a simulated fleet of Macs
+//! with its own clock, and fault injection.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use std::time::Duration;
+//! use eucora_sim_jamf::{ComputerOutcome, SimComputer, SimConfig, start};
+//!
+//! let sim = start(SimConfig::default()).await;
+//! sim.add_computer_group(10, "Ring 1 - Canary", true, vec![
+//!     SimComputer::new(1, ComputerOutcome::Completed, Duration::from_secs(600)),
+//!     SimComputer::new(2, ComputerOutcome::Failed, Duration::from_secs(1200)),
+//! ]);
+//! let base = sim.base_url(); // http://127.0.0.1:PORT — point the connector here
+//! // ... the connector creates a package and a policy scoped to group 10 ...
+//! sim.advance(Duration::from_secs(3600)); // both computers have now run the policy
+//! # }
+//! ```
+//!
+//! # What it answers
+//!
+//! Tokens (no Bearer needed):
+//! - `POST /api/v1/oauth/token` and `POST /api/oauth/token`, form `grant_type=client_credentials`,
+//!   `client_id`, `client_secret` (or the two in a Basic header) → 200
+//!   `{"access_token","scope","token_type":"Bearer","expires_in"}`; wrong credentials → 401
+//!   `{"error":"invalid_client"}`; another grant → 400 `{"error":"unsupported_grant_type"}`.
+//!   With [`SimConfig::oauth_enabled`] false both paths answer 404 (a server older than 10.49);
+//!   with [`SimConfig::legacy_oauth_path_only`] only `/api/oauth/token` exists.
+//! - `POST /api/v1/auth/token` with Basic → `{"token","expires"}` (ISO time with milliseconds);
+//!   bad → 401 `{"httpStatus":401,"errors":[]}`. `POST /api/v1/auth/keep-alive` (Bearer) → a new
+//!   `{"token","expires"}`, the old token stops working. `POST /api/v1/auth/invalidate-token` → 204.
+//!
+//! Everything else needs a valid `Authorization: Bearer` token (OAuth or user token, on both
+//! APIs) → else 401: `{"httpStatus":401,"errors":[{"code":"INVALID_TOKEN",...}]}` under `/api`, the
+//! HTML status page under `/JSSResource`. Tokens expire by real time after
+//! [`SimConfig::token_lifetime`]; [`SimHandle::expire_tokens`] ends them all at once.
+//!
+//! Jamf Pro API (JSON; errors `{"httpStatus","errors":[{"code","field","description","id"}]}`):
+//! - `GET /api/v1/computers-inventory`, `/api/v3/computers-inventory` (`page`, `page-size` (max
+//!   2000), `sort` such as `general.name:asc,id:desc` (default `general.name:asc`), `filter` in
+//!   RSQL over `id`, `udid`, `general.name`, `general.platform`, `general.lastContactTime`,
+//!   `general.reportDate`, `general.lastEnrolledDate`, `general.managementId`; `section`, repeated
+//!   or comma-separated, default `GENERAL`) → `{"totalCount","results":[{"id","udid","general":{...}}]}`.
+//!   `GET /api/v{1,3}/computers-inventory/{id}` (with `section`) and
+//!   `/api/v{1,3}/computers-inventory-detail/{id}` (every section). Only `GENERAL` and
+//!   `GROUP_MEMBERSHIPS` hold data; other sections are `null`.
+//! - `POST /api/v1/packages` → 201 `{"id","href"}`. Every missing required field (`packageName,
+//!   fileName, categoryId ("-1" for none), priority, fillUserTemplate, rebootRequired, osInstall,
+//!   suppressUpdates, suppressFromDock, suppressEula, suppressRegistration`) is one
+//!   `INVALID_FIELD` error in a 400; a `packageName` already used → 400 `DUPLICATE_FIELD` on
+//!   `packageName`; an unknown `categoryId` → 400 `INVALID_FIELD`. `GET /api/v1/packages`
+//!   (`filter`, e.g. `packageName=="x"`, `sort`, paging), `GET|PUT|DELETE /api/v1/packages/{id}`,
+//!   `POST /api/v1/packages/{id}/upload` (multipart part `file`) → 201 `{"id","href"}`.
+//! - `GET|POST /api/v1/categories`, `GET /api/v1/categories/{id}`; `GET /api/v1/jamf-pro-version`.
+//! - `GET /api/v1/computer-groups` (a plain array of `{"id","name","smartGroup"}`) and
+//!   `GET /api/v2/computer-groups/smart-group-membership/{id}` → `{"members":[ids]}` (also under
+//!   `/api/v1/...`; smart groups only, 404 otherwise).
+//!
+//! Classic API (XML; errors are HTML status pages whose second `<p>` says what went wrong, such as
+//! `Error: Duplicate name`):
+//! - `GET /JSSResource/policies`; `GET|PUT|DELETE /JSSResource/policies/id/{id}` and
+//!   `/name/{name}`; `GET .../subset/General&Scope…`; `POST /JSSResource/policies/id/0` (the id in
+//!   the path is ignored; the next free id is used) → 201
+//!   `<?xml version="1.0" encoding="UTF-8"?><policy><id>N</id></policy>`; `PUT` (a partial update,
+//!   see below) → 201 the same. Duplicate name → 409 `Error: Duplicate name`; XML that does not
+//!   parse → 400; unknown id → 404; a category, package, computer group or computer the policy
+//!   names that does not exist → 409 `Error: Problem with category` (… `package in
+//!   package_configuration`, `computer group in scope`, `computer in scope`); no name → 409.
+//! - `GET /JSSResource/computergroups`, `GET|PUT|DELETE .../id/{id}` and `.../name/{name}`,
+//!   `POST .../id/0` (`<name>`, `<is_smart>`, `<criteria>`, `<computers>`; `PUT` also takes
+//!   `<computer_additions>` and `<computer_deletions>`).
+//! - `GET /JSSResource/computerhistory/{id|name|udid}/{key}` and `.../subset/PolicyLogs` →
+//!   `<computer_history><policy_logs><policy_log><policy_id/><policy_name/><username/><date_time/>
+//!   <date_time_epoch/><date_time_utc/><status>Completed|Failed</status></policy_log>…`, newest first.
+//! - `GET /JSSResource/categories`, `GET .../id/{id}`, `.../name/{name}`, `POST .../id/0`.
+//! - `GET /JSSResource/packages`, `GET .../id/{id}`, `.../name/{name}`, `POST .../id/0`
+//!   (`<name>`, `<filename>`, `<category>` by name, `<priority>`, …): the same packages as
+//!   `/api/v1/packages`, duplicate name → 409.
+//!
+//! # Categories
+//!
+//! The category `control-plane-auto` exists from the start with id 1, so a connector may use it
+//! directly or look it up (`GET /api/v1/categories?filter=name=="control-plane-auto"` or
+//! `GET /JSSResource/categories/name/control-plane-auto`). More can be created through either API
+//! or with [`SimHandle::add_category`]; [`SimHandle::remove_category`] takes one away to test a
+//! connector that must create it.
+//!
+//! # The cluster and the `jpro-ingress` cookie
+//!
+//! Every answer sets `Set-Cookie: jpro-ingress=<node>; Path=/; HttpOnly`. A request carrying a
+//! node's cookie is served by that node; any other request goes to the two nodes in turn. Both
+//! nodes share the database (tokens, duplicate checks, references), but an object created through
+//! one node (package, policy, category, computer group) is visible through the other only from the
+//! second request the cluster receives after the creating one, or after one second, whichever is
+//! first. So a client that does not keep the cookie sees create-then-use fail with a 404 on the id
+//! it was just given whenever its next request lands on the other node — with strict alternation,
+//! always when the create and the use follow each other directly. Updates and deletions are seen
+//! by both nodes at once. [`SimHandle::set_replication_lag`] turns the lag off.
+//!
+//! # Policies and simulated time
+//!
+//! A `PUT` changes only the elements it carries: each element of `general` given, each list of
+//! `scope` and `scope/exclusions` given, the `package_configuration/packages` list when given, and
+//! any other top-level section given replace what was stored; the rest stays. Each successful
+//! create is revision 1 and each successful update adds one ([`SimPolicy::revision`]). Besides
+//! Jamf's schema the simulator keeps `general/notes` and `general/priority`, and `priority` on each
+//! `package_configuration/packages/package`, for the connector's version pin and rollback
+//! priority; other unknown elements are stored and returned verbatim. Jamf Pro's documented policy
+//! schema has none of these three, so the real server may drop them: a connector should not depend
+//! on reading them back.
+//!
+//! The fleet runs on its own clock, which only [`SimHandle::advance`] moves. A computer runs a
+//! policy when the policy is enabled, has `trigger_checkin` true, and its scope reaches the computer
+//! (`all_computers`, the computer, or a computer group it is in, less exclusions). It runs the
+//! policy its [`SimComputer::after`] past the moment all of that first became true, and the log
+//! records its [`ComputerOutcome`] (`NeverCheckIn` computers never run anything). Each policy runs
+//! once per computer whatever its frequency; changing a policy's packages acts as a log flush, so
+//! computers in scope run it again.
+//!
+//! # Concurrency and faults
+//!
+//! Each request is counted in flight from arrival until it is answered (or dropped), and the peak
+//! is kept ([`SimHandle::peak_concurrency`]). [`SimConfig::max_concurrency_delay`] holds every
+//! request that long first, so a connector's concurrency limit becomes measurable. Faults
+//! ([`SimHandle::faults`]) apply to any route, token routes included, before the route runs; see
+//! [`Fault`] for what each does.
+//!
+//! # Simplified on purpose
+//!
+//! Only HTTP/1.1 without TLS; the Classic API reads and writes XML only (no JSON `Accept`); smart
+//! group criteria are stored but not evaluated (membership comes from the harness); every policy
+//! frequency counts as once per computer; the other node sees updates at once; names compare
+//! without regard to case (as Jamf's database collation does); the sim's error texts and codes
+//! for cases the reference material does not pin down (`INVALID_JSON`, `INVALID_RSQL_FILTER`, the
+//! `Problem with …` pages) are plausible rather than confirmed.
+
+mod catalog;
+mod cluster;
+mod faults;
+mod fleet;
+mod http;
+mod policy;
+mod rng;
+mod routes;
+mod rsql;
+mod state;
+mod times;
+mod views;
+mod xml;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use faults::{Fault, Faults, RouteMatch};
+pub use fleet::{ComputerOutcome, SimComputer, SimPolicyLog};
+pub use views::{RecordedRequest, SimPackage, SimPolicy};
+
+use crate::catalog::Category;
+use crate::fleet::Group;
+use crate::state::Shared;
+
+/// How the simulated server behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The Basic-auth user for `POST /api/v1/auth/token`.
+    pub username: String,
+    pub password: String,
+    /// `false`: an older server without API clients; both OAuth token paths answer 404 and only
+    /// Basic-auth user tokens work.
+    pub oauth_enabled: bool,
+    /// `true`: only `/api/oauth/token` exists; `/api/v1/oauth/token` answers 404.
+    pub legacy_oauth_path_only: bool,
+    /// The lifetime of every token. Left at its default (599 s, Jamf's OAuth lifetime), user
+    /// tokens get Jamf's 1800 s; set to anything else, user tokens get the same value.
+    pub token_lifetime: Duration,
+    /// Seeds fault rolls, token strings and the cluster's cookie values.
+    pub seed: u64,
+    /// How long every request is held before it is handled (default 0).
+    pub max_concurrency_delay: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "eucora-jamf-client".to_owned(),
+            client_secret: "eucora-jamf-secret".to_owned(),
+            username: "eucora-api".to_owned(),
+            password: "eucora-password".to_owned(),
+            oauth_enabled: true,
+            legacy_oauth_path_only: false,
+            token_lifetime: state::OAUTH_TOKEN_LIFETIME,
+            seed: 42,
+            max_concurrency_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Starts a simulator on `127.0.0.1` on a free port, served by tasks on the current tokio runtime.
+/// It runs until the handle is shut down or dropped.
+///
+/// # Panics
+///
+/// When no loopback port can be bound.
+pub async fn start(config: SimConfig) -> SimHandle {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port for the Jamf simulator");
+    let address = listener.local_addr().expect("the bound address");
+    let shared = Arc::new(Shared::new(&config));
+    let (shutdown, closing) = watch::channel(());
+    tokio::spawn(http::serve(listener, Arc::clone(&shared), closing));
+    let faults = shared.faults.clone();
+    SimHandle {
+        address,
+        shared,
+        faults,
+        _shutdown: shutdown,
+    }
+}
+
+/// A running simulator. Dropping it (or [`SimHandle::shutdown`]) stops the server.
+#[derive(Debug)]
+pub struct SimHandle {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    faults: Faults,
+    _shutdown: watch::Sender<()>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Rotates the API client's secret and the Basic-auth password to `new_secret`: token requests
+    /// with the old ones get 401 from now on. Tokens already issued keep working until they
+    /// expire, as on Jamf Pro (combine with [`SimHandle::expire_tokens`] to end them too).
+    pub fn rotate_secret(&self, new_secret: &str) {
+        let mut state = self.shared.lock();
+        new_secret.clone_into(&mut state.client_secret);
+        new_secret.clone_into(&mut state.password);
+    }
+
+    /// Ends every token issued so far; requests carrying one get 401.
+    pub fn expire_tokens(&self) {
+        self.shared.lock().revoke_all();
+    }
+
+    /// Adds (or replaces) computer group `id` with these computers as its members, adding the
+    /// computers to the inventory (replacing any with the same id). Visible on both nodes at once.
+    pub fn add_computer_group(
+        &self,
+        id: u32,
+        name: &str,
+        smart: bool,
+        computers: Vec<SimComputer>,
+    ) {
+        let mut state = self.shared.lock();
+        let members = computers.iter().map(|c| c.id).collect();
+        state.fleet.upsert_computers(computers);
+        state.reserve_group_id(id);
+        let criteria = state.fleet.groups.get(&id).and_then(|g| g.criteria.clone());
+        state.fleet.groups.insert(
+            id,
+            Group {
+                id,
+                name: name.to_owned(),
+                smart,
+                members,
+                criteria,
+                origin: None,
+            },
+        );
+        state.evaluate();
+    }
+
+    /// Adds (or renames) category `id`, visible on both nodes at once.
+    pub fn add_category(&self, id: u32, name: &str) {
+        let mut state = self.shared.lock();
+        state.reserve_category_id(id);
+        state.categories.insert(
+            id,
+            Category {
+                id,
+                name: name.to_owned(),
+                priority: 9,
+                origin: None,
+            },
+        );
+    }
+
+    /// Removes the category with this name (any case), if there is one.
+    pub fn remove_category(&self, name: &str) {
+        self.shared
+            .lock()
+            .categories
+            .retain(|_, c| !c.name.eq_ignore_ascii_case(name));
+    }
+
+    /// Moves the simulated clock forward; computers run what has come due and log it.
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.shared.lock();
+        let state = &mut *state;
+        state.fleet.advance(by, &state.policies);
+    }
+
+    /// The simulated clock (it starts at the wall-clock time the simulator started, to the second).
+    pub fn sim_now(&self) -> OffsetDateTime {
+        self.shared.lock().fleet.now()
+    }
+
+    /// Every package, by id.
+    pub fn packages(&self) -> Vec<SimPackage> {
+        self.shared
+            .lock()
+            .packages
+            .values()
+            .map(SimPackage::of)
+            .collect()
+    }
+
+    /// Every policy, by id.
+    pub fn policies(&self) -> Vec<SimPolicy> {
+        let state = self.shared.lock();
+        let refs = state.refs();
+        state
+            .policies
+            .values()
+            .map(|p| SimPolicy::of(p, &refs))
+            .collect()
+    }
+
+    /// A computer's policy logs, oldest first.
+    pub fn policy_logs(&self, computer_id: u32) -> Vec<SimPolicyLog> {
+        self.shared
+            .lock()
+            .fleet
+            .logs
+            .iter()
+            .filter(|log| log.computer_id == computer_id)
+            .cloned()
+            .collect()
+    }
+
+    /// The most requests ever in flight at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    /// Every request answered (or dropped) so far, in the order they finished.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Forgets the recorded requests (the peak concurrency stays).
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// Whether the second node lags behind on new objects (on by default; see the crate docs).
+    pub fn set_replication_lag(&self, on: bool) {
+        self.shared.lag.store(on, Ordering::SeqCst);
+    }
+
+    /// The `jpro-ingress` cookie values of the two nodes.
+    pub fn node_cookies(&self) -> [String; 2] {
+        self.shared.cookies.clone()
+    }
+
+    /// Stops the server: no new connections, open ones are closed.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}

@@ -1,0 +1,697 @@
+//! The Jamf Pro API (JSON): computer inventory, packages (with upload), categories.
+
+use std::cmp::Ordering;
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::catalog::{Category, FieldError, Package, Upload, package_fields};
+use crate::fleet::Computer;
+use crate::http::{Family, Reply, Request};
+use crate::rsql;
+use crate::state::State;
+use crate::times::iso_millis;
+
+const PRO_VERSION: &str = "11.14.1-t1736352000000";
+
+pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
+    let segments = request.segments();
+    let path: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
+    let method = request.method.as_str();
+    match (path.as_slice(), method) {
+        (["v1" | "v3", "computers-inventory"], "GET") => inventory(state, request),
+        (["v1" | "v3", "computers-inventory", id], "GET") => match sections(request) {
+            Ok(sections) => computer(state, id, &sections),
+            Err(reply) => reply,
+        },
+        (["v1" | "v3", "computers-inventory-detail", id], "GET") => {
+            computer(state, id, &Sections::all())
+        }
+        (["v1", "packages"], "GET") => packages(state, request),
+        (["v1", "packages"], "POST") => create_package(state, request),
+        (["v1", "packages", id], "GET") => match visible_package(state, request, id) {
+            Some(package) => Reply::json(200, &package.to_json()),
+            None => package_not_found(id),
+        },
+        (["v1", "packages", id], "PUT") => update_package(state, request, id),
+        (["v1", "packages", id], "DELETE") => delete_package(state, request, id),
+        (["v1", "packages", id, "upload"], "POST") => upload_package(state, request, id),
+        (["v1", "categories"], "GET") => categories(state, request),
+        (["v1", "categories"], "POST") => create_category(state, request),
+        (["v1", "categories", id], "GET") => {
+            let category = id
+                .parse()
+                .ok()
+                .and_then(|id: u32| state.categories.get(&id))
+                .filter(|c| request.at.sees(c.origin));
+            match category {
+                Some(category) => Reply::json(200, &category.to_json()),
+                None => Reply::pro_error(
+                    404,
+                    "INVALID_ID",
+                    &format!("Category with id {id} does not exist"),
+                    None,
+                ),
+            }
+        }
+        (["v1", "jamf-pro-version"], "GET") => Reply::json(200, &json!({ "version": PRO_VERSION })),
+        (["v1", "computer-groups"], "GET") => computer_groups(state, request),
+        (["v1" | "v2", "computer-groups", "smart-group-membership", id], "GET") => {
+            smart_group_members(state, request, id)
+        }
+        (
+            [
+                "v1" | "v3",
+                "computers-inventory" | "computers-inventory-detail",
+                ..,
+            ]
+            | ["v1", "packages" | "categories" | "computer-groups", ..]
+            | ["v2", "computer-groups", ..]
+            | ["v1", "jamf-pro-version"],
+            _,
+        ) => Reply::method_not_allowed(Family::Pro),
+        _ => Reply::not_found(Family::Pro),
+    }
+}
+
+// ---- listing: filter, sort, page ----
+
+/// Filters, sorts and pages `items` as the Jamf Pro API's list endpoints do.
+fn list<T>(
+    request: &Request,
+    mut items: Vec<T>,
+    fields: &[&str],
+    default_sort: &str,
+    get: impl Fn(&T, &str) -> Option<String>,
+    render: impl Fn(&T) -> Value,
+) -> Reply {
+    let page = match number_param(request, "page", 0) {
+        Ok(page) => page,
+        Err(reply) => return reply,
+    };
+    let page_size = match number_param(request, "page-size", 100) {
+        Ok(0) => {
+            return Reply::pro_error(
+                400,
+                "INVALID_FIELD",
+                "page-size must be at least 1",
+                Some("page-size"),
+            );
+        }
+        Ok(size) => size.min(2000),
+        Err(reply) => return reply,
+    };
+    if let Some(filter) = request.param("filter").filter(|f| !f.trim().is_empty()) {
+        match rsql::parse(&filter, fields) {
+            Ok(filter) => items.retain(|item| filter.matches(&|field| get(item, field))),
+            Err(problem) => {
+                return Reply::pro_error(400, "INVALID_RSQL_FILTER", &problem, Some("filter"));
+            }
+        }
+    }
+    let sort = request.params("sort").join(",");
+    let sort = if sort.trim().is_empty() {
+        default_sort.to_owned()
+    } else {
+        sort
+    };
+    let mut keys = Vec::new();
+    for key in sort.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        let (field, direction) = key.split_once(':').unwrap_or((key, "asc"));
+        let descending = match direction.to_ascii_lowercase().as_str() {
+            "asc" => false,
+            "desc" => true,
+            _ => {
+                return Reply::pro_error(
+                    400,
+                    "INVALID_FIELD",
+                    &format!("bad sort direction in '{key}'"),
+                    Some("sort"),
+                );
+            }
+        };
+        if !fields.contains(&field) {
+            return Reply::pro_error(
+                400,
+                "INVALID_FIELD",
+                &format!("cannot sort by '{field}'"),
+                Some("sort"),
+            );
+        }
+        keys.push((field.to_owned(), descending));
+    }
+    keys.push(("id".to_owned(), false));
+    items.sort_by(|a, b| {
+        keys.iter()
+            .map(|(field, descending)| {
+                let order = match (get(a, field), get(b, field)) {
+                    (Some(x), Some(y)) => rsql::compare(&x, &y),
+                    (x, y) => x.is_some().cmp(&y.is_some()),
+                };
+                if *descending { order.reverse() } else { order }
+            })
+            .find(|order| *order != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+    let total = items.len();
+    let results: Vec<Value> = items
+        .iter()
+        .skip(page.saturating_mul(page_size))
+        .take(page_size)
+        .map(render)
+        .collect();
+    Reply::json(200, &json!({ "totalCount": total, "results": results }))
+}
+
+fn number_param(request: &Request, name: &str, default: usize) -> Result<usize, Reply> {
+    match request.param(name) {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|_| {
+            Reply::pro_error(
+                400,
+                "INVALID_FIELD",
+                &format!("{name} must be a number"),
+                Some(name),
+            )
+        }),
+    }
+}
+
+// ---- computer inventory ----
+
+const INVENTORY_FIELDS: &[&str] = &[
+    "id",
+    "udid",
+    "general.name",
+    "general.platform",
+    "general.lastContactTime",
+    "general.reportDate",
+    "general.lastEnrolledDate",
+    "general.managementId",
+];
+
+/// Every section of the inventory record; only `GENERAL` and `GROUP_MEMBERSHIPS` hold data here.
+const SECTIONS: &[(&str, &str)] = &[
+    ("GENERAL", "general"),
+    ("DISK_ENCRYPTION", "diskEncryption"),
+    ("PURCHASING", "purchasing"),
+    ("APPLICATIONS", "applications"),
+    ("STORAGE", "storage"),
+    ("USER_AND_LOCATION", "userAndLocation"),
+    ("CONFIGURATION_PROFILES", "configurationProfiles"),
+    ("PRINTERS", "printers"),
+    ("SERVICES", "services"),
+    ("HARDWARE", "hardware"),
+    ("LOCAL_USER_ACCOUNTS", "localUserAccounts"),
+    ("CERTIFICATES", "certificates"),
+    ("ATTACHMENTS", "attachments"),
+    ("PLUGINS", "plugins"),
+    ("PACKAGE_RECEIPTS", "packageReceipts"),
+    ("FONTS", "fonts"),
+    ("SECURITY", "security"),
+    ("OPERATING_SYSTEM", "operatingSystem"),
+    ("LICENSED_SOFTWARE", "licensedSoftware"),
+    ("IBEACONS", "ibeacons"),
+    ("SOFTWARE_UPDATES", "softwareUpdates"),
+    ("EXTENSION_ATTRIBUTES", "extensionAttributes"),
+    ("CONTENT_CACHING", "contentCaching"),
+    ("GROUP_MEMBERSHIPS", "groupMemberships"),
+];
+
+struct Sections(Vec<&'static str>);
+
+impl Sections {
+    fn all() -> Self {
+        Sections(SECTIONS.iter().map(|(name, _)| *name).collect())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.contains(&name)
+    }
+}
+
+/// The `section` parameters (repeated or comma-separated); `GENERAL` when none.
+fn sections(request: &Request) -> Result<Sections, Reply> {
+    let mut chosen = Vec::new();
+    for name in request
+        .params("section")
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match SECTIONS
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        {
+            Some((known, _)) => chosen.push(*known),
+            None => {
+                return Err(Reply::pro_error(
+                    400,
+                    "INVALID_FIELD",
+                    &format!("unknown section '{name}'"),
+                    Some("section"),
+                ));
+            }
+        }
+    }
+    if chosen.is_empty() {
+        chosen.push("GENERAL");
+    }
+    Ok(Sections(chosen))
+}
+
+fn inventory(state: &State, request: &Request) -> Reply {
+    let sections = match sections(request) {
+        Ok(sections) => sections,
+        Err(reply) => return reply,
+    };
+    let computers: Vec<&Computer> = state.fleet.computers.values().collect();
+    list(
+        request,
+        computers,
+        INVENTORY_FIELDS,
+        "general.name:asc",
+        |c, field| inventory_field(c, field),
+        |c| computer_json(state, c, &sections),
+    )
+}
+
+fn inventory_field(computer: &Computer, field: &str) -> Option<String> {
+    Some(match field {
+        "id" => computer.spec.id.to_string(),
+        "udid" => computer.spec.udid.clone(),
+        "general.name" => computer.spec.name.clone(),
+        "general.platform" => "Mac".to_owned(),
+        "general.lastContactTime" | "general.reportDate" => iso_millis(computer.last_contact),
+        "general.lastEnrolledDate" => iso_millis(computer.enrolled),
+        "general.managementId" => management_id(computer),
+        _ => return None,
+    })
+}
+
+fn management_id(computer: &Computer) -> String {
+    format!("0A6E0000-0000-4000-8000-{:012X}", computer.spec.id)
+}
+
+fn computer(state: &State, id: &str, sections: &Sections) -> Reply {
+    match id
+        .parse()
+        .ok()
+        .and_then(|id: u32| state.fleet.computers.get(&id))
+    {
+        Some(computer) => Reply::json(200, &computer_json(state, computer, sections)),
+        None => Reply::pro_error(
+            404,
+            "INVALID_ID",
+            &format!("Computer with id {id} does not exist"),
+            None,
+        ),
+    }
+}
+
+fn computer_json(state: &State, computer: &Computer, sections: &Sections) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("id".to_owned(), json!(computer.spec.id.to_string()));
+    out.insert("udid".to_owned(), json!(computer.spec.udid));
+    for (section, key) in SECTIONS {
+        let value = if !sections.has(section) {
+            Value::Null
+        } else if *section == "GENERAL" {
+            json!({
+                "name": computer.spec.name,
+                "lastIpAddress": null,
+                "lastReportedIp": null,
+                "platform": "Mac",
+                "reportDate": iso_millis(computer.last_contact),
+                "lastContactTime": iso_millis(computer.last_contact),
+                "lastEnrolledDate": iso_millis(computer.enrolled),
+                "remoteManagement": { "managed": true, "managementUsername": "jamfmanage" },
+                "supervised": false,
+                "site": { "id": "-1", "name": "None" },
+                "managementId": management_id(computer),
+                "extensionAttributes": []
+            })
+        } else if *section == "GROUP_MEMBERSHIPS" {
+            let groups: Vec<Value> = state
+                .fleet
+                .groups_of(computer.spec.id)
+                .map(|g| json!({ "groupId": g.id.to_string(), "groupName": g.name, "smartGroup": g.smart }))
+                .collect();
+            Value::Array(groups)
+        } else {
+            Value::Null
+        };
+        out.insert((*key).to_owned(), value);
+    }
+    Value::Object(out)
+}
+
+// ---- computer groups ----
+
+/// `GET /api/v1/computer-groups`: every group this node sees, as a plain array.
+fn computer_groups(state: &State, request: &Request) -> Reply {
+    let groups: Vec<Value> = state
+        .fleet
+        .groups
+        .values()
+        .filter(|g| request.at.sees(g.origin))
+        .map(|g| json!({ "id": g.id.to_string(), "name": g.name, "smartGroup": g.smart }))
+        .collect();
+    Reply::json(200, &Value::Array(groups))
+}
+
+/// `GET /api/v2/computer-groups/smart-group-membership/{id}` → `{"members":[ids]}`; smart groups only.
+fn smart_group_members(state: &State, request: &Request, id: &str) -> Reply {
+    let group = id
+        .parse()
+        .ok()
+        .and_then(|id: u32| state.fleet.groups.get(&id))
+        .filter(|g| g.smart && request.at.sees(g.origin));
+    match group {
+        Some(group) => Reply::json(200, &json!({ "members": group.members })),
+        None => Reply::pro_error(
+            404,
+            "INVALID_ID",
+            &format!("Smart group with id {id} does not exist"),
+            None,
+        ),
+    }
+}
+
+// ---- packages ----
+
+const PACKAGE_FIELDS: &[&str] = &[
+    "id",
+    "packageName",
+    "fileName",
+    "categoryId",
+    "priority",
+    "info",
+    "notes",
+];
+
+fn packages(state: &State, request: &Request) -> Reply {
+    let visible: Vec<&Package> = state
+        .packages
+        .values()
+        .filter(|p| request.at.sees(p.origin))
+        .collect();
+    list(
+        request,
+        visible,
+        PACKAGE_FIELDS,
+        "id:asc",
+        |p, field| {
+            if field == "id" {
+                Some(p.id.to_string())
+            } else {
+                Some(p.text(field))
+            }
+        },
+        |p| p.to_json(),
+    )
+}
+
+fn visible_package<'a>(state: &'a State, request: &Request, id: &str) -> Option<&'a Package> {
+    id.parse()
+        .ok()
+        .and_then(|id: u32| state.packages.get(&id))
+        .filter(|p| request.at.sees(p.origin))
+}
+
+fn package_not_found(id: &str) -> Reply {
+    Reply::pro_error(
+        404,
+        "INVALID_ID",
+        &format!("Package with id {id} does not exist"),
+        None,
+    )
+}
+
+fn created(request: &Request, collection: &str, id: u32) -> Reply {
+    Reply::json(
+        201,
+        &json!({ "id": id.to_string(), "href": format!("{}/api/v1/{collection}/{id}", request.base_url()) }),
+    )
+}
+
+/// The posted package, checked, or the error answer.
+fn checked_package(
+    state: &State,
+    request: &Request,
+    except: Option<u32>,
+) -> Result<serde_json::Map<String, Value>, Reply> {
+    let body: Value = serde_json::from_slice(&request.body).map_err(|e| {
+        Reply::pro_error(
+            400,
+            "INVALID_JSON",
+            &format!("the body is not JSON: {e}"),
+            None,
+        )
+    })?;
+    let fields = package_fields(&body, |id| {
+        id.parse()
+            .ok()
+            .is_some_and(|id: u32| state.categories.contains_key(&id))
+    })
+    .map_err(|errors| Reply::pro_errors(400, &errors))?;
+    let name = fields
+        .get("packageName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let taken = state
+        .packages
+        .values()
+        .any(|p| Some(p.id) != except && p.name().eq_ignore_ascii_case(name));
+    if taken {
+        let error = FieldError {
+            code: "DUPLICATE_FIELD",
+            field: "packageName".to_owned(),
+            description: format!("a package named '{name}' already exists"),
+        };
+        return Err(Reply::pro_errors(400, &[error]));
+    }
+    Ok(fields)
+}
+
+fn create_package(state: &mut State, request: &Request) -> Reply {
+    let fields = match checked_package(state, request, None) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let id = state.next_package_id();
+    state.packages.insert(
+        id,
+        Package {
+            id,
+            fields,
+            upload: None,
+            origin: Some(request.at.origin()),
+        },
+    );
+    created(request, "packages", id)
+}
+
+fn update_package(state: &mut State, request: &Request, id: &str) -> Reply {
+    let Some(existing) = visible_package(state, request, id).map(|p| p.id) else {
+        return package_not_found(id);
+    };
+    let fields = match checked_package(state, request, Some(existing)) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    match state.packages.get_mut(&existing) {
+        Some(package) => {
+            package.fields = fields;
+            Reply::json(200, &package.to_json())
+        }
+        None => package_not_found(id),
+    }
+}
+
+fn delete_package(state: &mut State, request: &Request, id: &str) -> Reply {
+    let Some(existing) = visible_package(state, request, id).map(|p| p.id) else {
+        return package_not_found(id);
+    };
+    state.packages.remove(&existing);
+    for policy in state.policies.values_mut() {
+        policy.packages.retain(|p| p.id != existing);
+    }
+    Reply::empty(204)
+}
+
+fn upload_package(state: &mut State, request: &Request, id: &str) -> Reply {
+    let Some(existing) = visible_package(state, request, id).map(|p| p.id) else {
+        return package_not_found(id);
+    };
+    let content_type = request.header("content-type").unwrap_or_default();
+    let Some((file_name, content)) = multipart_file(content_type, &request.body) else {
+        return Reply::pro_error(
+            400,
+            "INVALID_FIELD",
+            "a multipart/form-data part named 'file' is required",
+            Some("file"),
+        );
+    };
+    let upload = Upload {
+        file_name,
+        size: content.len(),
+        sha256: hex::encode(Sha256::digest(content)),
+    };
+    if let Some(package) = state.packages.get_mut(&existing) {
+        if upload.file_name.is_empty() {
+            package.upload = Some(Upload {
+                file_name: package.text("fileName"),
+                ..upload
+            });
+        } else {
+            package.upload = Some(upload);
+        }
+    }
+    created(request, "packages", existing)
+}
+
+/// The file name and content of the `file` part of a `multipart/form-data` body.
+fn multipart_file<'a>(content_type: &str, body: &'a [u8]) -> Option<(String, &'a [u8])> {
+    let (media, params) = content_type.split_once(';')?;
+    if !media.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    let boundary = params
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let mut rest = body;
+    while let Some(start) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            return None;
+        }
+        let part_start = rest.strip_prefix(b"\r\n").unwrap_or(rest);
+        let header_end = find(part_start, b"\r\n\r\n")?;
+        let headers = String::from_utf8_lossy(&part_start[..header_end]);
+        let content_start = &part_start[header_end + 4..];
+        let content_end = find(content_start, format!("\r\n{delimiter}").as_bytes())?;
+        let disposition = headers
+            .lines()
+            .find(|line| {
+                line.to_ascii_lowercase()
+                    .starts_with("content-disposition:")
+            })
+            .unwrap_or_default()
+            .to_owned();
+        let param = |name: &str| {
+            disposition.split(';').find_map(|p| {
+                p.trim()
+                    .strip_prefix(&format!("{name}="))
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        };
+        if param("name").as_deref() == Some("file") {
+            return Some((
+                param("filename").unwrap_or_default(),
+                &content_start[..content_end],
+            ));
+        }
+        rest = content_start;
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+// ---- categories ----
+
+fn categories(state: &State, request: &Request) -> Reply {
+    let visible: Vec<&Category> = state
+        .categories
+        .values()
+        .filter(|c| request.at.sees(c.origin))
+        .collect();
+    list(
+        request,
+        visible,
+        &["id", "name", "priority"],
+        "id:asc",
+        |c, field| match field {
+            "id" => Some(c.id.to_string()),
+            "name" => Some(c.name.clone()),
+            "priority" => Some(c.priority.to_string()),
+            _ => None,
+        },
+        |c| c.to_json(),
+    )
+}
+
+fn create_category(state: &mut State, request: &Request) -> Reply {
+    let body: Value = match serde_json::from_slice(&request.body) {
+        Ok(body) => body,
+        Err(e) => {
+            return Reply::pro_error(
+                400,
+                "INVALID_JSON",
+                &format!("the body is not JSON: {e}"),
+                None,
+            );
+        }
+    };
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if name.is_empty() {
+        return Reply::pro_errors(400, &[FieldError::invalid("name", "must not be blank")]);
+    }
+    if state
+        .categories
+        .values()
+        .any(|c| c.name.eq_ignore_ascii_case(&name))
+    {
+        let error = FieldError {
+            code: "DUPLICATE_FIELD",
+            field: "name".to_owned(),
+            description: format!("'{name}' is taken"),
+        };
+        return Reply::pro_errors(400, &[error]);
+    }
+    let priority = body.get("priority").and_then(Value::as_i64).unwrap_or(9);
+    let id = state.next_category_id();
+    state.categories.insert(
+        id,
+        Category {
+            id,
+            name,
+            priority,
+            origin: Some(request.at.origin()),
+        },
+    );
+    created(request, "categories", id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multipart_file;
+
+    #[test]
+    fn finds_the_file_part() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\n\
+            Content-Disposition: form-data; name=\"file\"; filename=\"App.pkg\"\r\nContent-Type: application/octet-stream\r\n\r\n\
+            PKG\r\nBYTES\r\n--XyZ--\r\n";
+        let (name, content) = multipart_file("multipart/form-data; boundary=XyZ", body).unwrap();
+        assert_eq!(name, "App.pkg");
+        assert_eq!(content, b"PKG\r\nBYTES");
+        assert!(multipart_file("multipart/form-data; boundary=Other", body).is_none());
+        assert!(multipart_file("application/json", body).is_none());
+    }
+}
