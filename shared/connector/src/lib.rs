@@ -20,6 +20,8 @@ pub mod execute;
 pub mod ledger;
 pub mod memory;
 pub mod platform;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{CallError, ErrorClass};
 pub use platform::{CallContext, CallRecord, Platform};

@@ -12,8 +12,9 @@
 //! - Every call carries `client-request-id` (the correlation id, as a GUID when it is not one) and
 //!   `X-Correlation-ID`, and is recorded for the audit trail without query strings or tokens.
 
-mod client;
+pub mod client;
+pub mod intunewin;
 mod model;
 mod publish;
 
-pub use client::{IntuneClient, IntuneConfig};
+pub use client::{IntuneClient, IntuneConfig, client_request_id};

@@ -8,7 +8,6 @@ use eucora_domain::evidence::{DetectionKind, RollbackStrategy, RunAs};
 use eucora_domain::gates::{DeviceResult, InstallOutcome};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::client::IntuneClient;
 use crate::model::{ContentFile, Id, Listing, MobileApp, Report};
@@ -159,10 +158,12 @@ async fn upload_content<C: Credentials, A: ArtifactSource>(
     job: &Job<'_>,
     app_id: &str,
 ) -> Result<Value, CallError> {
-    let bytes = c
-        .artifacts
-        .fetch(&job.artifact.location, job.artifact.sha256.as_str())
-        .await?;
+    let package = crate::intunewin::read(
+        &c.artifacts
+            .fetch(&job.artifact.location, job.artifact.sha256.as_str())
+            .await?,
+    )?;
+    let bytes = &package.encrypted;
     let base = format!("{APPS}/{app_id}/microsoft.graph.win32LobApp/contentVersions");
     let ids = json!({ "app_id": app_id });
     let cv: Id = c
@@ -176,11 +177,11 @@ async fn upload_content<C: Credentials, A: ArtifactSource>(
         )
         .await?
         .json("create_content_version")?;
-    let size = bytes.len();
+    let size_encrypted = bytes.len();
     let file: Id = c
         .graph(cx, "create_content_file", Method::POST, &format!("{base}/{}/files", cv.id), Some(&json!({
             "@odata.type": "#microsoft.graph.mobileAppContentFile",
-            "name": job.artifact.file_name, "size": size, "sizeEncrypted": size, "manifest": null, "isDependency": false
+            "name": job.artifact.file_name, "size": package.unencrypted_size, "sizeEncrypted": size_encrypted, "manifest": null, "isDependency": false
         })), ids.clone())
         .await?
         .json("create_content_file")?;
@@ -226,15 +227,14 @@ async fn upload_content<C: Credentials, A: ArtifactSource>(
         false,
     )
     .await?;
-    // The digest of what was uploaded. (A real .intunewin also carries its encryption keys in
-    // Detection.xml; see the README's known gaps.)
-    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
-    c.graph(cx, "commit_file", Method::POST, &format!("{file_path}/commit"), Some(&json!({
-        "fileEncryptionInfo": {
-            "encryptionKey": null, "initializationVector": null, "mac": null, "macKey": null,
-            "profileIdentifier": "ProfileVersion1", "fileDigest": digest, "fileDigestAlgorithm": "SHA256"
-        }
-    })), ids.clone())
+    c.graph(
+        cx,
+        "commit_file",
+        Method::POST,
+        &format!("{file_path}/commit"),
+        Some(&json!({ "fileEncryptionInfo": package.encryption_info })),
+        ids.clone(),
+    )
     .await?;
     poll_file(c, cx, "await_commit", &file_path, "commitFileSuccess", &ids).await?;
     c.graph(

@@ -221,6 +221,12 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
             "AuthenticationFailed",
             "Server failed to authenticate the request.",
         ),
+        Fault::Forbidden => error(
+            ctx,
+            403,
+            "AuthorizationFailure",
+            "This request is not authorized to perform this operation.",
+        ),
         Fault::Conflict => error(
             ctx,
             409,

@@ -34,6 +34,8 @@ pub enum Fault {
     Unauthorized,
     /// 409 `Conflict`.
     Conflict,
+    /// 403 `Forbidden`: the app registration lacks the permission (Graph's `Authorization_RequestDenied`).
+    Forbidden,
     /// The request is handled normally, and the answer is held back this long.
     Slow(Duration),
     /// The connection is closed without an answer; the request is not handled.

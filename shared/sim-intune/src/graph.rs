@@ -347,6 +347,12 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
         Fault::Unauthorized => {
             unauthorized(ctx, "Lifetime validation failed, the token is expired.")
         }
+        Fault::Forbidden => error(
+            ctx,
+            403,
+            "Forbidden",
+            "Application is not authorized to perform this operation. Application must have one of the following scopes: DeviceManagementApps.ReadWrite.All",
+        ),
         Fault::Conflict => error(
             ctx,
             409,

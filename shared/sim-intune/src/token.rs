@@ -121,6 +121,7 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
             "A transient error has occurred. Please try again.",
         ),
         Fault::Unauthorized => invalid_secret(ctx, "unknown"),
+        Fault::Forbidden => invalid_secret(ctx, "unknown"),
         Fault::Conflict => error(
             ctx,
             409,

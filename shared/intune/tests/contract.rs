@@ -1,0 +1,330 @@
+//! The Intune adapter against the Graph simulator: every operation, and every error class.
+
+use std::time::Duration;
+
+use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::platform::{CallContext, Job, Platform};
+use eucora_connector::{CallError, ErrorClass, testing};
+use eucora_domain::Ring;
+use eucora_domain::evidence::Platform as Kind;
+use eucora_domain::gates::InstallOutcome;
+use eucora_intune::{IntuneClient, IntuneConfig};
+use eucora_service::record::DeploymentRecord;
+use eucora_sim_intune::{Fault, RouteMatch, SimConfig, SimDevice, SimHandle};
+
+const SECRET: &str = "graph-secret-1";
+
+struct Fixture {
+    sim: SimHandle,
+    creds: StaticCredentials,
+    client: IntuneClient<StaticCredentials, MemoryArtifacts>,
+    record: DeploymentRecord,
+}
+
+fn creds_json(sim: &SimHandle, secret: &str) -> String {
+    let c = sim.config();
+    serde_json::json!({ "tenant_id": c.tenant_id, "client_id": c.client_id, "client_secret": secret }).to_string()
+}
+
+async fn fixture(config: SimConfig) -> Fixture {
+    let sim = eucora_sim_intune::start(SimConfig {
+        client_secret: SECRET.into(),
+        ..config
+    })
+    .await;
+    let artifacts = MemoryArtifacts::default();
+    let svc = testing::services();
+    let record = testing::dispatched(
+        &svc,
+        &artifacts,
+        "low-risk",
+        "dep-intune",
+        "dp-intune-1",
+        |_, p| eucora_intune::intunewin::build("7z2408-x64.exe", p),
+    )
+    .await;
+    let creds = StaticCredentials::new(&creds_json(&sim, SECRET));
+    let cfg = IntuneConfig {
+        login_base: sim.base_url(),
+        graph_base: sim.base_url(),
+        poll_interval: Duration::from_millis(5),
+        ..IntuneConfig::default()
+    };
+    let client = IntuneClient::new(cfg, creds.clone(), artifacts).unwrap();
+    Fixture {
+        sim,
+        creds,
+        client,
+        record,
+    }
+}
+
+fn job<'a>(f: &'a Fixture, ring: Ring, group: &'a str) -> Job<'a> {
+    Job {
+        deployment: &f.record,
+        ring,
+        group_id: group,
+        artifact: f.record.submission.artifact(Kind::Windows).unwrap(),
+        now: f.record.submitted_at,
+    }
+}
+
+fn cx(f: &Fixture) -> CallContext {
+    CallContext::new(f.record.correlation_id().clone())
+}
+
+#[tokio::test]
+async fn publish_creates_uploads_commits_publishes_and_assigns() {
+    let f = fixture(SimConfig::default()).await;
+    let mut c = cx(&f);
+    let ids = f
+        .client
+        .publish(&mut c, &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    let apps = f.sim.apps();
+    assert_eq!(apps.len(), 1);
+    let app = &apps[0];
+    assert_eq!(ids["app_id"], app.id.as_str());
+    assert_eq!(app.publishing_state.as_str(), "published");
+    assert_eq!(
+        app.committed_content_version.as_deref(),
+        ids["content_version"].as_str()
+    );
+    assert_eq!(app.assignments.len(), 1);
+    assert_eq!(app.assignments[0].intent, "required");
+    assert_eq!(app.assignments[0].group_id.as_deref(), Some("grp-canary"));
+    // Every call is recorded for the audit trail, without query strings.
+    assert!(
+        c.calls
+            .iter()
+            .any(|call| call.operation == "create_app" && call.status == Some(201))
+    );
+    assert!(c.calls.iter().all(|call| !call.endpoint.contains('?')));
+    // Every Graph request carried the correlation id.
+    let rid = eucora_intune::client_request_id("dp-intune-1");
+    for r in f.sim.requests() {
+        if r.path.starts_with("/v1.0") || r.path.starts_with("/beta") {
+            assert_eq!(
+                r.header("client-request-id"),
+                Some(rid.as_str()),
+                "{}",
+                r.path
+            );
+            assert_eq!(
+                r.header("x-correlation-id"),
+                Some("dp-intune-1"),
+                "{}",
+                r.path
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn publishing_again_finds_the_app_and_a_second_ring_merges_the_assignments() {
+    let f = fixture(SimConfig::default()).await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    assert_eq!(f.sim.apps().len(), 1, "no second app");
+    assert_eq!(f.sim.apps()[0].assignments.len(), 1);
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Pilot, "grp-pilot"))
+        .await
+        .unwrap();
+    let mut groups: Vec<String> = f.sim.apps()[0]
+        .assignments
+        .iter()
+        .filter_map(|a| a.group_id.clone())
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        vec!["grp-canary", "grp-pilot"],
+        "assign replaces: the adapter merges"
+    );
+}
+
+#[tokio::test]
+async fn status_reads_the_install_report_with_paging() {
+    let f = fixture(SimConfig::default()).await;
+    let mut devices = Vec::new();
+    for i in 0..60 {
+        devices.push(SimDevice::installed(
+            &format!("pc-{i}"),
+            &format!("PC{i}"),
+            Duration::from_secs(3600),
+        ));
+    }
+    devices.push(SimDevice::failed(
+        "pc-bad",
+        "PCBAD",
+        1603,
+        Duration::from_secs(3600),
+    ));
+    devices.push(SimDevice::silent("pc-off", "PCOFF"));
+    f.sim.add_group("grp-canary", devices);
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    f.sim.advance(Duration::from_secs(7200));
+    let results = f
+        .client
+        .query_status(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    assert_eq!(count(InstallOutcome::Installed), 60);
+    assert_eq!(count(InstallOutcome::Failed), 1);
+    assert_eq!(count(InstallOutcome::Pending), 1);
+    assert!(results.iter().all(|r| r.platform == Kind::Windows));
+}
+
+#[tokio::test]
+async fn rollback_assigns_the_uninstall_intent() {
+    let f = fixture(SimConfig::default()).await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    f.client
+        .rollback(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    let a = &f.sim.apps()[0].assignments;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].intent, "uninstall");
+}
+
+async fn publish_error(f: &Fixture) -> CallError {
+    f.client
+        .publish(&mut cx(f), &job(f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn every_error_class() {
+    let f = fixture(SimConfig::default()).await;
+    let create =
+        || RouteMatch::MethodPath("POST".into(), "/v1.0/deviceAppManagement/mobileApps".into());
+
+    f.sim
+        .faults()
+        .fail_next(create(), Fault::ServiceUnavailable, 1);
+    let e = publish_error(&f).await;
+    assert_eq!((e.class, e.status), (ErrorClass::Transient, Some(503)));
+
+    f.sim.faults().fail_next(
+        create(),
+        Fault::TooManyRequests {
+            retry_after: Some(2.128),
+        },
+        1,
+    );
+    let e = publish_error(&f).await;
+    assert_eq!(e.class, ErrorClass::Transient);
+    assert_eq!(e.retry_after, Some(Duration::from_millis(2128)));
+
+    f.sim
+        .faults()
+        .fail_next(create(), Fault::TooManyRequests { retry_after: None }, 1);
+    assert_eq!(publish_error(&f).await.retry_after, None);
+
+    f.sim.faults().fail_next(create(), Fault::Conflict, 1);
+    assert_eq!(publish_error(&f).await.class, ErrorClass::Permanent);
+
+    f.sim.faults().fail_next(create(), Fault::Forbidden, 1);
+    assert_eq!(publish_error(&f).await.class, ErrorClass::PolicyViolation);
+
+    f.sim.faults().fail_next(create(), Fault::DropConnection, 1);
+    let e = publish_error(&f).await;
+    assert_eq!((e.class, e.status), (ErrorClass::Transient, None));
+
+    f.sim.faults().fail_next(
+        RouteMatch::Path("/v1.0/deviceAppManagement/mobileApps".into()),
+        Fault::MalformedBody,
+        1,
+    );
+    assert_eq!(publish_error(&f).await.class, ErrorClass::Transient);
+
+    // 401 once: the token and the secret are refreshed and the call succeeds.
+    f.sim.faults().fail_next(create(), Fault::Unauthorized, 1);
+    let mut c = cx(&f);
+    f.client
+        .publish(&mut c, &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    assert!(c.auth_refreshed);
+    assert_eq!(
+        f.sim.apps().len(),
+        1,
+        "the failures above created nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_payload_is_refused_before_calling() {
+    let f = fixture(SimConfig::default()).await;
+    let mut record = f.record.clone();
+    record.submission.evidence.artifacts[0].install_command = None;
+    let j = Job {
+        deployment: &record,
+        artifact: record.submission.artifact(Kind::Windows).unwrap(),
+        ..job(&f, Ring::Canary, "grp-canary")
+    };
+    let mut c = cx(&f);
+    let e = f.client.publish(&mut c, &j).await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Permanent, "INTUNE_INVALID_PAYLOAD")
+    );
+    assert!(c.calls.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_token_and_a_rotated_secret_are_picked_up_without_failing() {
+    let f = fixture(SimConfig::default()).await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
+        .await
+        .unwrap();
+    // The token expires mid-run.
+    f.sim.expire_tokens();
+    let mut c = cx(&f);
+    f.client
+        .publish(&mut c, &job(&f, Ring::Pilot, "grp-pilot"))
+        .await
+        .unwrap();
+    assert!(c.auth_refreshed);
+    // The secret is rotated in the vault and on the platform; tokens issued with the old one end.
+    f.sim.rotate_secret("graph-secret-2");
+    f.creds.rotate(&creds_json(&f.sim, "graph-secret-2"));
+    f.sim.expire_tokens();
+    let mut c = cx(&f);
+    f.client
+        .rollback(&mut c, &job(&f, Ring::Pilot, "grp-pilot"))
+        .await
+        .unwrap();
+    assert!(c.auth_refreshed);
+}
+
+#[tokio::test]
+async fn the_tenant_write_limit_answers_429_with_retry_after() {
+    let f = fixture(SimConfig {
+        write_limit: 3,
+        write_window: Duration::from_secs(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let e = publish_error(&f).await;
+    assert_eq!((e.class, e.status), (ErrorClass::Transient, Some(429)));
+    assert!(e.retry_after.is_some());
+}
