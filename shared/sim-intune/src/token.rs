@@ -120,8 +120,7 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
             90_033,
             "A transient error has occurred. Please try again.",
         ),
-        Fault::Unauthorized => invalid_secret(ctx, "unknown"),
-        Fault::Forbidden => invalid_secret(ctx, "unknown"),
+        Fault::Unauthorized | Fault::Forbidden => invalid_secret(ctx, "unknown"),
         Fault::Conflict => error(
             ctx,
             409,
