@@ -1,0 +1,398 @@
+//! The Jamf adapter against the Jamf Pro simulator: every operation, and every error class.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::platform::{CallContext, Job, Platform};
+use eucora_connector::{CallError, ErrorClass, testing};
+use eucora_domain::Ring;
+use eucora_domain::evidence::Platform as Kind;
+use eucora_domain::gates::InstallOutcome;
+use eucora_jamf::{JamfClient, JamfConfig};
+use eucora_service::record::DeploymentRecord;
+use eucora_sim_jamf::{ComputerOutcome, Fault, RouteMatch, SimComputer, SimConfig, SimHandle};
+
+const SECRET: &str = "jamf-secret-1";
+
+struct Fixture {
+    sim: SimHandle,
+    creds: StaticCredentials,
+    client: JamfClient<StaticCredentials, MemoryArtifacts>,
+    record: DeploymentRecord,
+}
+
+fn oauth(sim: &SimHandle, secret: &str) -> String {
+    let c = SimConfig::default();
+    serde_json::json!({ "server_url": sim.base_url(), "client_id": c.client_id, "client_secret": secret }).to_string()
+}
+
+async fn fixture(config: SimConfig, creds: impl Fn(&SimHandle) -> String) -> Fixture {
+    let sim = eucora_sim_jamf::start(SimConfig {
+        client_secret: SECRET.into(),
+        ..config
+    })
+    .await;
+    sim.add_computer_group(
+        41,
+        "EUCORA Ring 1",
+        true,
+        vec![
+            SimComputer::new(1, ComputerOutcome::Completed, Duration::from_secs(600)),
+            SimComputer::new(2, ComputerOutcome::Failed, Duration::from_secs(900)),
+            SimComputer::new(3, ComputerOutcome::NeverCheckIn, Duration::from_secs(600)),
+        ],
+    );
+    sim.add_computer_group(
+        42,
+        "EUCORA Ring 2",
+        true,
+        vec![SimComputer::new(
+            4,
+            ComputerOutcome::Completed,
+            Duration::from_secs(600),
+        )],
+    );
+    let artifacts = MemoryArtifacts::default();
+    let svc = testing::services();
+    let record = testing::dispatched(
+        &svc,
+        &artifacts,
+        "multi-platform",
+        "dep-jamf",
+        "dp-jamf-1",
+        |_, p| p.to_vec(),
+    )
+    .await;
+    let creds = StaticCredentials::new(&creds(&sim));
+    let client = JamfClient::new(&JamfConfig::default(), creds.clone(), artifacts).unwrap();
+    Fixture {
+        sim,
+        creds,
+        client,
+        record,
+    }
+}
+
+async fn default_fixture() -> Fixture {
+    fixture(SimConfig::default(), |sim| oauth(sim, SECRET)).await
+}
+
+fn job<'a>(f: &'a Fixture, ring: Ring, group: &'a str) -> Job<'a> {
+    Job {
+        deployment: &f.record,
+        ring,
+        group_id: group,
+        artifact: f.record.submission.artifact(Kind::Macos).unwrap(),
+        now: f.record.submitted_at,
+    }
+}
+
+fn cx(f: &Fixture) -> CallContext {
+    CallContext::new(f.record.correlation_id().clone())
+}
+
+#[tokio::test]
+async fn publish_creates_the_package_and_the_policy_as_the_specification_says() {
+    let f = default_fixture().await;
+    let ids = f
+        .client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    let packages = f.sim.packages();
+    assert_eq!(packages.len(), 1);
+    assert!(packages[0].uploaded, "the package file is uploaded");
+    assert_eq!(packages[0].priority, 10);
+    let policies = f.sim.policies();
+    assert_eq!(policies.len(), 1);
+    let p = &policies[0];
+    assert_eq!(ids["policy_id"], p.id.to_string());
+    assert_eq!(p.category.as_deref(), Some("control-plane-auto"));
+    assert_eq!(p.scope_group_ids, vec![41]);
+    assert_eq!(p.package_ids, vec![packages[0].id]);
+    assert!(
+        p.notes.contains("eucora-pin: Slack 4.41.105"),
+        "version pin in the notes: {}",
+        p.notes
+    );
+    // Every request carried the correlation id, and the load balancer's cookie once it was set.
+    let requests = f.sim.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("x-correlation-id") == Some("dp-jamf-1"))
+    );
+    assert!(
+        requests
+            .iter()
+            .skip(1)
+            .all(|r| r.cookie("jpro-ingress").is_some()),
+        "create-then-use stays on one node"
+    );
+}
+
+#[tokio::test]
+async fn publishing_again_changes_nothing_and_the_next_ring_extends_the_scope() {
+    let f = default_fixture().await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    let revision = f.sim.policies()[0].revision;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    assert_eq!(f.sim.packages().len(), 1, "no second package");
+    assert_eq!(f.sim.policies().len(), 1, "no second policy");
+    assert_eq!(
+        f.sim.policies()[0].revision,
+        revision,
+        "no second policy revision"
+    );
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Pilot, "42"))
+        .await
+        .unwrap();
+    let p = &f.sim.policies()[0];
+    assert_eq!(p.scope_group_ids, vec![41, 42]);
+    assert_eq!(p.revision, revision + 1);
+}
+
+#[tokio::test]
+async fn status_reads_each_computers_policy_log() {
+    let f = default_fixture().await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    f.sim.advance(Duration::from_secs(3600));
+    let results = f
+        .client
+        .query_status(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    let outcome = |id: &str| {
+        results
+            .iter()
+            .find(|r| r.device_id == id)
+            .map(|r| r.outcome)
+    };
+    assert_eq!(outcome("1"), Some(InstallOutcome::Installed));
+    assert_eq!(outcome("2"), Some(InstallOutcome::Failed));
+    assert_eq!(outcome("3"), Some(InstallOutcome::Pending));
+    assert!(results.iter().all(|r| r.platform == Kind::Macos));
+}
+
+#[tokio::test]
+async fn rollback_turns_the_package_action_to_uninstall() {
+    let f = default_fixture().await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    let mut record = f.record.clone();
+    record.submission.evidence.rollback.strategy =
+        eucora_domain::evidence::RollbackStrategy::Uninstall;
+    let j = Job {
+        deployment: &record,
+        artifact: record.submission.artifact(Kind::Macos).unwrap(),
+        ..job(&f, Ring::Canary, "41")
+    };
+    f.client.rollback(&mut cx(&f), &j).await.unwrap();
+    assert!(
+        f.sim.policies()[0]
+            .xml
+            .contains("<action>Uninstall</action>"),
+        "{}",
+        f.sim.policies()[0].xml
+    );
+    // The sample's own strategy, re-pin: the ring's group leaves the scope.
+    f.client
+        .rollback(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    assert!(f.sim.policies()[0].scope_group_ids.is_empty());
+}
+
+#[tokio::test]
+async fn the_older_oauth_path_and_basic_tokens_are_fallbacks() {
+    let f = fixture(
+        SimConfig {
+            legacy_oauth_path_only: true,
+            ..SimConfig::default()
+        },
+        |sim| oauth(sim, SECRET),
+    )
+    .await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    assert!(
+        f.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/oauth/token" && r.status == 200)
+    );
+
+    let basic = |sim: &SimHandle| {
+        let c = SimConfig::default();
+        serde_json::json!({ "server_url": sim.base_url(), "client_id": "x", "client_secret": "y", "username": c.username, "password": c.password }).to_string()
+    };
+    let f = fixture(
+        SimConfig {
+            oauth_enabled: false,
+            ..SimConfig::default()
+        },
+        basic,
+    )
+    .await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    assert!(
+        f.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == "/api/v1/auth/token" && r.status == 200)
+    );
+}
+
+async fn publish_error(f: &Fixture) -> CallError {
+    f.client
+        .publish(&mut cx(f), &job(f, Ring::Canary, "41"))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn every_error_class() {
+    let f = default_fixture().await;
+    let packages = || RouteMatch::MethodPath("POST".into(), "/api/v1/packages".into());
+
+    f.sim
+        .faults()
+        .fail_next(packages(), Fault::ServiceUnavailable, 1);
+    assert_eq!(publish_error(&f).await.class, ErrorClass::Transient);
+
+    f.sim.faults().fail_next(
+        packages(),
+        Fault::TooManyRequests {
+            retry_after: Some(3.0),
+        },
+        1,
+    );
+    let e = publish_error(&f).await;
+    assert_eq!(
+        (e.class, e.retry_after),
+        (ErrorClass::Transient, Some(Duration::from_secs(3)))
+    );
+
+    f.sim.faults().fail_next(
+        RouteMatch::MethodPath("POST".into(), "/JSSResource/policies".into()),
+        Fault::Conflict,
+        2,
+    );
+    let e = publish_error(&f).await;
+    assert_eq!((e.class, e.status), (ErrorClass::Permanent, Some(409)));
+    f.sim.faults().clear();
+
+    f.sim.faults().fail_next(
+        RouteMatch::MethodPath("GET".into(), "/JSSResource/policies".into()),
+        Fault::Forbidden,
+        1,
+    );
+    assert_eq!(publish_error(&f).await.class, ErrorClass::PolicyViolation);
+
+    f.sim.faults().fail_next(
+        RouteMatch::MethodPath("GET".into(), "/api/v1/packages".into()),
+        Fault::DropConnection,
+        1,
+    );
+    let e = publish_error(&f).await;
+    assert_eq!((e.class, e.status), (ErrorClass::Transient, None));
+
+    f.sim.faults().fail_next(
+        RouteMatch::MethodPath("GET".into(), "/api/v1/packages".into()),
+        Fault::MalformedBody,
+        1,
+    );
+    assert_eq!(publish_error(&f).await.class, ErrorClass::Transient);
+
+    // 401 once: refreshed and retried without failing.
+    f.sim.faults().fail_next(
+        RouteMatch::MethodPath("GET".into(), "/JSSResource/policies".into()),
+        Fault::Unauthorized,
+        1,
+    );
+    let mut c = cx(&f);
+    f.client
+        .publish(&mut c, &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    assert!(c.auth_refreshed);
+    assert_eq!(f.sim.packages().len(), 1);
+    assert_eq!(f.sim.policies().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_and_a_rotated_secret_are_picked_up_without_failing() {
+    let f = default_fixture().await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    f.sim.expire_tokens();
+    let mut c = cx(&f);
+    f.client
+        .publish(&mut c, &job(&f, Ring::Pilot, "42"))
+        .await
+        .unwrap();
+    assert!(c.auth_refreshed);
+    f.sim.rotate_secret("jamf-secret-2");
+    f.creds.rotate(&oauth(&f.sim, "jamf-secret-2"));
+    f.sim.expire_tokens();
+    let mut c = cx(&f);
+    f.client
+        .query_status(&mut c, &job(&f, Ring::Pilot, "42"))
+        .await
+        .unwrap();
+    assert!(c.auth_refreshed);
+}
+
+#[tokio::test]
+async fn never_more_than_5_requests_in_flight() {
+    let f = fixture(
+        SimConfig {
+            max_concurrency_delay: Duration::from_millis(30),
+            ..SimConfig::default()
+        },
+        |sim| oauth(sim, SECRET),
+    )
+    .await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    let f = Arc::new(f);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let f = Arc::clone(&f);
+        tasks.push(tokio::spawn(async move {
+            let mut c = cx(&f);
+            f.client
+                .query_status(&mut c, &job(&f, Ring::Canary, "41"))
+                .await
+                .map(|r| r.len())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 3);
+    }
+    let peak = f.sim.peak_concurrency();
+    assert!(peak <= 5, "peak {peak}");
+    assert!(peak >= 4, "the load was parallel (peak {peak})");
+}
