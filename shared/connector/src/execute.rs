@@ -268,7 +268,7 @@ where
                 Err(e) => Err(e),
             },
         };
-        self.update_breaker(&result, now).await?;
+        self.update_breaker(&cx, now).await?;
 
         self.record_outcome(record, command, attempt, jitter, &cx, result, now)
             .await
@@ -355,20 +355,23 @@ where
         }
     }
 
-    async fn update_breaker(
-        &self,
-        result: &Result<serde_json::Value, CallError>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
+    /// Counts the calls in order: a transient failure adds one, any answer resets the count.
+    async fn update_breaker(&self, cx: &CallContext, now: Timestamp) -> Result<(), StoreError> {
         let kind = self.platform.kind();
+        if cx.calls.is_empty() {
+            return Ok(());
+        }
         for _ in 0..3 {
             let stored = self.breaker.load(kind).await?;
-            let next = match result {
-                Err(e) if e.class == ErrorClass::Transient => {
-                    stored.state.on_transient_failure(now, &self.breaker_policy)
-                }
-                _ => stored.state.on_answer(),
-            };
+            let next =
+                cx.calls
+                    .iter()
+                    .fold(stored.state.clone(), |state, call| match call.error_class {
+                        Some(ErrorClass::Transient) => {
+                            state.on_transient_failure(now, &self.breaker_policy)
+                        }
+                        _ => state.on_answer(),
+                    });
             if next == stored.state {
                 return Ok(());
             }

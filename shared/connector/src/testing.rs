@@ -40,6 +40,12 @@ pub async fn dispatched(
         serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists"))
             .expect("sample is JSON");
     v["correlation_id"] = correlation_id.into();
+    // One version per deployment, as a real catalogue has: packages are per app version.
+    let version = format!(
+        "{}-{correlation_id}",
+        v["app"]["version"].as_str().unwrap_or("1")
+    );
+    v["app"]["version"] = version.into();
     for a in v["evidence"]["artifacts"]
         .as_array_mut()
         .expect("artifacts")

@@ -36,6 +36,8 @@ pub struct MobileApp {
     pub notes: Option<String>,
     #[serde(default)]
     pub publishing_state: Option<String>,
+    #[serde(default)]
+    pub committed_content_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +50,15 @@ pub struct Listing<T> {
 #[derive(Debug, Deserialize)]
 pub struct Id {
     pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedFile {
+    pub id: String,
+    pub upload_state: String,
+    #[serde(default)]
+    pub azure_storage_uri: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::IntuneClient;
-use crate::model::{ContentFile, Id, Listing, MobileApp, Report};
+use crate::model::{ContentFile, Id, ListedFile, Listing, MobileApp, Report};
 
 const APPS: &str = "/v1.0/deviceAppManagement/mobileApps";
 
@@ -152,55 +152,87 @@ async fn poll_file<C: Credentials, A: ArtifactSource>(
     Err(CallError::no_answer(op, format!("{want} not reached yet")))
 }
 
-async fn upload_content<C: Credentials, A: ArtifactSource>(
+/// Where an earlier attempt left the content (the platform's state is the progress).
+enum Resume {
+    /// Start a new content version.
+    Fresh,
+    /// The file exists with a storage URI: upload (again) and commit.
+    Upload {
+        cv: String,
+        file: String,
+        uri: String,
+    },
+    /// The file is committed (or committing): set the committed content version.
+    Committed { cv: String, file: String },
+}
+
+/// Looks at the latest content version an earlier attempt left behind.
+async fn resume_point<C: Credentials, A: ArtifactSource>(
     c: &IntuneClient<C, A>,
     cx: &mut CallContext,
-    job: &Job<'_>,
-    app_id: &str,
-) -> Result<Value, CallError> {
-    let package = crate::intunewin::read(
-        &c.artifacts
-            .fetch(&job.artifact.location, job.artifact.sha256.as_str())
-            .await?,
-    )?;
-    let bytes = &package.encrypted;
-    let base = format!("{APPS}/{app_id}/microsoft.graph.win32LobApp/contentVersions");
-    let ids = json!({ "app_id": app_id });
-    let cv: Id = c
+    base: &str,
+    ids: &Value,
+) -> Result<Resume, CallError> {
+    let versions: Listing<Id> = c
         .graph(
             cx,
-            "create_content_version",
-            Method::POST,
-            &base,
-            Some(&json!({})),
+            "list_content_versions",
+            Method::GET,
+            base,
+            None,
             ids.clone(),
         )
         .await?
-        .json("create_content_version")?;
-    let size_encrypted = bytes.len();
-    let file: Id = c
-        .graph(cx, "create_content_file", Method::POST, &format!("{base}/{}/files", cv.id), Some(&json!({
-            "@odata.type": "#microsoft.graph.mobileAppContentFile",
-            "name": job.artifact.file_name, "size": package.unencrypted_size, "sizeEncrypted": size_encrypted, "manifest": null, "isDependency": false
-        })), ids.clone())
+        .json("list_content_versions")?;
+    let Some(cv) = versions.value.last() else {
+        return Ok(Resume::Fresh);
+    };
+    let files: Listing<ListedFile> = c
+        .graph(
+            cx,
+            "list_content_files",
+            Method::GET,
+            &format!("{base}/{}/files", cv.id),
+            None,
+            ids.clone(),
+        )
         .await?
-        .json("create_content_file")?;
-    let file_path = format!("{base}/{}/files/{}", cv.id, file.id);
-    let ids = json!({ "app_id": app_id, "content_version": cv.id, "file_id": file.id });
-    let ready = poll_file(
-        c,
-        cx,
-        "await_storage_uri",
-        &file_path,
-        "azureStorageUriRequestSuccess",
-        &ids,
-    )
-    .await?;
-    let uri = ready
-        .azure_storage_uri
-        .ok_or_else(|| CallError::no_answer("await_storage_uri", "no azureStorageUri"))?;
+        .json("list_content_files")?;
+    let Some(f) = files.value.into_iter().next() else {
+        return Ok(Resume::Fresh);
+    };
+    Ok(match (f.upload_state.as_str(), f.azure_storage_uri) {
+        ("commitFileSuccess" | "commitFilePending", _) => Resume::Committed {
+            cv: cv.id.clone(),
+            file: f.id,
+        },
+        ("azureStorageUriRequestSuccess", Some(uri)) => Resume::Upload {
+            cv: cv.id.clone(),
+            file: f.id,
+            uri,
+        },
+        _ => Resume::Fresh,
+    })
+}
+
+/// Uploads the encrypted payload in blocks to the storage URI and commits the file.
+#[allow(clippy::too_many_arguments)]
+async fn upload_and_commit<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    package: &crate::intunewin::IntuneWin,
+    base: &str,
+    cv: &str,
+    file: &str,
+    uri: &str,
+    app_id: &str,
+) -> Result<(), CallError> {
     let mut block_ids = Vec::new();
-    for (i, chunk) in bytes.chunks(c.cfg.chunk_size.max(1)).enumerate() {
+    for (i, chunk) in package
+        .encrypted
+        .chunks(c.cfg.chunk_size.max(1))
+        .enumerate()
+    {
         let id = base64::engine::general_purpose::STANDARD.encode(format!("block-{i:08}"));
         c.storage_put(
             cx,
@@ -227,23 +259,99 @@ async fn upload_content<C: Credentials, A: ArtifactSource>(
         false,
     )
     .await?;
+    let fids = json!({ "app_id": app_id, "content_version": cv, "file_id": file });
     c.graph(
         cx,
         "commit_file",
         Method::POST,
-        &format!("{file_path}/commit"),
+        &format!("{base}/{cv}/files/{file}/commit"),
         Some(&json!({ "fileEncryptionInfo": package.encryption_info })),
-        ids.clone(),
+        fids,
     )
     .await?;
-    poll_file(c, cx, "await_commit", &file_path, "commitFileSuccess", &ids).await?;
+    Ok(())
+}
+
+/// Creates (or resumes) the content version, uploads the `.intunewin`'s encrypted payload,
+/// commits it with the package's encryption information, and sets the committed version.
+async fn upload_content<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    app_id: &str,
+) -> Result<Value, CallError> {
+    let base = format!("{APPS}/{app_id}/microsoft.graph.win32LobApp/contentVersions");
+    let ids = json!({ "app_id": app_id });
+    let resume = resume_point(c, cx, &base, &ids).await?;
+    let (cv, file_id) = match resume {
+        Resume::Committed { cv, file } => (cv, file),
+        other => {
+            let package = crate::intunewin::read(
+                &c.artifacts
+                    .fetch(&job.artifact.location, job.artifact.sha256.as_str())
+                    .await?,
+            )?;
+            let (cv, file, uri) = match other {
+                Resume::Upload { cv, file, uri } => (cv, file, uri),
+                _ => {
+                    let cv: Id = c
+                        .graph(
+                            cx,
+                            "create_content_version",
+                            Method::POST,
+                            &base,
+                            Some(&json!({})),
+                            ids.clone(),
+                        )
+                        .await?
+                        .json("create_content_version")?;
+                    let file: Id = c
+                        .graph(cx, "create_content_file", Method::POST, &format!("{base}/{}/files", cv.id), Some(&json!({
+                            "@odata.type": "#microsoft.graph.mobileAppContentFile",
+                            "name": job.artifact.file_name, "size": package.unencrypted_size, "sizeEncrypted": package.encrypted.len(),
+                            "manifest": null, "isDependency": false
+                        })), ids.clone())
+                        .await?
+                        .json("create_content_file")?;
+                    let path = format!("{base}/{}/files/{}", cv.id, file.id);
+                    let fids =
+                        json!({ "app_id": app_id, "content_version": cv.id, "file_id": file.id });
+                    let ready = poll_file(
+                        c,
+                        cx,
+                        "await_storage_uri",
+                        &path,
+                        "azureStorageUriRequestSuccess",
+                        &fids,
+                    )
+                    .await?;
+                    let uri = ready.azure_storage_uri.ok_or_else(|| {
+                        CallError::no_answer("await_storage_uri", "no azureStorageUri")
+                    })?;
+                    (cv.id, file.id, uri)
+                }
+            };
+            upload_and_commit(c, cx, &package, &base, &cv, &file, &uri, app_id).await?;
+            (cv, file)
+        }
+    };
+    let ids = json!({ "app_id": app_id, "content_version": cv, "file_id": file_id });
+    poll_file(
+        c,
+        cx,
+        "await_commit",
+        &format!("{base}/{cv}/files/{file_id}"),
+        "commitFileSuccess",
+        &ids,
+    )
+    .await?;
     c.graph(
         cx,
         "set_committed_version",
         Method::PATCH,
         &format!("{APPS}/{app_id}"),
         Some(&json!({
-            "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": cv.id
+            "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": cv
         })),
         ids.clone(),
     )
@@ -358,8 +466,14 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
     };
     let mut ids = json!({ "app_id": app.id, "group_id": job.group_id });
     if app.publishing_state.as_deref() != Some("published") {
-        let uploaded = upload_content(c, cx, job, &app.id).await?;
-        ids["content_version"] = uploaded["content_version"].clone();
+        match &app.committed_content_version {
+            // An earlier attempt got as far as committing: only publishing is left to wait for.
+            Some(cv) if !cv.is_empty() => ids["content_version"] = json!(cv),
+            _ => {
+                let uploaded = upload_content(c, cx, job, &app.id).await?;
+                ids["content_version"] = uploaded["content_version"].clone();
+            }
+        }
         await_published(c, cx, &app.id).await?;
     }
     set_assignment(c, cx, &app.id, job.group_id, Some("required")).await?;
