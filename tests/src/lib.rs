@@ -5,6 +5,8 @@
 // Test support: a panic here is a failed test.
 #![allow(clippy::missing_panics_doc)]
 
+pub mod platforms;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -29,3 +29,55 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::sqs::SqsEvent;
+    use eucora_aws::connector_lambda::handle_batch;
+    use eucora_connector::credentials::MemoryArtifacts;
+    use eucora_connector::testing;
+    use eucora_domain::lifecycle::DeploymentState;
+    use eucora_domain::{DeploymentId, Ring};
+    use eucora_service::ports::DeploymentStore;
+    use eucora_system_tests::VirtualQueue;
+    use eucora_system_tests::platforms::Platforms;
+
+    /// The sample batch (publish, then a status query) for the low-risk sample, against the simulator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sample_batch_publishes_and_reads_status() {
+        let svc = testing::services();
+        let artifacts = MemoryArtifacts::default();
+        let p = Platforms::start(&svc.store, &artifacts, 3).await;
+        let id = "dep-01JD7W4Q5T0000000000000001";
+        testing::dispatched(
+            &svc,
+            &artifacts,
+            "low-risk",
+            id,
+            "dp-20261123-0001",
+            |_, b| eucora_intune::intunewin::build("setup.exe", b),
+        )
+        .await;
+        let path = format!(
+            "{}/../../events/sqs/intune-command.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let event: SqsEvent =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let control = VirtualQueue::new(50);
+        let response = handle_batch(&p.intune, &control, event, control.now()).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert!(control.dead_lettered().is_empty());
+        let record = svc
+            .store
+            .get(&DeploymentId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.lifecycle.state,
+            DeploymentState::InRing { ring: Ring::Canary }
+        );
+        assert_eq!(p.intune_sim.apps().len(), 1);
+    }
+}

@@ -24,3 +24,62 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::sqs::SqsEvent;
+    use eucora_aws::connector_lambda::handle_batch;
+    use eucora_connector::credentials::MemoryArtifacts;
+    use eucora_connector::testing;
+    use eucora_domain::DeploymentId;
+    use eucora_service::ports::DeploymentStore;
+    use eucora_system_tests::VirtualQueue;
+    use eucora_system_tests::platforms::Platforms;
+
+    /// The sample batch (a publish, and a rollback the deployment's state does not authorise)
+    /// for the multi-platform sample, against the simulator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sample_batch_publishes_and_refuses_an_unauthorised_rollback() {
+        let svc = testing::services();
+        let artifacts = MemoryArtifacts::default();
+        let p = Platforms::start(&svc.store, &artifacts, 3).await;
+        let id = "dep-01JD7W4Q5T0000000000000004";
+        testing::dispatched(
+            &svc,
+            &artifacts,
+            "multi-platform",
+            id,
+            "dp-20261123-0004",
+            |_, b| b.to_vec(),
+        )
+        .await;
+        let path = format!(
+            "{}/../../events/sqs/jamf-command.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let event: SqsEvent =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let control = VirtualQueue::new(50);
+        let response = handle_batch(&p.jamf, &control, event, control.now()).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert!(control.dead_lettered().is_empty());
+        let record = svc
+            .store
+            .get(&DeploymentId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            record
+                .confirmed_platforms
+                .contains(&eucora_domain::evidence::Platform::Macos)
+        );
+        let policies = p.jamf_sim.policies();
+        assert_eq!(policies.len(), 1);
+        assert_eq!(
+            policies[0].scope_group_ids,
+            vec![41],
+            "the rollback was not carried out"
+        );
+    }
+}
