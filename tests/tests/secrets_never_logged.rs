@@ -106,8 +106,7 @@ async fn no_secret_in_any_log_line_or_audit_event() {
         .get(&record.id)
         .await
         .unwrap()
-    let secrets = secrets_used(&p);
-    assert!(secrets.len() >= 7, "tokens were issued and used: {}", secrets.len());
+        .unwrap()
         .lifecycle
         .state;
     assert_eq!(
@@ -118,6 +117,11 @@ async fn no_secret_in_any_log_line_or_audit_event() {
     );
 
     let secrets = secrets_used(&p);
+    assert!(
+        secrets.len() >= 7,
+        "tokens were issued and used: {}",
+        secrets.len()
+    );
     let log_text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(log_text.lines().count() > 10, "logs were captured");
     assert!(
