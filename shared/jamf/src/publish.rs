@@ -310,11 +310,43 @@ async fn create_policy<C: Credentials, A: ArtifactSource>(
     }
 }
 
+/// Checks what Jamf would refuse, before calling (the specification's `JAMF_INVALID_PAYLOAD`).
+fn validate(job: &Job<'_>) -> Result<(), CallError> {
+    let invalid = |why: String| {
+        Err(CallError::invalid_payload(
+            "validate",
+            "JAMF_INVALID_PAYLOAD",
+            why,
+        ))
+    };
+    if job.group_id.is_empty() || !job.group_id.bytes().all(|b| b.is_ascii_digit()) {
+        return invalid(format!(
+            "the ring's smart group id must be a number, got {:?}",
+            job.group_id
+        ));
+    }
+    let ext = std::path::Path::new(&job.artifact.file_name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if !matches!(ext.as_deref(), Some("pkg" | "dmg")) {
+        return invalid(format!(
+            "{} is not a .pkg or .dmg package",
+            job.artifact.file_name
+        ));
+    }
+    if policy_name(job).chars().count() > 255 {
+        return invalid("the policy name would exceed 255 characters".into());
+    }
+    Ok(())
+}
+
 pub async fn publish<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
 ) -> Result<Value, CallError> {
+    validate(job)?;
     let package_id = package(c, cx, job).await?;
     let (policy_id, existing) = match find_policy(c, cx, job).await? {
         Some((id, xml)) => (id, Some(xml)),

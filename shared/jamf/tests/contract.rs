@@ -396,3 +396,20 @@ async fn never_more_than_5_requests_in_flight() {
     assert!(peak <= 5, "peak {peak}");
     assert!(peak >= 4, "the load was parallel (peak {peak})");
 }
+
+#[tokio::test]
+async fn an_invalid_payload_is_refused_before_calling() {
+    let f = default_fixture().await;
+    let mut c = cx(&f);
+    let e = f
+        .client
+        .publish(&mut c, &job(&f, Ring::Canary, "ring-one"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Permanent, "JAMF_INVALID_PAYLOAD")
+    );
+    assert!(c.calls.is_empty());
+    assert!(f.sim.requests().is_empty());
+}
