@@ -24,6 +24,18 @@ pub struct CallRecord {
     pub at: Timestamp,
 }
 
+/// When a call happened, from the system clock (a record of a call, not a decision).
+///
+/// # Panics
+/// Never: the fallback, the Unix epoch, is a valid timestamp.
+pub fn call_time() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    Timestamp::from_unix_millis(ms)
+        .unwrap_or_else(|_| Timestamp::from_unix_seconds(0).expect("the epoch is valid"))
+}
+
 /// What a command's calls share: the correlation id to send, and the calls made so far.
 #[derive(Debug, Clone)]
 pub struct CallContext {

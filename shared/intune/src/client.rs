@@ -133,7 +133,7 @@ impl<C: Credentials, A: ArtifactSource> IntuneClient<C, A> {
         started: Instant,
         ids: Value,
     ) {
-        let at = cx_now();
+        let at = eucora_connector::platform::call_time();
         cx.record(CallRecord {
             operation: operation.to_owned(),
             method: method.to_string(),
@@ -484,15 +484,6 @@ impl<C: Credentials, A: ArtifactSource> IntuneClient<C, A> {
             }
         }
     }
-}
-
-/// Call timestamps come from the system clock: they record when a call happened, not a decision.
-fn cx_now() -> eucora_domain::Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    eucora_domain::Timestamp::from_unix_millis(ms)
-        .unwrap_or_else(|_| eucora_domain::Timestamp::from_unix_seconds(0).expect("epoch"))
 }
 
 impl<C: Credentials, A: ArtifactSource> Platform for IntuneClient<C, A> {

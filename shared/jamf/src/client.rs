@@ -90,14 +90,6 @@ impl<C, A> std::fmt::Debug for JamfClient<C, A> {
     }
 }
 
-fn now_ts() -> eucora_domain::Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    eucora_domain::Timestamp::from_unix_millis(ms)
-        .unwrap_or_else(|_| eucora_domain::Timestamp::from_unix_seconds(0).expect("epoch"))
-}
-
 /// The Classic API's HTML error page: the reason is in the second `<p>`.
 fn html_reason(body: &str) -> Option<String> {
     let ps = crate::xml::all(body, "p");
@@ -205,7 +197,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             error_class: class,
             platform_ids: ids,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            at: now_ts(),
+            at: eucora_connector::platform::call_time(),
         });
     }
 
@@ -505,7 +497,7 @@ struct UserToken {
 impl UserToken {
     fn expires_at(&self) -> Instant {
         let left = eucora_domain::Timestamp::parse(&self.expires)
-            .map(|t| t.since(now_ts()))
+            .map(|t| t.since(eucora_connector::platform::call_time()))
             .ok()
             .and_then(|d| Duration::try_from(d).ok())
             .unwrap_or(Duration::from_secs(60));
