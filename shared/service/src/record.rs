@@ -66,6 +66,10 @@ pub struct DeploymentRecord {
     /// Platforms whose connector confirmed the dispatch into the current ring.
     #[serde(default)]
     pub confirmed_platforms: Vec<eucora_domain::evidence::Platform>,
+    /// Why the deployment is halted, when it is: `incident`, `gate` or `dispatch`. A dispatch
+    /// halted by a permanent platform failure does not resume on its own.
+    #[serde(default)]
+    pub halt_cause: Option<String>,
     /// The latest gate decision (the full history is in the audit trail).
     pub last_gate: Option<Value>,
     pub audit_head: ChainHead,

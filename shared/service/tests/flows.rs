@@ -553,3 +553,26 @@ async fn a_tampered_trail_fails_verification() {
     assert!(!v.valid);
     assert!(v.message.unwrap().contains("event 1"));
 }
+
+#[tokio::test]
+async fn a_dispatch_halted_by_a_permanent_platform_failure_does_not_resume_on_its_own() {
+    let s = svc();
+    let id = submit_sample(&s, "low-risk", "dep-perm").await;
+    score(&s, &id, t(0)).await.unwrap();
+    let report = eucora_service::usecases::connector::ConnectorReport {
+        halt: Some(
+            serde_json::json!({ "error_class": "permanent", "code": "INTUNE_INVALID_PAYLOAD" }),
+        ),
+        ..Default::default()
+    };
+    let state =
+        eucora_service::usecases::connector::report(&s, &id, Platform::Windows, &report, t(0))
+            .await
+            .unwrap();
+    assert_eq!(state, DeploymentState::Halted { ring: Ring::Canary });
+    run(&s, t(60)).await.unwrap();
+    assert_eq!(
+        state_of(&s, &id).await,
+        DeploymentState::Halted { ring: Ring::Canary }
+    );
+}

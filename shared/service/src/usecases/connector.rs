@@ -104,6 +104,7 @@ pub async fn report<S: DeploymentStore, Q>(
                 now,
             );
             change.transition(&actor, LifecycleEvent::Halt, now)?;
+            change.record.halt_cause = Some("dispatch".into());
         }
         if change.is_empty() {
             return Ok(change.record.lifecycle.state);

@@ -131,7 +131,14 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
             .ok_or_else(|| GateRunError::NotFound(id.clone()))?;
         let ring = match record.lifecycle.state {
             DeploymentState::InRing { ring } => ring,
-            DeploymentState::Halted { ring } if record.open_incidents() == 0 => ring,
+            // Halted by an incident (now resolved) or a failed gate: re-validate. A dispatch halted
+            // by a permanent platform failure waits for the operator.
+            DeploymentState::Halted { ring }
+                if record.open_incidents() == 0
+                    && record.halt_cause.as_deref() != Some("dispatch") =>
+            {
+                ring
+            }
             state => {
                 // Dispatching: re-send what may have been lost. Anything else waits for people.
                 let commands = dispatch::pending_commands(&record);
@@ -210,6 +217,7 @@ fn apply_verdict(
 ) -> Result<(), TransitionError> {
     if halted && decision.verdict != Verdict::Halt {
         change.transition(actor, LifecycleEvent::Resume, now)?;
+        change.record.halt_cause = None;
     }
     match decision.verdict {
         Verdict::Promote => match decision.next_ring {
@@ -239,7 +247,10 @@ fn apply_verdict(
                 )?;
             }
         }
-        Verdict::Halt if !halted => change.transition(actor, LifecycleEvent::Halt, now)?,
+        Verdict::Halt if !halted => {
+            change.transition(actor, LifecycleEvent::Halt, now)?;
+            change.record.halt_cause = Some("gate".into());
+        }
         Verdict::Hold | Verdict::Halt => {}
     }
     Ok(())
@@ -328,6 +339,7 @@ pub async fn report_incident<S: DeploymentStore, Q>(
             )
         {
             change.transition(actor, LifecycleEvent::Halt, now)?;
+            change.record.halt_cause = Some("incident".into());
         }
         match svc.store.save(&change).await {
             Ok(()) => {

@@ -165,6 +165,7 @@ fn new_deployment<S, Q>(
         ring_entered_at: None,
         rollback_validated: submission.evidence.rollback.validated_in_ring0,
         confirmed_platforms: Vec::new(),
+        halt_cause: None,
         last_gate: None,
         audit_head: eucora_domain::audit::ChainHead {
             len: 0,
