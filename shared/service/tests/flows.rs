@@ -565,14 +565,14 @@ async fn a_dispatch_halted_by_a_permanent_platform_failure_does_not_resume_on_it
         ),
         ..Default::default()
     };
-    let state =
+    let halted =
         eucora_service::usecases::connector::report(&s, &id, Platform::Windows, &report, t(0))
             .await
             .unwrap();
-    assert_eq!(state, DeploymentState::Halted { ring: Ring::Canary });
+    assert_eq!(halted, DeploymentState::Halted { ring: Ring::Canary });
     run(&s, t(60)).await.unwrap();
     assert_eq!(
-        state_of(&s, &id).await,
+        state(&s, &id).await,
         DeploymentState::Halted { ring: Ring::Canary }
     );
 }
