@@ -4,7 +4,7 @@
 //! quorum dispatches the ring). Builds its DynamoDB and SQS clients once.
 #![recursion_limit = "256"]
 
-mod handler;
+use cab_decisions::handler;
 
 use eucora_aws::config;
 use eucora_domain::ExceptionId;
@@ -21,6 +21,3 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
-
-#[cfg(test)]
-mod tests;

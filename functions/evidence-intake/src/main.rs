@@ -2,7 +2,7 @@
 //!
 //! Configuration: `TABLE_NAME`, `SCORING_QUEUE_URL`. Builds its DynamoDB and SQS clients once.
 
-mod handler;
+use evidence_intake::handler;
 
 use eucora_aws::{QueueUrls, config};
 use eucora_domain::DeploymentId;
@@ -23,6 +23,3 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
-
-#[cfg(test)]
-mod tests;

@@ -5,7 +5,7 @@
 //! next ring). Builds its DynamoDB and SQS clients once.
 #![recursion_limit = "256"]
 
-mod handler;
+use gate_evaluation::handler;
 
 use eucora_aws::config;
 use eucora_domain::IncidentId;
@@ -23,6 +23,3 @@ async fn main() -> Result<(), Error> {
     }))
     .await
 }
-
-#[cfg(test)]
-mod tests;
