@@ -2,4 +2,5 @@
 //! from the project's venv) and the resources `template.yaml` declares, created by reading the
 //! template itself.
 
+pub mod api;
 pub mod stack;
