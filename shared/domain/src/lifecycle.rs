@@ -142,6 +142,8 @@ pub enum LifecycleEvent {
     Halt,
     /// The incident is resolved; the gates will be re-validated in the ring.
     Resume,
+    /// The incident is resolved, but the ring's dispatch had not finished: dispatch again.
+    ResumeDispatch,
     RolledBack,
     /// The submitter withdraws a deployment that is not live yet.
     Withdraw,
@@ -160,6 +162,7 @@ impl LifecycleEvent {
             LifecycleEvent::Complete => "complete",
             LifecycleEvent::Halt => "halt",
             LifecycleEvent::Resume => "resume",
+            LifecycleEvent::ResumeDispatch => "resume_dispatch",
             LifecycleEvent::RolledBack => "rolled_back",
             LifecycleEvent::Withdraw => "withdraw",
         }
@@ -319,6 +322,7 @@ impl Lifecycle {
                 None => return Err(illegal()),
             },
             (S::Halted { ring }, E::Resume) => S::InRing { ring },
+            (S::Halted { ring }, E::ResumeDispatch) => S::Dispatching { ring },
             (S::Halted { ring } | S::InRing { ring }, E::RolledBack) => S::RolledBack { ring },
             (
                 S::Submitted | S::PublishBlocked | S::AwaitingCab { .. } | S::Approved { .. },

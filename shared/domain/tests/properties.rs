@@ -149,6 +149,7 @@ fn event() -> impl Strategy<Value = LifecycleEvent> {
         Just(E::Complete),
         Just(E::Halt),
         Just(E::Resume),
+        Just(E::ResumeDispatch),
         Just(E::RolledBack),
         Just(E::Withdraw),
     ]

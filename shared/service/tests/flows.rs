@@ -576,3 +576,62 @@ async fn a_dispatch_halted_by_a_permanent_platform_failure_does_not_resume_on_it
         DeploymentState::Halted { ring: Ring::Canary }
     );
 }
+
+#[tokio::test]
+async fn an_incident_during_dispatch_resumes_into_the_dispatch_not_the_ring() {
+    let s = svc();
+    let id = submit_sample(&s, "multi-platform", "dep-mid").await;
+    score(&s, &id, t(0)).await.unwrap();
+    dispatched(
+        &s,
+        &id,
+        Ring::Canary,
+        Platform::Windows,
+        serde_json::Value::Null,
+        t(0),
+    )
+    .await
+    .unwrap();
+    let publisher = actor("pub-dan", &[Role::Publisher]);
+    let input = IncidentInput {
+        severity: "low".into(),
+        summary: "helpdesk tickets".into(),
+        reclassify_blast_radius: None,
+    };
+    report_incident(
+        &s,
+        &publisher,
+        &id,
+        input,
+        IncidentId::parse("inc-9").unwrap(),
+        t(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        state(&s, &id).await,
+        DeploymentState::Halted { ring: Ring::Canary }
+    );
+    resolve_incident(
+        &s,
+        &publisher,
+        &id,
+        &IncidentId::parse("inc-9").unwrap(),
+        "false alarm",
+        t(2),
+    )
+    .await
+    .unwrap();
+    s.queue.drain();
+    run(&s, t(3)).await.unwrap();
+    assert_eq!(
+        state(&s, &id).await,
+        DeploymentState::Dispatching { ring: Ring::Canary }
+    );
+    let resent: Vec<QueueName> = s.queue.drain().into_iter().map(|(q, _)| q).collect();
+    assert_eq!(
+        resent,
+        vec![QueueName::Connector(Platform::Macos)],
+        "only the platform still to confirm"
+    );
+}

@@ -151,6 +151,20 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 });
             }
         };
+        // Halted before every platform confirmed the ring's dispatch: finish the dispatch first.
+        if !record
+            .submission
+            .platforms()
+            .iter()
+            .all(|p| record.confirmed_platforms.contains(p))
+        {
+            match resume_dispatch(svc, record, &actor, now).await {
+                Err(GateRunError::Store(StoreError::Conflict)) if attempt < CONFLICT_RETRIES => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
         // Refresh telemetry for the next run: the connectors record what the platforms report.
         dispatch::query_status(&svc.queue, &record, ring, now).await?;
         let devices = svc.store.results(id, ring).await?;
@@ -205,6 +219,29 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+/// A halted ring whose dispatch had not finished goes back to dispatching; the commands still
+/// needed are sent again.
+async fn resume_dispatch<S: DeploymentStore, Q: Queue>(
+    svc: &Services<S, Q>,
+    record: DeploymentRecord,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Evaluated, GateRunError> {
+    let mut change = Change::new(record);
+    change.transition(actor, LifecycleEvent::ResumeDispatch, now)?;
+    change.record.halt_cause = None;
+    svc.store.save(&change).await?;
+    let commands = dispatch::pending_commands(&change.record);
+    dispatch::send(&svc.queue, &change.record, commands, now).await?;
+    let state = change.record.lifecycle.state;
+    Ok(Evaluated {
+        deployment_id: change.record.id,
+        ring: state.ring(),
+        verdict: None,
+        state,
+    })
 }
 
 /// Moves the deployment as the gate decision says.
