@@ -21,17 +21,10 @@ pub fn env(name: &str) -> Result<String, MissingEnv> {
 #[error("environment variable {0} must be set")]
 pub struct MissingEnv(pub String);
 
-/// Now, from the system clock (the functions' only clock read; the domain is handed the value).
-///
-/// # Panics
-/// Never: the fallback, the Unix epoch, is a valid timestamp.
+/// Now, from the system clock: the one clock read the functions and connectors share (the
+/// domain is handed the value).
 pub fn now() -> eucora_domain::Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    eucora_domain::Timestamp::from_unix_millis(ms)
-        .or_else(|_| eucora_domain::Timestamp::from_unix_seconds(0))
-        .expect("the epoch is a valid timestamp")
+    eucora_connector::platform::call_time()
 }
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG`.

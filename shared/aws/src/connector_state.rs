@@ -18,14 +18,10 @@ use eucora_domain::evidence::Platform;
 use eucora_service::ports::StoreError;
 
 use crate::DynamoStore;
-use crate::dynamodb::classify;
+use crate::dynamodb::{classify, s};
 
 /// Ledger entries are kept this long after they are written (DynamoDB TTL).
 const LEDGER_TTL_DAYS: i64 = 30;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
 
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())

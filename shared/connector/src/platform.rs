@@ -36,6 +36,18 @@ pub fn call_time() -> Timestamp {
         .unwrap_or_else(|_| Timestamp::from_unix_seconds(0).expect("the epoch is valid"))
 }
 
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What a command's calls share: the correlation id to send, and the calls made so far.
 #[derive(Debug, Clone)]
 pub struct CallContext {

@@ -62,7 +62,7 @@ pub async fn dispatched(
             .repeat(64)
             .into_bytes();
         let bytes = package(platform, &payload);
-        a["sha256"] = hex(&sha2::Sha256::digest(&bytes)).into();
+        a["sha256"] = crate::credentials::hex_lower(&sha2::Sha256::digest(&bytes)).into();
         a["size_bytes"] = bytes.len().into();
         a["location"] = location.clone().into();
         artifacts.put(&location, bytes);
@@ -91,14 +91,6 @@ pub async fn dispatched(
         .await
         .expect("stored")
         .expect("exists")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// A fresh in-memory store and queue.

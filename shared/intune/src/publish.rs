@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use eucora_connector::CallError;
 use eucora_connector::credentials::{ArtifactSource, Credentials};
-use eucora_connector::platform::{CallContext, Job};
+use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::{DetectionKind, RollbackStrategy, RunAs};
 use eucora_domain::gates::{DeviceResult, InstallOutcome};
 use reqwest::Method;
@@ -36,7 +36,7 @@ async fn find_app<C: Credentials, A: ArtifactSource>(
     job: &Job<'_>,
 ) -> Result<Option<MobileApp>, CallError> {
     let filter = format!("displayName eq '{}'", quote(&display_name(job)));
-    let mut url = format!("{APPS}?$filter={}", urlencode(&filter));
+    let mut url = format!("{APPS}?$filter={}", percent_encode(&filter));
     loop {
         let page: Listing<MobileApp> = c
             .graph(cx, "find_app", Method::GET, &url, None, Value::Null)
@@ -54,17 +54,6 @@ async fn find_app<C: Credentials, A: ArtifactSource>(
             None => return Ok(None),
         }
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn detection_rule(job: &Job<'_>) -> Value {
@@ -237,7 +226,7 @@ async fn upload_and_commit<C: Credentials, A: ArtifactSource>(
         c.storage_put(
             cx,
             "upload_block",
-            &format!("{uri}&comp=block&blockid={}", urlencode(&id)),
+            &format!("{uri}&comp=block&blockid={}", percent_encode(&id)),
             chunk.to_vec(),
             true,
         )

@@ -2,7 +2,7 @@
 
 use eucora_connector::CallError;
 use eucora_connector::credentials::{ArtifactSource, Credentials};
-use eucora_connector::platform::{CallContext, Job};
+use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::RollbackStrategy;
 use eucora_domain::gates::{DeviceResult, InstallOutcome};
 use reqwest::Method;
@@ -14,17 +14,6 @@ use crate::xml::{all, esc, text};
 
 /// The category every policy EUCORA manages carries.
 pub const CATEGORY: &str = "control-plane-auto";
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 fn package_name(job: &Job<'_>) -> String {
     let app = &job.deployment.submission.app;
@@ -70,7 +59,7 @@ async fn find_package<C: Credentials, A: ArtifactSource>(
     let filter = format!("packageName==\"{}\"", name.replace('"', "\\\""));
     let path = format!(
         "/api/v1/packages?page=0&page-size=1&filter={}",
-        enc(&filter)
+        percent_encode(&filter)
     );
     let found: Packages = c
         .call(
@@ -207,7 +196,10 @@ async fn find_policy<C: Credentials, A: ArtifactSource>(
     cx: &mut CallContext,
     job: &Job<'_>,
 ) -> Result<Option<(String, String)>, CallError> {
-    let path = format!("/JSSResource/policies/name/{}", enc(&policy_name(job)));
+    let path = format!(
+        "/JSSResource/policies/name/{}",
+        percent_encode(&policy_name(job))
+    );
     match c
         .call(
             cx,
@@ -419,7 +411,10 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
             cx,
             "read_group",
             Method::GET,
-            &format!("/JSSResource/computergroups/id/{}", enc(job.group_id)),
+            &format!(
+                "/JSSResource/computergroups/id/{}",
+                percent_encode(job.group_id)
+            ),
             || Payload::None,
             json!({ "group_id": job.group_id }),
         )
