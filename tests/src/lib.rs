@@ -5,6 +5,7 @@
 // Test support: a panic here is a failed test.
 #![allow(clippy::missing_panics_doc)]
 
+pub mod local;
 pub mod platforms;
 
 use std::collections::BTreeMap;

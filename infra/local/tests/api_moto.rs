@@ -36,7 +36,12 @@ async fn requests_reach_the_functions_handlers_with_the_callers_claims() {
         issuer: issuer.clone(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, _server) = eucora_local::api::server::spawn(listener, api).unwrap();
+    let (addr, _server) = eucora_local::api::server::spawn(
+        listener,
+        api,
+        Arc::new(eucora_local::clock::Clock::real()),
+    )
+    .unwrap();
     let base = format!("http://{addr}");
     let now = eucora_aws::config::now().unix_seconds();
     let token = |sub: &str, role: Role| issuer.token(sub, &[role], now, 3600);

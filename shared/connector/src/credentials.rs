@@ -109,7 +109,7 @@ pub fn verify_sha256(location: &str, bytes: &[u8], expected: &str) -> Result<(),
     }
 }
 
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+pub fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");

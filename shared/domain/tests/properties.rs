@@ -276,3 +276,29 @@ proptest! {
         prop_assert!(verify(&id, &events, Some(&head)).is_err(), "tamper not caught");
     }
 }
+
+proptest! {
+    /// A stored event is JSON text read back later (DynamoDB holds it as a string): every float in
+    /// its detail (gate hours, percentages, risk contributions) must come back bit for bit, or the
+    /// event no longer matches its hash. serde_json parses floats exactly only with its
+    /// `float_roundtrip` feature, which the workspace turns on.
+    #[test]
+    fn an_event_with_floats_verifies_after_a_json_round_trip(x in any::<f64>().prop_filter("finite", |x| x.is_finite()), hours in 0.0_f64..1000.0) {
+        let id = DeploymentId::parse("dep-floats").unwrap();
+        let e = AuditEvent::chain(
+            &id,
+            None,
+            AuditDraft {
+                at: t0(),
+                actor: actor("gate"),
+                correlation_id: CorrelationId::parse("dp-20261123-0001").unwrap(),
+                kind: AuditKind::GateEvaluated,
+                detail: serde_json::json!({ "actual": { "unit": "hours", "value": hours }, "x": x, "third": hours / 3.0 }),
+            },
+        );
+        let stored = serde_json::to_string(&e).unwrap();
+        let back: AuditEvent = serde_json::from_str(&stored).unwrap();
+        prop_assert_eq!(back.compute_hash(), e.hash.clone());
+        prop_assert!(verify(&id, &[back], Some(&e.head())).is_ok());
+    }
+}

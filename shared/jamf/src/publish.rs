@@ -446,9 +446,7 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
                     Some("Failed") => InstallOutcome::Failed,
                     _ => InstallOutcome::Pending,
                 };
-                let at = text(l, "date_time_utc")
-                    .and_then(|t| eucora_domain::Timestamp::parse(&t).ok())
-                    .unwrap_or(job.now);
+                let at = log_time(l).unwrap_or(job.now);
                 (outcome, at)
             }
             None => (InstallOutcome::Pending, job.now),
@@ -462,4 +460,40 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
         });
     }
     Ok(out)
+}
+
+/// When a policy log entry was written: `date_time_epoch` (milliseconds), else `date_time_utc`,
+/// which the Classic API writes as `2026-01-04T10:15:30.000+0000` (not RFC 3339: no colon in
+/// the offset).
+fn log_time(log: &str) -> Option<eucora_domain::Timestamp> {
+    if let Some(ms) = text(log, "date_time_epoch").and_then(|t| t.trim().parse::<i64>().ok()) {
+        return eucora_domain::Timestamp::from_unix_millis(ms).ok();
+    }
+    let utc = text(log, "date_time_utc")?;
+    let rfc3339 = match utc.strip_suffix("+0000") {
+        Some(head) => format!("{head}Z"),
+        None => utc,
+    };
+    eucora_domain::Timestamp::parse(&rfc3339).ok()
+}
+
+#[cfg(test)]
+mod log_time_tests {
+    use super::log_time;
+
+    #[test]
+    fn reads_the_classic_api_log_times() {
+        let at = eucora_domain::Timestamp::parse("2026-01-04T10:15:30Z").unwrap();
+        assert_eq!(
+            log_time("<date_time_utc>2026-01-04T10:15:30.000+0000</date_time_utc>"),
+            Some(at)
+        );
+        assert_eq!(
+            log_time(
+                "<date_time_epoch>1767521730000</date_time_epoch><date_time_utc>x</date_time_utc>"
+            ),
+            Some(at)
+        );
+        assert_eq!(log_time("<status>Completed</status>"), None);
+    }
 }

@@ -1,4 +1,4 @@
-//! The local HTTP server: every request through [`Api::handle`].
+//! The local HTTP server: every request through [`Api::handle`], at the time of the stack's clock.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,11 +13,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::gateway::Api;
+use crate::clock::Clock;
 
 /// Serves `api` on `listener` until the task is dropped; returns the address.
 pub fn spawn(
     listener: TcpListener,
     api: Arc<Api>,
+    clock: Arc<Clock>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -25,10 +27,10 @@ pub fn spawn(
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let api = Arc::clone(&api);
+            let (api, clock) = (Arc::clone(&api), Arc::clone(&clock));
             tokio::spawn(async move {
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let api = Arc::clone(&api);
+                    let (api, clock) = (Arc::clone(&api), Arc::clone(&clock));
                     async move {
                         let method = req.method().as_str().to_owned();
                         let path = req.uri().path().to_owned();
@@ -51,14 +53,7 @@ pub fn spawn(
                             .unwrap_or_default();
                         let body = String::from_utf8_lossy(&body).into_owned();
                         let answer = api
-                            .handle(
-                                &method,
-                                &path,
-                                &query,
-                                &headers,
-                                &body,
-                                eucora_aws::config::now(),
-                            )
+                            .handle(&method, &path, &query, &headers, &body, clock.now())
                             .await;
                         let mut response =
                             hyper::Response::new(Full::new(Bytes::from(answer.body)));

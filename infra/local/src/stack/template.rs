@@ -54,6 +54,77 @@ impl Template {
             .filter(move |(_, r)| r.kind == kind)
             .map(|(id, r)| (id.as_str(), r))
     }
+
+    /// Every SQS trigger (`AWS::Lambda::EventSourceMapping`): the function's and the queue's
+    /// logical ids, and the batch size.
+    pub fn sqs_triggers(&self) -> Result<Vec<Trigger>> {
+        self.of_type("AWS::Lambda::EventSourceMapping")
+            .map(|(id, r)| {
+                let p = &r.properties;
+                let target = |v: &Value| match v {
+                    Value::Tagged(t) => t
+                        .value
+                        .as_str()
+                        .map(|s| s.trim_end_matches(".Arn").to_owned()),
+                    _ => None,
+                };
+                Ok(Trigger {
+                    function: target(&p["FunctionName"])
+                        .ok_or_else(|| anyhow!("{id}.FunctionName is not a !Ref"))?,
+                    queue: target(&p["EventSourceArn"])
+                        .ok_or_else(|| anyhow!("{id}.EventSourceArn is not a !GetAtt"))?,
+                    batch_size: p["BatchSize"]
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .unwrap_or(10),
+                })
+            })
+            .collect()
+    }
+
+    /// The `rate(…)` of a function's `ScheduleV2` event.
+    pub fn schedule_rate(&self, function: &str) -> Result<std::time::Duration> {
+        let events = &self
+            .resources
+            .get(function)
+            .ok_or_else(|| anyhow!("no {function} in the template"))?
+            .properties["Events"];
+        let expr = events
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .find(|(_, e)| e["Type"].as_str() == Some("ScheduleV2"))
+            .and_then(|(_, e)| e["Properties"]["ScheduleExpression"].as_str())
+            .ok_or_else(|| anyhow!("{function} has no ScheduleV2 event"))?;
+        parse_rate(expr)
+    }
+}
+
+/// An SQS event-source mapping of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub function: String,
+    pub queue: String,
+    pub batch_size: i32,
+}
+
+/// `rate(5 minutes)` → 300 s.
+pub fn parse_rate(expr: &str) -> Result<std::time::Duration> {
+    let inner = expr
+        .strip_prefix("rate(")
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("{expr} is not a rate(…) expression"))?;
+    let (n, unit) = inner
+        .split_once(' ')
+        .ok_or_else(|| anyhow!("{expr}: rate(<n> <unit>)"))?;
+    let n: u64 = n.parse().with_context(|| format!("{expr}: the number"))?;
+    let secs = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        other => bail!("{expr}: unknown unit {other}"),
+    };
+    Ok(std::time::Duration::from_secs(n * secs))
 }
 
 /// What names and ARNs resolve to.
@@ -122,6 +193,24 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_triggers_and_the_schedule_of_the_real_template() {
+        let t = Template::parse(include_str!("../../../../template.yaml")).unwrap();
+        let triggers = t.sqs_triggers().unwrap();
+        assert!(triggers.contains(&Trigger {
+            function: "ConnectorIntuneFunction".into(),
+            queue: "IntuneQueue".into(),
+            batch_size: 5
+        }));
+        assert_eq!(triggers.len(), 3);
+        assert_eq!(
+            t.schedule_rate("GateEvaluationFunction").unwrap(),
+            std::time::Duration::from_secs(300)
+        );
+        assert!(parse_rate("cron(0 * * * ? *)").is_err());
+        assert_eq!(parse_rate("rate(1 hour)").unwrap().as_secs(), 3600);
+    }
 
     #[test]
     fn resolves_the_intrinsics_the_template_uses() {

@@ -1,0 +1,174 @@
+//! The local stack for the end-to-end tests: one per test, driven through its HTTP API only
+//! (submissions, CAB decisions, exceptions, incidents, reads), with the gate schedule run in
+//! steps on the stack's clock.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use eucora_domain::cab::Role;
+use eucora_local::client::{Client, state_of};
+use eucora_local::stack::local::{LocalStack, Options};
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A sample submission from `events/deployments/`.
+pub fn sample(name: &str) -> Value {
+    let path = repo().join(format!("events/deployments/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists")).expect("JSON")
+}
+
+/// A local stack and a client per person.
+pub struct E2e {
+    pub stack: LocalStack,
+    /// Packaging engineer: submits.
+    pub packager: Client,
+    /// Three CAB members.
+    pub cab: [Client; 3],
+    pub security: Client,
+    pub publisher: Client,
+    pub auditor: Client,
+}
+
+impl std::fmt::Debug for E2e {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E2e")
+            .field("stack", &self.stack)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stack's clock runs 60 × the wall clock (retry delays of seconds pass in a blink); the gate
+/// schedule is run by the test, in steps.
+pub async fn start() -> E2e {
+    let stack = LocalStack::start(
+        &repo(),
+        Options {
+            speed: 60.0,
+            devices: 10,
+            schedule: false,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("the local stack starts");
+    let client = |sub: &str, roles: &[Role]| Client::new(&stack.api_url, &stack.token(sub, roles));
+    E2e {
+        packager: client("packager-alice", &[Role::Packaging]),
+        cab: [
+            client("cab-carol", &[Role::Cab]),
+            client("cab-dave", &[Role::Cab]),
+            client("cab-frank", &[Role::Cab]),
+        ],
+        security: client("security-sam", &[Role::SecurityReviewer]),
+        publisher: client("publisher-pat", &[Role::Publisher]),
+        auditor: client("auditor-erin", &[Role::Auditor]),
+        stack,
+    }
+}
+
+impl E2e {
+    /// Builds the sample's packages into the artifact bucket and submits it; returns its id.
+    pub async fn submit(&self, mut submission: Value) -> String {
+        self.stack
+            .stage_packages(&mut submission)
+            .await
+            .expect("packages staged");
+        let r = self.packager.submit(&submission, None).await.expect("HTTP");
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn get(&self, id: &str) -> Value {
+        self.auditor
+            .deployment(id)
+            .await
+            .expect("HTTP")
+            .into_ok()
+            .expect("200")
+    }
+
+    pub async fn state(&self, id: &str) -> String {
+        state_of(&self.get(id).await)
+    }
+
+    /// Lets the queues drain (scoring, dispatch, status queries) and returns the state.
+    pub async fn settled(&self, id: &str) -> String {
+        self.stack
+            .settle(Duration::from_secs(60))
+            .await
+            .expect("the queues settle");
+        self.state(id).await
+    }
+
+    /// One step of the schedule: the clock jumps `hours`, the gate function runs, the connectors
+    /// answer its status queries.
+    pub async fn step(&self, hours: u64) {
+        self.stack.advance(Duration::from_secs(hours * 3600));
+        let report = self.stack.run_gates().await.expect("gate run");
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        self.stack
+            .settle(Duration::from_secs(60))
+            .await
+            .expect("the queues settle");
+    }
+
+    /// Runs the schedule in 6-hour steps until the deployment leaves `state` (at most 10 days).
+    pub async fn until_not(&self, id: &str, state: &str) -> String {
+        for _ in 0..40 {
+            let now = self.state(id).await;
+            if now != state {
+                return now;
+            }
+            self.step(6).await;
+        }
+        panic!("{id} stayed {state}");
+    }
+
+    /// Approves `ring` with each of `members`, bound to the deployment's evidence hash.
+    pub async fn approve(&self, id: &str, ring: u8, members: &[&Client], conditions: &[&str]) {
+        let hash = self.get(id).await["evidence_hash"]
+            .as_str()
+            .expect("hash")
+            .to_owned();
+        let conditions: Vec<String> = conditions.iter().map(|c| (*c).to_owned()).collect();
+        for m in members {
+            let r = m
+                .decide(id, ring, "approve", &hash, &conditions, None)
+                .await
+                .expect("HTTP");
+            assert!(r.ok(), "{}", r.body);
+        }
+    }
+
+    /// The audit trail's events.
+    pub async fn audit(&self, id: &str) -> Vec<Value> {
+        let trail = self
+            .auditor
+            .audit(id)
+            .await
+            .expect("HTTP")
+            .into_ok()
+            .expect("200");
+        trail["events"]
+            .as_array()
+            .or_else(|| trail.as_array())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Asserts that the trail's hash chain verifies.
+    pub async fn verified(&self, id: &str) {
+        let v = self
+            .auditor
+            .verify(id)
+            .await
+            .expect("HTTP")
+            .into_ok()
+            .expect("200");
+        assert_eq!(v["valid"], true, "{v}");
+    }
+}
