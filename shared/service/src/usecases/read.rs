@@ -96,12 +96,25 @@ impl DeploymentView {
                 .iter()
                 .map(|t| {
                     let cab = cab_requirement(t.ring, ctx, &policy.cab);
+                    // A ring the package already went into shows the approval it went in with,
+                    // as it stood at the last decision (its window may have run out since).
+                    let entered = r.lifecycle.live_ring().is_some_and(|live| t.ring <= live);
+                    let at = if entered {
+                        r.decisions
+                            .iter()
+                            .filter(|d| d.ring == t.ring)
+                            .map(|d| d.decided_at)
+                            .max()
+                            .unwrap_or(now)
+                    } else {
+                        now
+                    };
                     let cab_status = cab_status(
                         &cab,
                         &r.decisions,
                         &r.submitted_by,
                         &r.evidence_hash,
-                        now,
+                        at,
                         window,
                     );
                     RingView {
