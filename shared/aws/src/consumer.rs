@@ -170,30 +170,45 @@ where
             .get("ApproximateReceiveCount")
             .and_then(|c| c.parse().ok())
             .unwrap_or(1);
-        let disposition = match Envelope::parse(&body) {
+        // The command's span (message id, correlation id, attempt) covers its handling and what
+        // happens to its message, so every log line about it carries the correlation id.
+        let (disposition, span) = match Envelope::parse(&body) {
             Ok(envelope) => {
                 let span = tracing::info_span!("command", %message_id, correlation_id = %envelope.correlation_id, attempt);
-                handle(envelope, attempt, message_id.clone())
-                    .instrument(span)
-                    .await
+                let d = handle(envelope, attempt, message_id.clone())
+                    .instrument(span.clone())
+                    .await;
+                (d, span)
             }
-            Err(e) => Disposition::DeadLetter(e.to_string()),
+            Err(e) => (
+                Disposition::DeadLetter(e.to_string()),
+                tracing::info_span!("command", %message_id, attempt),
+            ),
         };
-        match disposition {
-            Disposition::Ack => {}
-            Disposition::RetryAfter(after) => {
-                if let Err(e) = control.delay(&receipt, after).await {
-                    tracing::warn!(%message_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+        let retry = async {
+            match disposition {
+                Disposition::Ack => false,
+                Disposition::RetryAfter(after) => {
+                    if let Err(e) = control.delay(&receipt, after).await {
+                        tracing::warn!(%message_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+                    }
+                    true
                 }
-                failures.push(message_id);
-            }
-            Disposition::DeadLetter(reason) => {
-                tracing::error!(%message_id, %reason, "permanent failure: to the dead-letter queue");
-                if let Err(e) = control.dead_letter(&body, &reason).await {
-                    tracing::error!(%message_id, error = %e, "could not dead-letter; the message returns to the queue");
-                    failures.push(message_id);
+                Disposition::DeadLetter(reason) => {
+                    tracing::error!(%message_id, %reason, "permanent failure: to the dead-letter queue");
+                    if let Err(e) = control.dead_letter(&body, &reason).await {
+                        tracing::error!(%message_id, error = %e, "could not dead-letter; the message returns to the queue");
+                        true
+                    } else {
+                        false
+                    }
                 }
             }
+        }
+        .instrument(span)
+        .await;
+        if retry {
+            failures.push(message_id);
         }
     }
     let mut response = SqsBatchResponse::default();

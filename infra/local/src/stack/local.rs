@@ -244,6 +244,12 @@ impl LocalStack {
         self.clock.now()
     }
 
+    /// The table in the emulator, as the functions see it (deployments, audit, the connectors'
+    /// ledger and breakers).
+    pub fn store(&self) -> DynamoStore {
+        self.svc.store.clone()
+    }
+
     /// The emulator's endpoint.
     pub fn aws_endpoint(&self) -> &str {
         &self.moto.endpoint
