@@ -6,7 +6,10 @@
 //! operator CLI and the demo use, and the demo's scenarios.
 
 pub mod api;
+pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod demo;
 pub mod packages;
+pub mod render;
 pub mod stack;

@@ -252,7 +252,7 @@ where
             artifact,
             now,
         };
-        let mut cx = CallContext::new(envelope.correlation_id.clone());
+        let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now);
         let result = match command.action {
             ConnectorAction::Publish => self.platform.publish(&mut cx, &job).await,
             ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,

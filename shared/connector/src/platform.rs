@@ -48,22 +48,40 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// What a command's calls share: the correlation id to send, and the calls made so far.
+/// What a command's calls share: the correlation id to send, the calls made so far, and the
+/// command's clock (its start time, on the control plane's clock, plus the time elapsed since).
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub correlation_id: CorrelationId,
     pub calls: Vec<CallRecord>,
     /// Set when a 401 made the client refresh its token and secret (`connector.auth.refresh`).
     pub auth_refreshed: bool,
+    started_at: Timestamp,
+    started: std::time::Instant,
 }
 
 impl CallContext {
+    /// A command starting now, by the system clock.
     pub fn new(correlation_id: CorrelationId) -> CallContext {
+        CallContext::starting_at(correlation_id, call_time())
+    }
+
+    /// A command starting at `now` on the caller's clock (the one its decisions use, which the
+    /// local stack runs faster than the wall clock), so the calls' audit events fall in order.
+    pub fn starting_at(correlation_id: CorrelationId, now: Timestamp) -> CallContext {
         CallContext {
             correlation_id,
             calls: Vec::new(),
             auth_refreshed: false,
+            started_at: now,
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// When a call happens: the command's start plus the time elapsed since.
+    pub fn now(&self) -> Timestamp {
+        self.started_at
+            .plus(time::Duration::try_from(self.started.elapsed()).unwrap_or(time::Duration::ZERO))
     }
 
     pub fn record(&mut self, call: CallRecord) {

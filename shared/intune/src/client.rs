@@ -133,7 +133,7 @@ impl<C: Credentials, A: ArtifactSource> IntuneClient<C, A> {
         started: Instant,
         ids: Value,
     ) {
-        let at = eucora_connector::platform::call_time();
+        let at = cx.now();
         cx.record(CallRecord {
             operation: operation.to_owned(),
             method: method.to_string(),

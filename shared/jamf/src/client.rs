@@ -189,6 +189,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
         started: Instant,
         ids: Value,
     ) {
+        let at = cx.now();
         cx.record(CallRecord {
             operation: op.to_owned(),
             method: method.to_string(),
@@ -197,7 +198,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             error_class: class,
             platform_ids: ids,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            at: eucora_connector::platform::call_time(),
+            at,
         });
     }
 
