@@ -108,7 +108,20 @@ impl E2e {
     /// answer its status queries.
     pub async fn step(&self, hours: u64) {
         self.stack.advance(Duration::from_secs(hours * 3600));
-        let report = self.stack.run_gates().await.expect("gate run");
+        let mut report = self.stack.run_gates().await.expect("gate run");
+        if !report.failed.is_empty() {
+            // A deployment that lost an optimistic-lock race three times is evaluated by the
+            // next run: run it now, and that one must succeed.
+            assert!(
+                report
+                    .failed
+                    .iter()
+                    .all(|(_, e)| e.contains("concurrently")),
+                "{:?}",
+                report.failed
+            );
+            report = self.stack.run_gates().await.expect("gate run");
+        }
         assert!(report.failed.is_empty(), "{:?}", report.failed);
         self.stack
             .settle(Duration::from_secs(60))

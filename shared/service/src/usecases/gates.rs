@@ -165,8 +165,6 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 other => return other,
             }
         }
-        // Refresh telemetry for the next run: the connectors record what the platforms report.
-        dispatch::query_status(&svc.queue, &record, ring, now).await?;
         let devices = svc.store.results(id, ring).await?;
         let waivers = record.waivers(now, &svc.policy);
         let next = gate_input_next(&record, ring, now, &svc.policy);
@@ -195,6 +193,7 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
         apply_verdict(&mut change, &actor, &decision, halted, now)?;
         if change.is_empty() && !substantive {
             // Nothing new: do not rewrite the item.
+            refresh_telemetry(svc, &change.record, ring, now).await?;
             return Ok(Evaluated {
                 deployment_id: id.clone(),
                 ring: Some(ring),
@@ -207,6 +206,7 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 tracing::info!(deployment_id = %id, ring = ring.number(), verdict = %decision.verdict, state = %change.record.lifecycle.state, "gates evaluated");
                 let commands = dispatch::pending_commands(&change.record);
                 dispatch::send(&svc.queue, &change.record, commands, now).await?;
+                refresh_telemetry(svc, &change.record, ring, now).await?;
                 return Ok(Evaluated {
                     deployment_id: id.clone(),
                     ring: Some(ring),
@@ -219,6 +219,25 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+/// Asks the connectors for the ring's install status, for the next run, while the deployment
+/// stays in the ring. Sent only after the decision is saved: the connectors answer at once and
+/// write to the deployment (their calls' audit events), so a query sent before the save would race
+/// it, and a retried save would send it again.
+async fn refresh_telemetry<S, Q: Queue>(
+    svc: &Services<S, Q>,
+    record: &DeploymentRecord,
+    ring: Ring,
+    now: Timestamp,
+) -> Result<(), GateRunError> {
+    if matches!(
+        record.lifecycle.state,
+        DeploymentState::InRing { ring: r } | DeploymentState::Halted { ring: r } if r == ring
+    ) {
+        dispatch::query_status(&svc.queue, record, ring, now).await?;
+    }
+    Ok(())
 }
 
 /// A halted ring whose dispatch had not finished goes back to dispatching; the commands still
