@@ -6,6 +6,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod local;
+pub mod logs;
 pub mod platforms;
 
 use std::collections::BTreeMap;

@@ -3,29 +3,16 @@
 //! live in the emulator's table, the platforms are the simulators with injected faults, and
 //! every deployment is submitted and read through the HTTP API.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use eucora_connector::breaker::{BreakerPolicy, BreakerStatus, BreakerStore};
 use eucora_domain::evidence::Platform;
 use eucora_system_tests::local::{E2e, sample, start};
+use eucora_system_tests::logs::Captured;
 use serde_json::Value;
 
 /// Log lines of every test in this binary (JSON, one per line).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn logs() -> &'static Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -42,8 +29,8 @@ fn logs() -> &'static Captured {
 
 /// The captured log lines that mention `needle`, parsed.
 fn log_lines(needle: &str) -> Vec<Value> {
-    let bytes = logs().0.lock().unwrap().clone();
-    String::from_utf8_lossy(&bytes)
+    logs()
+        .text()
         .lines()
         .filter(|l| l.contains(needle))
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -431,5 +418,30 @@ async fn one_correlation_id_across_connectors() {
             .any(|l| l["target"].as_str().unwrap().contains("connector_lambda"))
     );
     assert!(handled.len() >= 2, "both connectors' commands: {handled:?}");
+    // Nothing secret reached the logs: the client secrets in the emulator's Secrets Manager and
+    // every bearer token the simulators saw.
+    let text = logs().text();
+    let mut secrets = vec![
+        e.stack.sims.intune.config().client_secret,
+        eucora_sim_jamf::SimConfig::default().client_secret,
+    ];
+    for r in e.stack.sims.intune.requests() {
+        secrets.extend(
+            r.header("authorization")
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::to_owned),
+        );
+    }
+    for r in e.stack.sims.jamf.requests() {
+        secrets.extend(
+            r.header("authorization")
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::to_owned),
+        );
+    }
+    assert!(secrets.len() > 2);
+    for secret in &secrets {
+        assert!(!text.contains(secret.as_str()), "a secret is in the logs");
+    }
     e.stack.shutdown().await;
 }

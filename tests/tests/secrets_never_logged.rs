@@ -1,28 +1,13 @@
 //! No secret value — client secrets, passwords, access tokens — appears in any log line or audit
 //! event, through token refreshes, a 401, a rotation and a refused credential.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use eucora_connector::credentials::MemoryArtifacts;
 use eucora_connector::testing;
 use eucora_domain::evidence::Platform;
 use eucora_service::ports::{DeploymentStore, QueueName};
+use eucora_system_tests::logs::Captured;
 use eucora_system_tests::platforms::Platforms;
 use eucora_system_tests::{VirtualQueue, drain};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Every secret the run used: both client secrets (old and new), the API password, and every
 /// bearer token the simulators saw.
@@ -122,7 +107,7 @@ async fn no_secret_in_any_log_line_or_audit_event() {
         "tokens were issued and used: {}",
         secrets.len()
     );
-    let log_text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let log_text = logs.text();
     assert!(log_text.lines().count() > 10, "logs were captured");
     assert!(
         log_text.contains("refreshing the token and the secret once"),

@@ -37,6 +37,7 @@ async fn stack_with_session() -> (LocalStack, PathBuf, PathBuf) {
         ("packager-alice", Role::Packaging),
         ("cab-carol", Role::Cab),
         ("publisher-pat", Role::Publisher),
+        ("security-sam", Role::SecurityReviewer),
         ("auditor-erin", Role::Auditor),
     ]
     .iter()
@@ -262,6 +263,92 @@ async fn incidents_and_the_audit_trail_from_the_cli() {
     )
     .unwrap();
     assert_eq!(verified["valid"], true);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceptions_from_the_cli() {
+    let (stack, dir, _) = stack_with_session().await;
+    let session = dir.join("session.json");
+    let session = session.to_str().unwrap();
+    // An exception from the CLI: the critical-CVE sample is blocked until one is approved.
+    let mut cve: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../events/deployments/critical-cve.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    stack.stage_packages(&mut cve).await.unwrap();
+    let cve_file = dir.join("critical-cve.json");
+    std::fs::write(&cve_file, cve.to_string()).unwrap();
+    let out = cli::run(&args(
+        session,
+        &[
+            "--as",
+            "packager-alice",
+            "--json",
+            "submit",
+            cve_file.to_str().unwrap(),
+        ],
+    ))
+    .await
+    .unwrap();
+    let cve_id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack.settle(Duration::from_secs(60)).await.unwrap();
+    assert!(
+        cli::run(&args(session, &["status", &cve_id]))
+            .await
+            .unwrap()
+            .contains("publish_blocked")
+    );
+    let out = cli::run(&args(
+        session,
+        &[
+            "--as",
+            "packager-alice",
+            "--json",
+            "exception",
+            "request",
+            &cve_id,
+            "--kind",
+            "vulnerability_scan",
+            "--justification",
+            "Only reachable through a plug-in the package does not install",
+            "--control",
+            "plug-in disabled by policy",
+            "--days",
+            "30",
+        ],
+    ))
+    .await
+    .unwrap();
+    let requested: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(requested["status"], "pending");
+    let exc = requested["exception"]["id"].as_str().unwrap().to_owned();
+    let mut last = String::new();
+    for who in ["security-sam", "cab-carol"] {
+        last = cli::run(&args(
+            session,
+            &["--as", who, "exception", "approve", &cve_id, &exc],
+        ))
+        .await
+        .unwrap();
+        if last.contains("is approved") {
+            break;
+        }
+    }
+    assert!(
+        last.contains(&format!("exception {exc} (vulnerability_scan) is approved")),
+        "{last}"
+    );
+    assert!(!last.contains("publish_blocked"), "{last}");
+
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

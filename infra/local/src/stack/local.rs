@@ -399,40 +399,35 @@ impl Parts<'_> {
                 }))
             }
             "ConnectorIntuneFunction" => {
-                let intune = Arc::clone(intune);
-                tokio::spawn(poll(esm, stopped, move |event| {
-                    let (intune, control, clock) =
-                        (Arc::clone(&intune), control.clone(), Arc::clone(&clock));
-                    async move {
-                        eucora_aws::connector_lambda::handle_batch(
-                            &*intune,
-                            &control,
-                            event,
-                            clock.now(),
-                        )
-                        .await
-                    }
-                }))
+                spawn_connector(esm, stopped, Arc::clone(intune), control, clock)
             }
             "ConnectorJamfFunction" => {
-                let jamf = Arc::clone(jamf);
-                tokio::spawn(poll(esm, stopped, move |event| {
-                    let (jamf, control, clock) =
-                        (Arc::clone(&jamf), control.clone(), Arc::clone(&clock));
-                    async move {
-                        eucora_aws::connector_lambda::handle_batch(
-                            &*jamf,
-                            &control,
-                            event,
-                            clock.now(),
-                        )
-                        .await
-                    }
-                }))
+                spawn_connector(esm, stopped, Arc::clone(jamf), control, clock)
             }
             other => bail!("the local stack has no handler for {other}"),
         })
     }
+}
+
+/// A connector function's poller: its queue's batches through the connector's handler.
+fn spawn_connector<P>(
+    esm: EventSourceMapping,
+    stopped: watch::Receiver<bool>,
+    connector: Arc<eucora_connector::execute::Connector<DynamoStore, DynamoStore, DynamoStore, P>>,
+    control: ClockedControl,
+    clock: Arc<Clock>,
+) -> JoinHandle<()>
+where
+    P: eucora_connector::Platform + Send + Sync + 'static,
+{
+    tokio::spawn(poll(esm, stopped, move |event| {
+        let (connector, control, clock) =
+            (Arc::clone(&connector), control.clone(), Arc::clone(&clock));
+        async move {
+            eucora_aws::connector_lambda::handle_batch(&*connector, &control, event, clock.now())
+                .await
+        }
+    }))
 }
 
 /// Keeps the simulators' fleets on the stack's clock.
