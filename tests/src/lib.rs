@@ -20,19 +20,26 @@ use eucora_connector::breaker::BreakerStore;
 use eucora_connector::execute::Connector;
 use eucora_connector::ledger::CommandLedger;
 use eucora_connector::platform::Platform;
-use eucora_domain::Timestamp;
+use eucora_domain::{Clock, ManualClock, Timestamp};
 use eucora_service::ports::{DeploymentStore, TelemetryStore};
+
+/// Where every system test's clock starts: all parts of a test read one [`ManualClock`] from here.
+pub const TEST_START: &str = "2026-11-23T10:00:00Z";
+
+/// A test's one clock, stopped at [`TEST_START`] until the test (or a queue) moves it.
+pub fn test_clock() -> ManualClock {
+    ManualClock::new(Timestamp::parse(TEST_START).expect("TEST_START is RFC 3339"))
+}
 
 #[derive(Debug)]
 struct Msg {
     body: String,
-    visible_at_ms: u64,
+    visible_at: Timestamp,
     receives: u32,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    now_ms: u64,
     next_id: u64,
     messages: BTreeMap<String, Msg>,
     /// Dead-lettered by the connector (permanent failures), with the reason.
@@ -41,23 +48,30 @@ struct State {
     redriven: Vec<String>,
 }
 
-/// One SQS queue and its DLQ, on a virtual clock that jumps to the next visible message.
+/// One SQS queue and its DLQ on the test's clock: when no message is visible, receiving moves the
+/// clock to the next one that will be (as if the test had waited for it).
 #[derive(Debug)]
 pub struct VirtualQueue {
     state: Mutex<State>,
     max_receives: u32,
     visibility: Duration,
-    start: Timestamp,
+    clock: ManualClock,
 }
 
 impl VirtualQueue {
-    pub fn new(max_receives: u32) -> VirtualQueue {
+    pub fn new(max_receives: u32, clock: &ManualClock) -> VirtualQueue {
         VirtualQueue {
             state: Mutex::new(State::default()),
             max_receives,
             visibility: Duration::from_secs(360),
-            start: Timestamp::parse("2026-11-23T10:00:00Z").expect("time"),
+            clock: clock.clone(),
         }
+    }
+
+    fn after(&self, d: Duration) -> Timestamp {
+        self.clock
+            .now()
+            .plus(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -70,23 +84,20 @@ impl VirtualQueue {
         let mut s = self.state();
         s.next_id += 1;
         let id = format!("msg-{:06}", s.next_id);
-        let at = s.now_ms;
+        let at = self.clock.now();
         s.messages.insert(
             id,
             Msg {
                 body,
-                visible_at_ms: at,
+                visible_at: at,
                 receives: 0,
             },
         );
     }
 
-    /// The virtual now.
+    /// The test clock's now.
     pub fn now(&self) -> Timestamp {
-        let ms = self.state().now_ms;
-        self.start.plus(time::Duration::milliseconds(
-            i64::try_from(ms).unwrap_or(i64::MAX),
-        ))
+        self.clock.now()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,28 +118,24 @@ impl VirtualQueue {
         if s.messages.is_empty() {
             return None;
         }
-        let earliest = s
-            .messages
-            .values()
-            .map(|m| m.visible_at_ms)
-            .min()
-            .unwrap_or(0);
-        s.now_ms = s.now_ms.max(earliest);
-        let now = s.now_ms;
+        if let Some(earliest) = s.messages.values().map(|m| m.visible_at).min() {
+            self.clock.advance_to(earliest);
+        }
+        let now = self.clock.now();
+        let hidden_until = self.after(self.visibility);
         let ids: Vec<String> = s
             .messages
             .iter()
-            .filter(|(_, m)| m.visible_at_ms <= now)
+            .filter(|(_, m)| m.visible_at <= now)
             .map(|(id, _)| id.clone())
             .take(max)
             .collect();
         let mut event = SqsEvent::default();
-        let visibility = u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX);
         for id in ids {
             let over = {
                 let m = s.messages.get_mut(&id).expect("listed");
                 m.receives += 1;
-                m.visible_at_ms = now + visibility;
+                m.visible_at = hidden_until;
                 m.receives > self.max_receives
             };
             if over {
@@ -156,10 +163,9 @@ impl VirtualQueue {
 
 impl MessageControl for VirtualQueue {
     async fn delay(&self, receipt_handle: &str, after: Duration) -> Result<(), String> {
-        let mut s = self.state();
-        let now = s.now_ms;
-        if let Some(m) = s.messages.get_mut(receipt_handle) {
-            m.visible_at_ms = now + u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        let at = self.after(after);
+        if let Some(m) = self.state().messages.get_mut(receipt_handle) {
+            m.visible_at = at;
         }
         Ok(())
     }

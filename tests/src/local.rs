@@ -21,6 +21,14 @@ pub fn sample(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("sample exists")).expect("JSON")
 }
 
+/// A state the control plane leaves by itself, without a gate run or a person: scoring, the
+/// dispatch of an approved ring.
+fn in_passage(state: &str) -> bool {
+    ["submitted", "approved", "dispatching"]
+        .iter()
+        .any(|p| state == *p || state.starts_with(&format!("{p} ")))
+}
+
 /// A local stack and a client per person.
 pub struct E2e {
     pub stack: LocalStack,
@@ -41,13 +49,14 @@ impl std::fmt::Debug for E2e {
     }
 }
 
-/// The stack's clock runs 60 × the wall clock (retry delays of seconds pass in a blink); the gate
-/// schedule is run by the test, in steps.
+/// The stack's clock starts at [`crate::TEST_START`] whatever the day, and runs 60 × the wall
+/// clock (retry delays of seconds pass in a blink); the gate schedule is run by the test, in steps.
 pub async fn start() -> E2e {
     let stack = LocalStack::start(
         &repo(),
         Options {
             speed: 60.0,
+            start: Some(eucora_domain::Timestamp::parse(crate::TEST_START).expect("RFC 3339")),
             devices: 10,
             schedule: false,
             ..Options::default()
@@ -95,13 +104,23 @@ impl E2e {
         state_of(&self.get(id).await)
     }
 
-    /// Lets the queues drain (scoring, dispatch, status queries) and returns the state.
+    /// Lets the queues drain (scoring, dispatch, status queries) and returns the state once it is
+    /// settled: not one the control plane is still moving out of by itself (submitted, approved,
+    /// dispatching). A state still in passage after 30 s is returned as it is, for the test to
+    /// report.
     pub async fn settled(&self, id: &str) -> String {
-        self.stack
-            .settle(Duration::from_secs(60))
-            .await
-            .expect("the queues settle");
-        self.state(id).await
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            self.stack
+                .settle(Duration::from_secs(60))
+                .await
+                .expect("the queues settle");
+            let state = self.state(id).await;
+            if !in_passage(&state) || std::time::Instant::now() > deadline {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// One step of the schedule: the clock jumps `hours`, the gate function runs, the connectors
@@ -129,13 +148,18 @@ impl E2e {
             .expect("the queues settle");
     }
 
-    /// Runs the schedule in 6-hour steps until the deployment leaves `state` (at most 10 days).
+    /// Runs the schedule in 6-hour steps until the deployment has left `state` and come to rest in
+    /// another settled state (at most 10 days); never returns a state it is still passing through.
     pub async fn until_not(&self, id: &str, state: &str) -> String {
+        let mut passing = 0;
         for _ in 0..40 {
-            let now = self.state(id).await;
-            if now != state {
+            let now = self.settled(id).await;
+            if now != state && !in_passage(&now) {
                 return now;
             }
+            // A dispatch that a day of gate runs did not finish is stuck, not slow.
+            passing = if in_passage(&now) { passing + 1 } else { 0 };
+            assert!(passing <= 4, "{id} stuck in {now}");
             self.step(6).await;
         }
         panic!("{id} stayed {state}");

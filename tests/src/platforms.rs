@@ -1,13 +1,14 @@
 //! Both connectors wired to their simulators over one in-memory store, for the system tests.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eucora_connector::breaker::BreakerPolicy;
 use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
 use eucora_connector::execute::Connector;
 use eucora_connector::memory::{MemoryBreaker, MemoryLedger};
-use eucora_domain::Ring;
+use eucora_domain::{ManualClock, Ring};
 use eucora_intune::{IntuneClient, IntuneConfig};
 use eucora_jamf::{JamfClient, JamfConfig};
 use eucora_service::memory::Memory;
@@ -64,10 +65,24 @@ impl std::fmt::Debug for Platforms {
 }
 
 impl Platforms {
-    /// `devices` Windows and `devices` macOS devices per ring, all installing within an hour.
-    pub async fn start(store: &Memory, artifacts: &MemoryArtifacts, devices: u32) -> Platforms {
-        let intune_sim = eucora_sim_intune::start(eucora_sim_intune::SimConfig::default()).await;
-        let jamf_sim = eucora_sim_jamf::start(eucora_sim_jamf::SimConfig::default()).await;
+    /// `devices` Windows and `devices` macOS devices per ring, all installing within an hour, in
+    /// simulators on the test's `clock`.
+    pub async fn start(
+        store: &Memory,
+        artifacts: &MemoryArtifacts,
+        devices: u32,
+        clock: &ManualClock,
+    ) -> Platforms {
+        let intune_sim = eucora_sim_intune::start_on(
+            eucora_sim_intune::SimConfig::default(),
+            Arc::new(clock.clone()),
+        )
+        .await;
+        let jamf_sim = eucora_sim_jamf::start_on(
+            eucora_sim_jamf::SimConfig::default(),
+            Arc::new(clock.clone()),
+        )
+        .await;
         for (ring, group, jamf_group) in [(1, "grp-canary", 41), (2, "grp-pilot", 42)] {
             let win = (0..devices)
                 .map(|i| {

@@ -135,13 +135,17 @@ fn connector<P: eucora_connector::Platform>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_intune_publishes_under_20_percent_transient_faults() {
-    let sim = eucora_sim_intune::start(eucora_sim_intune::SimConfig {
-        write_limit: 1_000_000,
-        seed: 7,
-        ..Default::default()
-    })
+    let clock = eucora_system_tests::test_clock();
+    let sim = eucora_sim_intune::start_on(
+        eucora_sim_intune::SimConfig {
+            write_limit: 1_000_000,
+            seed: 7,
+            ..Default::default()
+        },
+        std::sync::Arc::new(clock.clone()),
+    )
     .await;
-    let queue = VirtualQueue::new(MAX_RECEIVES);
+    let queue = VirtualQueue::new(MAX_RECEIVES, &clock);
     let (svc, artifacts, records, tampered) =
         deployments("low-risk", Platform::Windows, &queue, |_, p| {
             eucora_intune::intunewin::build("setup.exe", p)
@@ -198,13 +202,17 @@ async fn two_hundred_intune_publishes_under_20_percent_transient_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_jamf_publishes_under_20_percent_transient_faults() {
-    let sim = eucora_sim_jamf::start(eucora_sim_jamf::SimConfig {
-        seed: 11,
-        ..Default::default()
-    })
+    let clock = eucora_system_tests::test_clock();
+    let sim = eucora_sim_jamf::start_on(
+        eucora_sim_jamf::SimConfig {
+            seed: 11,
+            ..Default::default()
+        },
+        std::sync::Arc::new(clock.clone()),
+    )
     .await;
     sim.add_computer_group(41, "EUCORA Ring 1", true, Vec::new());
-    let queue = VirtualQueue::new(MAX_RECEIVES);
+    let queue = VirtualQueue::new(MAX_RECEIVES, &clock);
     let (svc, artifacts, records, tampered) =
         deployments("multi-platform", Platform::Macos, &queue, |_, p| p.to_vec()).await;
     let d = eucora_sim_jamf::SimConfig::default();

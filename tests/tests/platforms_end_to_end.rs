@@ -5,11 +5,11 @@
 use eucora_connector::breaker::{BreakerPolicy, BreakerStatus};
 use eucora_connector::credentials::MemoryArtifacts;
 use eucora_connector::testing;
-use eucora_domain::Ring;
 use eucora_domain::audit::AuditKind;
 use eucora_domain::evidence::Platform;
 use eucora_domain::gates::Verdict;
 use eucora_domain::lifecycle::DeploymentState;
+use eucora_domain::{Clock, Ring};
 use eucora_service::memory::Memory;
 use eucora_service::ports::{DeploymentStore, QueueName};
 use eucora_service::usecases::Services;
@@ -30,9 +30,10 @@ fn route(svc: &Services<Memory, Memory>, windows: &VirtualQueue, macos: &Virtual
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
+    let clock = eucora_system_tests::test_clock();
     let svc = testing::services();
     let artifacts = MemoryArtifacts::default();
-    let p = Platforms::start(&svc.store, &artifacts, 20).await;
+    let p = Platforms::start(&svc.store, &artifacts, 20, &clock).await;
     let record = testing::dispatched(
         &svc,
         &artifacts,
@@ -45,7 +46,7 @@ async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
         },
     )
     .await;
-    let (win_q, mac_q) = (VirtualQueue::new(50), VirtualQueue::new(50));
+    let (win_q, mac_q) = (VirtualQueue::new(50, &clock), VirtualQueue::new(50, &clock));
     route(&svc, &win_q, &mac_q);
     drain(&win_q, &p.intune).await;
     drain(&mac_q, &p.jamf).await;
@@ -89,14 +90,15 @@ async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
     );
 
     // Devices install; each gate run asks both connectors for status; the next run decides.
-    p.intune_sim.advance(std::time::Duration::from_secs(3600));
-    p.jamf_sim.advance(std::time::Duration::from_secs(3600));
+    // The one clock moves: the simulators' devices report, the gate runs read the same time.
     let t = |h: i64| now.ring_entered_at.unwrap().plus(time::Duration::hours(h));
-    run(&svc, t(1)).await.unwrap();
+    clock.advance_to(t(1));
+    run(&svc, clock.now()).await.unwrap();
     route(&svc, &win_q, &mac_q);
     drain(&win_q, &p.intune).await;
     drain(&mac_q, &p.jamf).await;
-    let report = run(&svc, t(49)).await.unwrap();
+    clock.advance_to(t(49));
+    let report = run(&svc, clock.now()).await.unwrap();
     assert_eq!(
         report.evaluated[0].verdict,
         Some(Verdict::Promote),
@@ -117,9 +119,10 @@ async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_platform_trips_its_own_breaker_and_leaves_the_other_alone() {
+    let clock = eucora_system_tests::test_clock();
     let svc = testing::services();
     let artifacts = MemoryArtifacts::default();
-    let p = Platforms::start(&svc.store, &artifacts, 2).await;
+    let p = Platforms::start(&svc.store, &artifacts, 2, &clock).await;
     let wrap = |platform: Platform, payload: &[u8]| match platform {
         Platform::Windows => eucora_intune::intunewin::build("setup.exe", payload),
         Platform::Macos => payload.to_vec(),
@@ -135,7 +138,7 @@ async fn a_failing_platform_trips_its_own_breaker_and_leaves_the_other_alone() {
         )
         .await;
     }
-    let (win_q, mac_q) = (VirtualQueue::new(50), VirtualQueue::new(50));
+    let (win_q, mac_q) = (VirtualQueue::new(50, &clock), VirtualQueue::new(50, &clock));
     route(&svc, &win_q, &mac_q);
 
     // Intune is down: every Graph request answers 503.

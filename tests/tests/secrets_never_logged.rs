@@ -48,9 +48,10 @@ async fn no_secret_in_any_log_line_or_audit_event() {
         .with_writer(move || writer.clone())
         .init();
 
+    let clock = eucora_system_tests::test_clock();
     let svc = testing::services();
     let artifacts = MemoryArtifacts::default();
-    let p = Platforms::start(&svc.store, &artifacts, 3).await;
+    let p = Platforms::start(&svc.store, &artifacts, 3, &clock).await;
     let record = testing::dispatched(
         &svc,
         &artifacts,
@@ -63,7 +64,7 @@ async fn no_secret_in_any_log_line_or_audit_event() {
         },
     )
     .await;
-    let (win_q, mac_q) = (VirtualQueue::new(50), VirtualQueue::new(50));
+    let (win_q, mac_q) = (VirtualQueue::new(50, &clock), VirtualQueue::new(50, &clock));
     for (q, e) in svc.queue.drain() {
         match q {
             QueueName::Connector(Platform::Windows) => win_q.send(e.to_json()),

@@ -44,7 +44,9 @@ async fn serve<S: DeploymentStore, Q: Queue>(
             let entries = cab::queue(svc, &actor, now).await?;
             Ok(response::json(
                 status,
-                &serde_json::json!({ "awaiting_cab": entries }),
+                &response::CabQueue {
+                    awaiting_cab: entries,
+                },
             ))
         }
         RouteId::CabDecision => {

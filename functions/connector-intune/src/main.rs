@@ -47,7 +47,8 @@ mod tests {
     async fn the_sample_batch_publishes_and_reads_status() {
         let svc = testing::services();
         let artifacts = MemoryArtifacts::default();
-        let p = Platforms::start(&svc.store, &artifacts, 3).await;
+        let clock = eucora_system_tests::test_clock();
+        let p = Platforms::start(&svc.store, &artifacts, 3, &clock).await;
         let id = "dep-01JD7W4Q5T0000000000000001";
         testing::dispatched(
             &svc,
@@ -64,7 +65,7 @@ mod tests {
         );
         let event: SqsEvent =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let control = VirtualQueue::new(50);
+        let control = VirtualQueue::new(50, &clock);
         let response = handle_batch(&p.intune, &control, event, control.now()).await;
         assert!(response.batch_item_failures.is_empty());
         assert!(control.dead_lettered().is_empty());

@@ -2,7 +2,9 @@
 //!
 //! Configuration: `TABLE_NAME`, `QUEUE_URL` (its own queue, for retry delays), `DLQ_URL`,
 //! `PLATFORM_SECRET_ARN` (`{"server_url", "client_id", "client_secret"}` and/or
-//! `{"server_url", "username", "password"}`), `RING_GROUPS` (`{"1": "<smart group id>", …}`).
+//! `{"server_url", "username", "password"}`), `RING_GROUPS` (`{"1": "<smart group id>", …}`),
+//! `JAMF_CONNECTOR_CONTAINERS` (the event source's `MaximumConcurrency`: each container keeps to
+//! its share of Jamf's 5 concurrent connections).
 //! Builds its clients once; the secret is read once per warm container and again on a 401.
 #![recursion_limit = "256"]
 
@@ -15,7 +17,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     eucora_aws::config::init_logging();
     let rt = ConnectorRuntime::from_env(|secrets, artifacts| {
-        JamfClient::new(&JamfConfig::default(), secrets, artifacts)
+        JamfClient::new(&JamfConfig::from_env()?, secrets, artifacts)
     })
     .await?;
     let rt = &rt;
@@ -42,7 +44,8 @@ mod tests {
     async fn the_sample_batch_publishes_and_refuses_an_unauthorised_rollback() {
         let svc = testing::services();
         let artifacts = MemoryArtifacts::default();
-        let p = Platforms::start(&svc.store, &artifacts, 3).await;
+        let clock = eucora_system_tests::test_clock();
+        let p = Platforms::start(&svc.store, &artifacts, 3, &clock).await;
         let id = "dep-01JD7W4Q5T0000000000000004";
         testing::dispatched(
             &svc,
@@ -59,7 +62,7 @@ mod tests {
         );
         let event: SqsEvent =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let control = VirtualQueue::new(50);
+        let control = VirtualQueue::new(50, &clock);
         let response = handle_batch(&p.jamf, &control, event, control.now()).await;
         assert!(response.batch_item_failures.is_empty());
         assert!(control.dead_lettered().is_empty());

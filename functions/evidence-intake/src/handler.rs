@@ -68,10 +68,7 @@ async fn serve<S: DeploymentStore, Q: Queue>(
         )),
         RouteId::GetAudit => {
             let events = read::audit_trail(svc, &actor, &deployment_id(req)?).await?;
-            Ok(response::json(
-                200,
-                &serde_json::json!({ "events": events }),
-            ))
+            Ok(response::json(200, &response::AuditTrail { events }))
         }
         RouteId::VerifyAudit => Ok(response::json(
             200,

@@ -131,7 +131,7 @@ async fn reads_answer_200_for_every_role_and_403_without_one() {
     let trail = json_of(&handle(&s, event("get-audit"), now(), id()).await);
     assert_eq!(trail["events"][0]["kind"], "deployment.submitted");
     let doc = json_of(&handle(&s, event("get-openapi"), now(), id()).await);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], eucora_api::openapi::OPENAPI_VERSION);
 }
 
 #[tokio::test]
@@ -144,4 +144,18 @@ async fn an_unknown_deployment_is_404() {
 async fn a_route_of_another_function_is_404_here() {
     let r = handle(&svc(), event("cab-queue"), now(), id()).await;
     assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn a_method_the_path_does_not_serve_is_405_with_allow() {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&eucora_api::testing::raw("get-deployment")).unwrap();
+    v["routeKey"] = "$default".into();
+    v["requestContext"]["routeKey"] = "$default".into();
+    v["requestContext"]["http"]["method"] = "DELETE".into();
+    let req = lambda_http::request::from_str(&v.to_string()).unwrap();
+    let r = handle(&svc(), req, now(), id()).await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET");
+    assert_eq!(json_of(&r)["error"]["code"], "METHOD_NOT_ALLOWED");
 }

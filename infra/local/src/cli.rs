@@ -2,48 +2,39 @@
 //!
 //! Where it calls: `--api URL`, else `EUCORA_API`, else the session file `infra/dev run` writes.
 //! As whom: `--token T`, else `--as <person>` (a token from the session file), else
-//! `EUCORA_TOKEN`.
+//! `EUCORA_TOKEN`. The command line is declared once, with clap's derive: `eucora --help` and
+//! `eucora <command> --help` list every option with its description.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::builder::PossibleValuesParser;
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+use eucora_api::bodies::SEVERITIES;
+use eucora_domain::cab::BlastRadiusClass;
+use eucora_domain::exception::ExceptionKind;
+use eucora_domain::gates::GateKind;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Reply};
 use crate::render;
 
-pub const USAGE: &str =
-    "usage: eucora [--api URL] [--token T | --as PERSON] [--session FILE] [--json] COMMAND
-
-commands:
-  submit FILE [--idempotency-key K]            submit a deployment with its evidence pack
-  status ID                                    a deployment: state, risk, rings and CAB, gates
-  queue                                        what waits for CAB
-  approve ID --ring N [--condition TEXT]...    approve a ring (bound to the evidence hash shown
-          [--evidence-hash H]                  by `status`; the current one when omitted)
-  reject ID --ring N --comment TEXT [--evidence-hash H]
-  exception request ID --kind KIND --justification TEXT [--control TEXT]... [--days N]
-                       [--ring N --gate GATE]
-  exception approve ID EXCEPTION_ID
-  exception reject ID EXCEPTION_ID --reason TEXT
-  exception extend ID EXCEPTION_ID --days N
-  incident report ID --severity low|medium|high|critical --summary TEXT [--reclassify CLASS]
-  incident resolve ID INCIDENT_ID --resolution TEXT
-  audit ID [--verify]                          the audit trail as a timeline (and its verification)
-  verify ID                                    verify the audit trail's hash chain
-
-  --as PERSON   packager-alice, publisher-pat, cab-carol, cab-dave, cab-frank, security-sam or
-                auditor-erin: the tokens `infra/dev run` printed (read from its session file)
-  --json        print the API's JSON answer instead of text";
-
 /// Bad command-line input (exit code 2).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}\n\n{USAGE}")]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// The command line itself (an unknown option, a missing or bad value): clap's message, which
+    /// names the option and shows the usage.
+    #[error(transparent)]
+    CommandLine(#[from] clap::Error),
+    /// Where to call or as whom cannot be worked out from the options, environment and session.
+    #[error("{0}")]
+    Setup(String),
+}
 
 fn usage_err(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
+    UsageError::Setup(msg.into()).into()
 }
 
 /// The session file `infra/dev run` writes: the API's address and a token per person
@@ -55,84 +46,246 @@ pub fn default_session_file() -> PathBuf {
     )
 }
 
-#[derive(Debug, Default)]
-struct Args {
-    positional: Vec<String>,
-    options: Vec<(String, String)>,
-    flags: Vec<String>,
+/// The operator CLI over the EUCORA HTTP API: readable output, or the API's own JSON with --json.
+#[derive(Debug, Parser)]
+#[command(
+    name = "eucora",
+    version,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_help = "Where it calls: --api, else EUCORA_API, else the session file `infra/dev run` writes.\n\
+                  As whom: --token, else --as PERSON, else EUCORA_TOKEN, else (to read) the auditor's \
+                  token from the session file."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
 }
 
-const FLAGS: &[&str] = &["--json", "--verify", "--help", "-h"];
+/// Options every command takes, before or after the command's name.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Options for every command")]
+struct Global {
+    /// The API's base URL [default: the session file's]
+    #[arg(
+        long,
+        global = true,
+        env = "EUCORA_API",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    api: Option<String>,
+    /// The bearer token to call with [else --as, else `EUCORA_TOKEN`]
+    #[arg(long, global = true, value_name = "T", conflicts_with = "person")]
+    token: Option<String>,
+    /// Calls with the token `infra/dev run` printed for PERSON (from its session file):
+    /// packager-alice, publisher-pat, cab-carol, cab-dave, cab-frank, security-sam or auditor-erin
+    #[arg(long = "as", global = true, value_name = "PERSON")]
+    person: Option<String>,
+    /// The session file `infra/dev run` writes [default: `EUCORA_SESSION`, else
+    /// target/eucora-local/session.json]
+    #[arg(long, global = true, value_name = "FILE")]
+    session: Option<PathBuf>,
+    /// Prints the API's JSON answer instead of text
+    #[arg(long, global = true)]
+    json: bool,
+}
 
-impl Args {
-    fn parse(raw: &[String]) -> Result<Args> {
-        let mut a = Args::default();
-        let mut it = raw.iter();
-        while let Some(x) = it.next() {
-            if FLAGS.contains(&x.as_str()) {
-                a.flags.push(x.clone());
-            } else if x.starts_with("--") {
-                let v = it
-                    .next()
-                    .ok_or_else(|| usage_err(format!("{x} needs a value")))?;
-                a.options.push((x.clone(), v.clone()));
-            } else {
-                a.positional.push(x.clone());
-            }
-        }
-        Ok(a)
-    }
-
-    fn opt(&self, name: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.options
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    fn required(&self, name: &str) -> Result<&str> {
-        self.opt(name)
-            .ok_or_else(|| usage_err(format!("{name} is required")))
-    }
-
-    fn pos(&self, i: usize, what: &str) -> Result<&str> {
-        self.positional
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| usage_err(format!("{what} is missing")))
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
-
-    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T> {
-        self.required(name)?
-            .parse()
-            .map_err(|_| usage_err(format!("{name} must be a number")))
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("api", &self.api)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("person", &self.person)
+            .field("session", &self.session)
+            .field("json", &self.json)
+            .finish()
     }
 }
 
-fn client(args: &Args) -> Result<Client> {
-    let session_path = args
-        .opt("--session")
-        .map_or_else(default_session_file, PathBuf::from);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Submits a deployment with its evidence pack
+    Submit {
+        /// The submission, as JSON (the samples `infra/dev run` staged are ready to submit)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Makes a retried submission answer as the first one did
+        #[arg(long, value_name = "K")]
+        idempotency_key: Option<String>,
+    },
+    /// A deployment: state, risk, rings and CAB, gates
+    Status {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// What waits for CAB
+    Queue,
+    /// Approves a ring, bound to the evidence hash `status` shows
+    Approve {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The ring to approve
+        #[arg(long, value_name = "N")]
+        ring: u8,
+        /// A condition of the approval (repeat for several)
+        #[arg(long, value_name = "TEXT")]
+        condition: Vec<String>,
+        /// A comment for the audit trail
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        /// The evidence hash reviewed [default: the deployment's current one]
+        #[arg(long, value_name = "H")]
+        evidence_hash: Option<String>,
+    },
+    /// Rejects a ring, bound to the evidence hash `status` shows
+    Reject {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The ring to reject
+        #[arg(long, value_name = "N")]
+        ring: u8,
+        /// Why (required)
+        #[arg(long, value_name = "TEXT")]
+        comment: String,
+        /// The evidence hash reviewed [default: the deployment's current one]
+        #[arg(long, value_name = "H")]
+        evidence_hash: Option<String>,
+    },
+    /// Requests, approves, rejects or extends an exception
+    #[command(subcommand)]
+    Exception(ExceptionCommand),
+    /// Reports or resolves an incident
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// The audit trail as a timeline
+    Audit {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Also verifies the trail's hash chain
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Verifies the audit trail's hash chain
+    Verify {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExceptionCommand {
+    /// Requests an exception for a deployment
+    Request {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// What the exception lets through
+        #[arg(long, value_name = "KIND", value_parser = PossibleValuesParser::new(keys(ExceptionKind::ALL, |k| k.key())))]
+        kind: String,
+        /// Why it is needed
+        #[arg(long, value_name = "TEXT")]
+        justification: String,
+        /// A compensating control (repeat for several)
+        #[arg(long, value_name = "TEXT")]
+        control: Vec<String>,
+        /// How long it lasts [default: the policy's]
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// The ring whose gate it waives (a `gate_override`, with --gate)
+        #[arg(long, value_name = "N")]
+        ring: Option<u8>,
+        /// The gate it waives (a `gate_override`, with --ring)
+        #[arg(long, value_name = "GATE", value_parser = PossibleValuesParser::new(keys(GateKind::ALL, |g| g.key())))]
+        gate: Option<String>,
+    },
+    /// Approves an exception (in the role the policy asks for)
+    Approve {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The exception's id
+        #[arg(value_name = "EXCEPTION_ID")]
+        exception_id: String,
+    },
+    /// Rejects an exception
+    Reject {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The exception's id
+        #[arg(value_name = "EXCEPTION_ID")]
+        exception_id: String,
+        /// Why
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Extends an approved exception
+    Extend {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The exception's id
+        #[arg(value_name = "EXCEPTION_ID")]
+        exception_id: String,
+        /// By how many days
+        #[arg(long, value_name = "N")]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IncidentCommand {
+    /// Reports an incident: the deployment halts
+    Report {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// How bad it is
+        #[arg(long, value_name = "SEVERITY", value_parser = PossibleValuesParser::new(SEVERITIES))]
+        severity: String,
+        /// What happened
+        #[arg(long, value_name = "TEXT")]
+        summary: String,
+        /// Reclassifies the deployment's blast radius
+        #[arg(long, value_name = "CLASS", value_parser = PossibleValuesParser::new(keys(BlastRadiusClass::ALL, |c| c.key())))]
+        reclassify: Option<String>,
+    },
+    /// Resolves an incident
+    Resolve {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The incident's id
+        #[arg(value_name = "INCIDENT_ID")]
+        incident_id: String,
+        /// How it was resolved
+        #[arg(long, value_name = "TEXT")]
+        resolution: String,
+    },
+}
+
+/// The wire spellings of one of the domain's closed sets, for clap's list of possible values.
+fn keys<T: Copy>(all: &[T], key: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| key(*v)).collect()
+}
+
+fn client(global: &Global) -> Result<Client> {
+    let session_path = global.session.clone().unwrap_or_else(default_session_file);
     let session: Option<Value> = std::fs::read_to_string(&session_path)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok());
-    let api = args
-        .opt("--api")
-        .map(str::to_owned)
-        .or_else(|| std::env::var("EUCORA_API").ok())
+    // `--api` falls back on EUCORA_API by clap's `env`.
+    let api = global
+        .api
+        .clone()
         .or_else(|| {
             session
                 .as_ref()
@@ -144,9 +297,9 @@ fn client(args: &Args) -> Result<Client> {
                 session_path.display()
             ))
         })?;
-    let token = if let Some(t) = args.opt("--token") {
-        t.to_owned()
-    } else if let Some(who) = args.opt("--as") {
+    let token = if let Some(t) = &global.token {
+        t.clone()
+    } else if let Some(who) = &global.person {
         session
             .as_ref()
             .and_then(|s| s["tokens"][who].as_str().map(str::to_owned))
@@ -197,25 +350,37 @@ fn ok(r: Reply) -> Result<Value> {
     }
 }
 
-/// Runs one command; returns what to print.
-pub async fn run(raw: &[String]) -> Result<String> {
-    let args = Args::parse(raw)?;
-    if args.positional.is_empty() || args.flag("--help") || args.flag("-h") {
-        return Ok(USAGE.to_owned());
+/// Parses the command line (without the program's name); `Ok(Err(text))` when it asked for help
+/// (or the version): the text to print.
+fn parse(raw: &[String]) -> Result<std::result::Result<Cli, String>> {
+    let argv = std::iter::once("eucora").chain(raw.iter().map(String::as_str));
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => Ok(Ok(cli)),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => Err(UsageError::CommandLine(e).into()),
     }
-    let json_out = args.flag("--json");
-    let api = client(&args)?;
-    let command = args.pos(0, "COMMAND")?;
-    let (body, text): (Value, String) = match command {
-        "submit" => {
-            let file = args.pos(1, "FILE")?;
+}
+
+/// Runs one command (the arguments without the program's name); returns what to print.
+pub async fn run(raw: &[String]) -> Result<String> {
+    let cli = match parse(raw)? {
+        Ok(cli) => cli,
+        Err(help) => return Ok(help),
+    };
+    let api = client(&cli.global)?;
+    let (body, text): (Value, String) = match cli.command {
+        Command::Submit {
+            file,
+            idempotency_key,
+        } => {
             let submission: Value = serde_json::from_str(
-                &std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
+                &std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?,
             )
-            .with_context(|| format!("{file} is not JSON"))?;
-            let b = ok(api
-                .submit(&submission, args.opt("--idempotency-key"))
-                .await?)?;
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+            let b = ok(api.submit(&submission, idempotency_key.as_deref()).await?)?;
             let t = format!(
                 "submitted {} ({}): {}\n",
                 b["id"].as_str().unwrap_or_default(),
@@ -224,39 +389,69 @@ pub async fn run(raw: &[String]) -> Result<String> {
             );
             (b, t)
         }
-        "status" => {
-            let b = ok(api.deployment(args.pos(1, "ID")?).await?)?;
+        Command::Status { id } => {
+            let b = ok(api.deployment(&id).await?)?;
             let t = render::deployment(&b);
             (b, t)
         }
-        "queue" => {
+        Command::Queue => {
             let b = ok(api.cab_queue().await?)?;
             let t = queue_text(&b);
             (b, t)
         }
-        "approve" | "reject" => decide(&api, &args, command).await?,
-        "exception" => exception(&api, &args).await?,
-        "incident" => incident(&api, &args).await?,
-        "audit" => {
-            let id = args.pos(1, "ID")?;
-            let b = ok(api.audit(id).await?)?;
+        Command::Approve {
+            id,
+            ring,
+            condition,
+            comment,
+            evidence_hash,
+        } => {
+            let decision = Decision {
+                id: &id,
+                ring,
+                verdict: "approve",
+                conditions: &condition,
+                comment: comment.as_deref(),
+                evidence_hash,
+            };
+            decide(&api, decision).await?
+        }
+        Command::Reject {
+            id,
+            ring,
+            comment,
+            evidence_hash,
+        } => {
+            let decision = Decision {
+                id: &id,
+                ring,
+                verdict: "reject",
+                conditions: &[],
+                comment: Some(&comment),
+                evidence_hash,
+            };
+            decide(&api, decision).await?
+        }
+        Command::Exception(action) => exception(&api, action).await?,
+        Command::Incident(action) => incident(&api, action).await?,
+        Command::Audit { id, verify } => {
+            let b = ok(api.audit(&id).await?)?;
             let mut t = render::timeline(b["events"].as_array().map_or(&[][..], |v| v));
             let mut body = b;
-            if args.flag("--verify") {
-                let v = ok(api.verify(id).await?)?;
+            if verify {
+                let v = ok(api.verify(&id).await?)?;
                 t.push_str(&verification(&v));
                 body = json!({ "events": body["events"], "verification": v });
             }
             (body, t)
         }
-        "verify" => {
-            let v = ok(api.verify(args.pos(1, "ID")?).await?)?;
+        Command::Verify { id } => {
+            let v = ok(api.verify(&id).await?)?;
             let t = verification(&v);
             (v, t)
         }
-        other => return Err(usage_err(format!("unknown command {other}"))),
     };
-    Ok(if json_out {
+    Ok(if cli.global.json {
         format!("{}\n", serde_json::to_string_pretty(&body)?)
     } else {
         text
@@ -278,43 +473,46 @@ fn verification(v: &Value) -> String {
     }
 }
 
-async fn exception(api: &Client, args: &Args) -> Result<(Value, String)> {
-    let action = args.pos(1, "exception request|approve|reject|extend")?;
-    let id = args.pos(2, "ID")?;
+async fn exception(api: &Client, action: ExceptionCommand) -> Result<(Value, String)> {
     let b = match action {
-        "request" => {
+        ExceptionCommand::Request {
+            id,
+            kind,
+            justification,
+            control,
+            days,
+            ring,
+            gate,
+        } => {
             let mut req = json!({
-                "kind": args.required("--kind")?,
-                "justification": args.required("--justification")?,
-                "compensating_controls": args.all("--control"),
+                "kind": kind,
+                "justification": justification,
+                "compensating_controls": control,
             });
-            if let Some(d) = args.opt("--days") {
-                req["expires_in_days"] = d
-                    .parse::<u32>()
-                    .map_err(|_| usage_err("--days must be a number"))?
-                    .into();
+            if let Some(d) = days {
+                req["expires_in_days"] = d.into();
             }
-            if let Some(r) = args.opt("--ring") {
-                req["ring"] = r
-                    .parse::<u8>()
-                    .map_err(|_| usage_err("--ring must be a number"))?
-                    .into();
+            if let Some(r) = ring {
+                req["ring"] = r.into();
             }
-            if let Some(g) = args.opt("--gate") {
+            if let Some(g) = gate {
                 req["gate"] = g.into();
             }
-            ok(api.request_exception(id, &req).await?)?
+            ok(api.request_exception(&id, &req).await?)?
         }
-        "approve" => ok(api
-            .approve_exception(id, args.pos(3, "EXCEPTION_ID")?)
-            .await?)?,
-        "reject" => ok(api
-            .reject_exception(id, args.pos(3, "EXCEPTION_ID")?, args.required("--reason")?)
-            .await?)?,
-        "extend" => ok(api
-            .extend_exception(id, args.pos(3, "EXCEPTION_ID")?, args.number("--days")?)
-            .await?)?,
-        other => return Err(usage_err(format!("unknown exception action {other}"))),
+        ExceptionCommand::Approve { id, exception_id } => {
+            ok(api.approve_exception(&id, &exception_id).await?)?
+        }
+        ExceptionCommand::Reject {
+            id,
+            exception_id,
+            reason,
+        } => ok(api.reject_exception(&id, &exception_id, &reason).await?)?,
+        ExceptionCommand::Extend {
+            id,
+            exception_id,
+            days,
+        } => ok(api.extend_exception(&id, &exception_id, days).await?)?,
     };
     let t = format!(
         "exception {} ({}) is {}, expires {}; the deployment is {}\n",
@@ -327,55 +525,58 @@ async fn exception(api: &Client, args: &Args) -> Result<(Value, String)> {
     Ok((b, t))
 }
 
-async fn incident(api: &Client, args: &Args) -> Result<(Value, String)> {
-    let action = args.pos(1, "incident report|resolve")?;
-    let id = args.pos(2, "ID")?;
-    let b = match action {
-        "report" => ok(api
-            .report_incident(
-                id,
-                args.required("--severity")?,
-                args.required("--summary")?,
-                args.opt("--reclassify"),
-            )
-            .await?)?,
-        "resolve" => ok(api
-            .resolve_incident(
-                id,
-                args.pos(3, "INCIDENT_ID")?,
-                args.required("--resolution")?,
-            )
-            .await?)?,
-        other => return Err(usage_err(format!("unknown incident action {other}"))),
+async fn incident(api: &Client, action: IncidentCommand) -> Result<(Value, String)> {
+    let (b, done) = match action {
+        IncidentCommand::Report {
+            id,
+            severity,
+            summary,
+            reclassify,
+        } => (
+            ok(api
+                .report_incident(&id, &severity, &summary, reclassify.as_deref())
+                .await?)?,
+            "reported",
+        ),
+        IncidentCommand::Resolve {
+            id,
+            incident_id,
+            resolution,
+        } => (
+            ok(api.resolve_incident(&id, &incident_id, &resolution).await?)?,
+            "resolved",
+        ),
     };
     let t = format!(
-        "incident {} {}; the deployment is {}\n",
+        "incident {} {done}; the deployment is {}\n",
         b["incident"]["id"].as_str().unwrap_or_default(),
-        if action == "report" {
-            "reported"
-        } else {
-            "resolved"
-        },
         b["state"]["state"].as_str().unwrap_or_default()
     );
     Ok((b, t))
 }
 
-/// The binary's main: prints the answer, or the error (exit 2 for bad input, 1 otherwise).
+/// The binary's main: prints the answer (or the help asked for) and returns 0; or prints the error
+/// and returns 2 for bad input (clap's own message for the command line), 1 otherwise.
 pub async fn main_with(raw: &[String], out: &mut dyn Write) -> i32 {
     match run(raw).await {
         Ok(text) => {
             let _ = out.write_all(text.as_bytes());
             0
         }
-        Err(e) => {
-            eprintln!("eucora: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
+        Err(e) => match e.downcast_ref::<UsageError>() {
+            Some(UsageError::CommandLine(clap)) => {
+                let _ = clap.print();
+                clap.exit_code()
+            }
+            Some(UsageError::Setup(_)) => {
+                eprintln!("eucora: {e:#}");
                 2
-            } else {
+            }
+            None => {
+                eprintln!("eucora: {e:#}");
                 1
             }
-        }
+        },
     }
 }
 
@@ -401,24 +602,35 @@ fn queue_text(b: &Value) -> String {
     t
 }
 
+/// A CAB decision as the command line gave it.
+struct Decision<'a> {
+    id: &'a str,
+    ring: u8,
+    verdict: &'static str,
+    conditions: &'a [String],
+    comment: Option<&'a str>,
+    evidence_hash: Option<String>,
+}
+
 /// `approve` or `reject`, bound to the evidence hash given (or the deployment's current one).
-async fn decide(api: &Client, args: &Args, verdict: &str) -> Result<(Value, String)> {
-    let id = args.pos(1, "ID")?;
-    let ring: u8 = args.number("--ring")?;
-    let hash = match args.opt("--evidence-hash") {
-        Some(h) => h.to_owned(),
+async fn decide(api: &Client, d: Decision<'_>) -> Result<(Value, String)> {
+    let Decision {
+        id,
+        ring,
+        verdict,
+        conditions,
+        comment,
+        evidence_hash,
+    } = d;
+    let hash = match evidence_hash {
+        Some(h) => h,
         None => ok(api.deployment(id).await?)?["evidence_hash"]
             .as_str()
             .unwrap_or_default()
             .to_owned(),
     };
-    let comment = if verdict == "reject" {
-        Some(args.required("--comment")?)
-    } else {
-        args.opt("--comment")
-    };
     let b = ok(api
-        .decide(id, ring, verdict, &hash, &args.all("--condition"), comment)
+        .decide(id, ring, verdict, &hash, conditions, comment)
         .await?)?;
     let t = format!(
         "{} ring {ring} of {id} (evidence {hash}): the ring's CAB status is {}; the deployment is {}\n",
@@ -433,4 +645,92 @@ async fn decide(api: &Client, args: &Args, verdict: &str) -> Result<(Value, Stri
             .map_or_else(|| b["state"].to_string(), str::to_owned)
     );
     Ok((b, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parsed(args: &[&str]) -> Cli {
+        let raw: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        parse(&raw).unwrap().unwrap()
+    }
+
+    #[test]
+    fn options_every_command_takes_may_come_before_or_after_it() {
+        for args in [
+            &["--as", "cab-carol", "--json", "status", "D-1"][..],
+            &["status", "D-1", "--json", "--as", "cab-carol"],
+        ] {
+            let cli = parsed(args);
+            assert!(cli.global.json);
+            assert_eq!(cli.global.person.as_deref(), Some("cab-carol"));
+            assert!(matches!(cli.command, Command::Status { ref id } if id == "D-1"));
+        }
+    }
+
+    #[test]
+    fn repeated_options_collect_and_help_is_not_an_error() {
+        let cli = parsed(&[
+            "approve",
+            "D-1",
+            "--ring",
+            "2",
+            "--condition",
+            "a",
+            "--condition",
+            "b",
+        ]);
+        let Command::Approve {
+            ring, condition, ..
+        } = cli.command
+        else {
+            panic!("{cli:?}")
+        };
+        assert_eq!((ring, condition), (2, vec!["a".to_owned(), "b".to_owned()]));
+        let help = parse(&["approve".to_owned(), "--help".to_owned()])
+            .unwrap()
+            .unwrap_err();
+        assert!(help.contains("--ring <N>"), "{help}");
+    }
+
+    #[test]
+    fn the_vocabularies_are_the_apis() {
+        let e = parse(
+            &[
+                "incident",
+                "report",
+                "D-1",
+                "--severity",
+                "huge",
+                "--summary",
+                "x",
+            ]
+            .map(str::to_owned),
+        )
+        .unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("--severity") && e.contains("critical"), "{e}");
+        let e = parse(
+            &[
+                "exception",
+                "request",
+                "D-1",
+                "--kind",
+                "nope",
+                "--justification",
+                "x",
+            ]
+            .map(str::to_owned),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("vulnerability_scan"), "{e}");
+    }
 }

@@ -1,11 +1,13 @@
 //! The local stack's clock: wall-clock time run faster (`speed`), plus jumps (`advance`), so a
 //! 48-hour soak can pass in seconds. Everything in the stack reads the time from here: the API,
-//! the event-source mappings, the connectors, the gate schedule and (kept in step by the stack)
-//! the simulators' device fleets. Delays the functions ask of SQS are counted on this clock too.
+//! the event-source mappings, the connectors, the gate schedule and the simulators' device fleets
+//! (which read it as their [`eucora_domain::Clock`]). Delays the functions ask of SQS are counted
+//! on this clock too.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use eucora_domain::Clock as _;
 use eucora_domain::Timestamp;
 
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +37,7 @@ impl Clock {
 
     /// The wall clock, at its own speed.
     pub fn real() -> Clock {
-        Clock::new(eucora_aws::config::now(), 1.0)
+        Clock::new(eucora_domain::SystemClock.now(), 1.0)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Anchor> {
@@ -86,6 +88,12 @@ impl Clock {
         } else {
             d.div_f64(speed)
         }
+    }
+}
+
+impl eucora_domain::Clock for Clock {
+    fn now(&self) -> Timestamp {
+        Clock::now(self)
     }
 }
 

@@ -7,6 +7,9 @@
 //! - `eucora-local demo`: the same stack, then the seed's four scenarios on an accelerated clock,
 //!   with progress and a timeline per deployment at the end.
 //! - `eucora-local explain`: the samples' decisions through the domain alone (no stack).
+//!
+//! The command line is declared with clap's derive: `--help` on it and on every command lists the
+//! options with their defaults; a usage error names the option and exits 2.
 
 mod report;
 mod telemetry;
@@ -14,23 +17,83 @@ mod telemetry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
 use eucora_domain::cab::Role;
 use eucora_domain::policy::Policy;
 use eucora_local::stack::local::{LocalStack, Options};
 
-fn usage() -> &'static str {
-    "usage: eucora-local [up] [--port N] [--speed X] [--devices N]\n\
-     \x20      eucora-local demo [--devices N] [--json]\n\
-     \x20      eucora-local explain [EVENTS_DIR] [--policy FILE]\n\n\
-     up       runs the whole control plane locally until Ctrl-C (the default)\n\
-     \x20        --port N     the API's port on 127.0.0.1 (default 8080; 0 = any free port)\n\
-     \x20        --speed X    the stack's clock runs X times faster than real time (default 1;\n\
-     \x20                     3600 makes a 48-hour soak pass in under a minute)\n\
-     \x20        --devices N  Windows PCs and Macs per ring in the simulators (default 25)\n\
-     demo     starts the stack and runs the seed's four scenarios on an accelerated clock\n\
-     \x20        --json       prints the deployments and their audit trails as JSON at the end\n\
-     explain  evaluates the sample deployments in events/ through the domain alone"
+/// Runs EUCORA on this machine: the local stack, its demo, or the samples through the domain.
+#[derive(Debug, Parser)]
+#[command(
+    name = "eucora-local",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Without a command, it runs `up` (what `infra/dev run` does) with the options above."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `up`'s options, for `eucora-local` without a command.
+    #[command(flatten)]
+    up: UpArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the whole control plane locally until Ctrl-C (the default): moto, both simulators with
+    /// their fleets, the queues, the gate schedule and the HTTP API
+    Up(UpArgs),
+    /// Starts the stack and runs the seed's four scenarios on an accelerated clock, with a
+    /// timeline per deployment at the end
+    Demo(DemoArgs),
+    /// Evaluates the sample deployments through the domain alone (no stack)
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// The API's port on 127.0.0.1 (0: any free port; a taken port falls back to a free one)
+    #[arg(long, value_name = "N", default_value_t = 8080)]
+    port: u16,
+    /// Runs the stack's clock X times faster than real time (3600 makes a 48-hour soak pass in
+    /// under a minute)
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = speed)]
+    speed: f64,
+    /// Windows PCs and Macs per ring in the simulators
+    #[arg(long, value_name = "N", default_value_t = Options::default().devices,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    devices: u32,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Windows PCs and Macs per ring in the simulators
+    #[arg(long, value_name = "N", default_value_t = Options::default().devices,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    devices: u32,
+    /// Prints the deployments and their audit trails as JSON at the end
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// The samples: deployments/, telemetry/ and invalid/ [default: events/ in the repository]
+    #[arg(value_name = "EVENTS_DIR")]
+    events: Option<PathBuf>,
+    /// The policy to evaluate with [default: the bundled policy]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+/// `--speed`: a positive, finite factor.
+fn speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err("must be a positive number".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The people the printed tokens are for.
@@ -61,16 +124,13 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("-h" | "--help") => {
-            println!("{}", usage());
-            Ok(())
-        }
-        Some("explain") => explain(&args[1..]),
-        Some("demo") => runtime().and_then(|rt| rt.block_on(demo(&args[1..]))),
-        Some("up") => runtime().and_then(|rt| rt.block_on(up(&args[1..]))),
-        _ => runtime().and_then(|rt| rt.block_on(up(&args))),
+    // Usage errors exit 2 and `--help` exits 0, both printed by clap.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Explain(args)) => explain(&args),
+        Some(Command::Demo(args)) => runtime().and_then(|rt| rt.block_on(demo(&args))),
+        Some(Command::Up(args)) => runtime().and_then(|rt| rt.block_on(up(&args))),
+        None => runtime().and_then(|rt| rt.block_on(up(&cli.up))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,12 +148,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn value<T: std::str::FromStr>(args: &mut std::slice::Iter<'_, String>, flag: &str) -> Result<T> {
-    args.next()
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{flag} needs a value\n\n{}", usage()))
-}
-
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -104,20 +158,13 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
-async fn up(args: &[String]) -> Result<()> {
-    let mut opts = Options {
-        port: 8080,
+async fn up(args: &UpArgs) -> Result<()> {
+    let opts = Options {
+        port: args.port,
+        speed: args.speed,
+        devices: args.devices,
         ..Options::default()
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--port" => opts.port = value(&mut it, "--port")?,
-            "--speed" => opts.speed = value(&mut it, "--speed")?,
-            "--devices" => opts.devices = value(&mut it, "--devices")?,
-            other => bail!("unknown option {other}\n\n{}", usage()),
-        }
-    }
     init_logging("warn,eucora=info,connector=info");
     let repo = repo();
     eprintln!("starting the local stack (moto, simulators, queues, schedule, API)…");
@@ -252,22 +299,14 @@ fn print_banner(
     println!("\nCtrl-C stops everything.");
 }
 
-async fn demo(args: &[String]) -> Result<()> {
-    let mut opts = Options {
+async fn demo(args: &DemoArgs) -> Result<()> {
+    let opts = Options {
         speed: 60.0,
         schedule: false,
         port: 0,
+        devices: args.devices,
         ..Options::default()
     };
-    let mut as_json = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--devices" => opts.devices = value(&mut it, "--devices")?,
-            "--json" => as_json = true,
-            other => bail!("unknown option {other}\n\n{}", usage()),
-        }
-    }
     init_logging("error");
     let repo = repo();
     eprintln!("starting the local stack (moto, simulators, queues, API)…");
@@ -281,7 +320,7 @@ async fn demo(args: &[String]) -> Result<()> {
     let result = eucora_local::demo::run(&stack, &mut stdout).await;
     stack.shutdown().await;
     let outcomes = result?;
-    if as_json {
+    if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&eucora_local::demo::json(&outcomes))?
@@ -292,20 +331,9 @@ async fn demo(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn explain(args: &[String]) -> Result<()> {
-    let mut events = repo().join("events");
-    let mut policy_file: Option<PathBuf> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--policy" => {
-                policy_file = Some(it.next().context("--policy needs a file")?.into());
-            }
-            other if other.starts_with('-') => bail!("unknown option {other}\n\n{}", usage()),
-            dir => events = dir.into(),
-        }
-    }
-    let policy = match &policy_file {
+fn explain(args: &ExplainArgs) -> Result<()> {
+    let events = args.events.clone().unwrap_or_else(|| repo().join("events"));
+    let policy = match &args.policy {
         Some(p) => Policy::from_json(
             &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
         )
@@ -342,4 +370,32 @@ fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn without_a_command_it_is_up_with_up_s_defaults() {
+        let cli = Cli::try_parse_from(["eucora-local"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!((cli.up.port, cli.up.speed, cli.up.devices), (8080, 1.0, 25));
+        let cli = Cli::try_parse_from(["eucora-local", "--speed", "3600", "--port", "0"]).unwrap();
+        assert_eq!((cli.up.port, cli.up.speed), (0, 3600.0));
+        let Some(Command::Up(up)) = Cli::try_parse_from(["eucora-local", "up", "--devices", "3"])
+            .unwrap()
+            .command
+        else {
+            panic!("not up")
+        };
+        assert_eq!((up.port, up.devices), (8080, 3));
+    }
 }

@@ -102,4 +102,41 @@ async fn requests_reach_the_functions_handlers_with_the_callers_claims() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    methods_and_encoded_ids(&http, &base, &id, &token("a", Role::Auditor)).await;
+}
+
+/// A method the path does not serve: 405, with the methods it serves (`Allow`). A well-formed id,
+/// percent-encoded as clients send it, that names nothing: 404.
+async fn methods_and_encoded_ids(http: &reqwest::Client, base: &str, id: &str, token: &str) {
+    for (method, path, allow) in [
+        (
+            reqwest::Method::DELETE,
+            format!("/v1/deployments/{id}"),
+            "GET",
+        ),
+        (reqwest::Method::PUT, "/v1/deployments".to_owned(), "POST"),
+        (
+            reqwest::Method::GET,
+            format!("/v1/deployments/{id}/cab/decisions"),
+            "POST",
+        ),
+    ] {
+        let r = http
+            .request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+    }
+    let r = http
+        .get(format!("{base}/v1/deployments/dep%3Anone%40x"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

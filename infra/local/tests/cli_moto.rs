@@ -1,8 +1,10 @@
 //! The operator CLI against the local stack: submit, status, queue, approve, incidents, audit and
 //! its verification, readable and `--json`; bad input exits 2 naming what is wrong, and the API's
-//! refusals name the field.
+//! refusals name the field. The `eucora` binary itself: `--help` on it and on each command lists
+//! the commands and options, and a bad command line exits 2 naming the option.
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use eucora_domain::cab::Role;
@@ -13,6 +15,132 @@ fn args(session: &str, a: &[&str]) -> Vec<String> {
     let mut v = vec!["--session".to_owned(), session.to_owned()];
     v.extend(a.iter().map(|s| (*s).to_owned()));
     v
+}
+
+/// The `eucora` binary with `args`, with no API, token or session from the environment.
+fn eucora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eucora"))
+        .args(args)
+        .env_remove("EUCORA_API")
+        .env_remove("EUCORA_TOKEN")
+        .env("EUCORA_SESSION", "/nonexistent/eucora-session.json")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn eucora_help_lists_the_commands_and_each_command_s_options() {
+    let out = eucora(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for command in [
+        "submit",
+        "status",
+        "queue",
+        "approve",
+        "reject",
+        "exception",
+        "incident",
+        "audit",
+        "verify",
+    ] {
+        assert!(
+            help.contains(&format!("\n  {command} ")),
+            "{command} not in\n{help}"
+        );
+    }
+    for option in [
+        "--api <URL>",
+        "EUCORA_API",
+        "--token <T>",
+        "--as <PERSON>",
+        "--json",
+    ] {
+        assert!(help.contains(option), "{option} not in\n{help}");
+    }
+    for (args, options) in [
+        (
+            &["approve", "--help"][..],
+            &[
+                "--ring <N>",
+                "--condition <TEXT>",
+                "--evidence-hash <H>",
+                "--as <PERSON>",
+            ][..],
+        ),
+        (&["reject", "--help"], &["--ring <N>", "--comment <TEXT>"]),
+        (&["submit", "--help"], &["<FILE>", "--idempotency-key <K>"]),
+        (&["audit", "--help"], &["<ID>", "--verify"]),
+        (
+            &["exception", "request", "--help"],
+            &[
+                "--kind <KIND>",
+                "vulnerability_scan",
+                "--control <TEXT>",
+                "--days <N>",
+            ],
+        ),
+        (
+            &["exception", "extend", "--help"],
+            &["<EXCEPTION_ID>", "--days <N>"],
+        ),
+        (
+            &["incident", "report", "--help"],
+            &["--severity <SEVERITY>", "critical", "--reclassify <CLASS>"],
+        ),
+        (
+            &["help", "incident", "resolve"],
+            &["<INCIDENT_ID>", "--resolution <TEXT>"],
+        ),
+    ] {
+        let out = eucora(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = text(&out.stdout);
+        for option in options {
+            assert!(help.contains(option), "{args:?}: {option} not in\n{help}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_eucora_command_line_exits_2_naming_the_option() {
+    for (args, named) in [
+        (&["approve", "D-1"][..], "--ring <N>"),
+        (&["reject", "D-1", "--ring", "1"], "--comment <TEXT>"),
+        (&["status", "D-1", "--bogus"], "--bogus"),
+        (&["approve", "D-1", "--ring", "one"], "--ring <N>"),
+        (
+            &[
+                "incident",
+                "report",
+                "D-1",
+                "--severity",
+                "huge",
+                "--summary",
+                "x",
+            ],
+            "--severity <SEVERITY>",
+        ),
+        (
+            &["--token", "t", "--as", "cab-carol", "queue"],
+            "--as <PERSON>",
+        ),
+        (&["deploy"], "deploy"),
+    ] {
+        let out = eucora(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {named} not in\n{err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Nowhere to call: also bad input, said in words.
+    let out = eucora(&["status", "D-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no API: pass --api"));
 }
 
 /// A local stack, a session file with tokens for four people, and the high-risk sample with its
@@ -101,8 +229,15 @@ async fn an_operator_drives_a_deployment_from_the_cli() {
     let e = cli::run(&args(session, &["--as", "cab-carol", "approve", &id]))
         .await
         .unwrap_err();
-    assert!(e.downcast_ref::<cli::UsageError>().is_some());
-    assert!(e.to_string().contains("--ring is required"), "{e}");
+    assert!(matches!(
+        e.downcast_ref::<cli::UsageError>(),
+        Some(cli::UsageError::CommandLine(_))
+    ));
+    let e = e.to_string();
+    assert!(
+        e.contains("required arguments were not provided") && e.contains("--ring <N>"),
+        "{e}"
+    );
     let e = cli::run(&args(
         session,
         &[

@@ -1,10 +1,81 @@
 //! `eucora-local up`, as `infra/dev run` starts it: it prints where the API is and a token per
 //! role, the API answers with those tokens, moto's resources exist, and Ctrl-C (SIGINT) stops
-//! everything cleanly: the process exits 0 and moto is gone.
+//! everything cleanly: the process exits 0 and moto is gone. Its command line: `--help` at the top
+//! and on each command lists the options, and a bad one exits 2 naming the option.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+fn eucora_local(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eucora-local"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_lists_up_s_options_at_the_top_and_each_command_s_own() {
+    for (args, wanted) in [
+        (
+            &["--help"][..],
+            &[
+                "--port <N>",
+                "[default: 8080]",
+                "--speed <X>",
+                "[default: 1]",
+                "--devices <N>",
+                "[default: 25]",
+                "\n  up ",
+                "\n  demo ",
+                "\n  explain ",
+            ][..],
+        ),
+        (
+            &["up", "--help"],
+            &[
+                "Usage: eucora-local up",
+                "--port <N>",
+                "--speed <X>",
+                "--devices <N>",
+                "Ctrl-C",
+            ],
+        ),
+        (
+            &["help", "up"],
+            &["--port <N>", "--speed <X>", "--devices <N>"],
+        ),
+        (&["demo", "--help"], &["--devices <N>", "--json"]),
+        (&["explain", "--help"], &["[EVENTS_DIR]", "--policy <FILE>"]),
+    ] {
+        let out = eucora_local(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for w in wanted {
+            assert!(help.contains(w), "{args:?}: {w} not in\n{help}");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_option_or_a_bad_value_exits_2_naming_it() {
+    for (args, named) in [
+        (&["up", "--bogus"][..], "--bogus"),
+        (&["--bogus"], "--bogus"),
+        (&["demo", "--port", "0"], "--port"),
+        (&["up", "--speed", "fast"], "--speed <X>"),
+        (&["up", "--speed", "0"], "--speed <X>"),
+        (&["--devices", "many"], "--devices <N>"),
+        (&["up", "--port"], "--port <N>"),
+        (&["explain", "--policy"], "--policy <FILE>"),
+        (&["--port", "0", "demo"], "demo"),
+    ] {
+        let out = eucora_local(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {named} not in\n{err}");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_prints_how_to_call_it_and_stops_cleanly_on_ctrl_c() {

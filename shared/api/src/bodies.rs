@@ -3,7 +3,7 @@
 use eucora_domain::Ring;
 use eucora_domain::cab::{BlastRadiusClass, CabVerdict};
 use eucora_domain::evidence::{Sha256Hex, requested_exception};
-use eucora_domain::fields::{Fields, Obj, join};
+use eucora_domain::fields::{Fields, Obj, Text, join};
 use eucora_domain::gates::GateKind;
 use eucora_service::usecases::cab::DecisionInput;
 use eucora_service::usecases::exceptions::ExceptionInput;
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-const TEXT: usize = 4000;
+const TEXT: usize = Text::MAX;
 
 fn parse(body: &str) -> Result<Value, ApiError> {
     if body.trim().is_empty() {
@@ -226,6 +226,90 @@ pub fn incident(body: &str) -> Result<IncidentInput, ApiError> {
     })();
     finish(f, value)
 }
+
+// The bodies as the API document describes them. The readers above take them apart field by
+// field (to name every bad field at once); these types state the same shapes for the document,
+// and the tests check the two against each other on the sample bodies.
+
+/// A CAB member's decision on the ring the deployment awaits.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct CabDecisionRequest {
+    pub ring: Ring,
+    pub verdict: CabVerdict,
+    /// Conditions attached to an approval.
+    pub conditions: Option<Vec<Text>>,
+    /// Why: required when rejecting.
+    #[schema(value_type = Option<Text>)]
+    pub comment: Option<String>,
+    /// The deployment's evidence hash as the member saw it; the decision is bound to it.
+    pub evidence_hash: Sha256Hex,
+}
+
+/// An exception request: a waived gate or policy.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ExceptionRequestBody {
+    pub kind: eucora_domain::exception::ExceptionKind,
+    #[schema(value_type = Text)]
+    pub justification: String,
+    #[schema(min_items = 1)]
+    pub compensating_controls: Vec<Text>,
+    /// For `gate_override`: the ring whose gate is waived.
+    pub ring: Option<Ring>,
+    /// For `gate_override`: the gate waived (`security_incidents` and `cab_approval` never are).
+    pub gate: Option<GateKind>,
+    /// Break-glass: needs more distinct approvers. Default false.
+    pub break_glass: Option<bool>,
+    /// Days until the exception expires (default: the policy's default), at most the policy's
+    /// maximum.
+    #[schema(minimum = 1, maximum = 365)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// Why an exception is rejected.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct Reason {
+    #[schema(value_type = Text)]
+    pub reason: String,
+}
+
+/// How many days to extend an approved exception by, at most the policy's maximum.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct Extension {
+    #[schema(minimum = 1, maximum = 365)]
+    pub days: u32,
+}
+
+/// A security incident attributed to the package.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct IncidentReport {
+    pub severity: Severity,
+    #[schema(value_type = Text)]
+    pub summary: String,
+    /// Raise the deployment's blast-radius class.
+    pub reclassify_blast_radius: Option<BlastRadiusClass>,
+}
+
+/// How an incident was resolved.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct IncidentResolution {
+    #[schema(value_type = Text)]
+    pub resolution: String,
+}
+
+/// An incident's severity: one of [`SEVERITIES`].
+#[derive(Debug, Clone, Copy)]
+pub struct Severity;
+
+impl utoipa::PartialSchema for Severity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(SEVERITIES.iter().copied()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Severity {}
 
 #[cfg(test)]
 mod tests {

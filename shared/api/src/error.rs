@@ -13,11 +13,21 @@ use eucora_service::usecases::gates::IncidentError;
 use eucora_service::usecases::submit::SubmitError;
 use serde::Serialize;
 
-/// An error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An error answer: what went wrong, and every offending field. It is sent inside an
+/// [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ApiError {
     #[serde(skip)]
     pub status: u16,
+    /// The methods the path serves, for a 405 (sent as the `Allow` header).
+    #[serde(skip)]
+    pub allow: Box<[&'static str]>,
+    /// What went wrong, for programs: `INVALID_REQUEST`, `EVIDENCE_INCOMPLETE`, `UNAUTHENTICATED`,
+    /// `FORBIDDEN`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `IDEMPOTENCY_CONFLICT`, `NOT_AWAITING_CAB`,
+    /// `SCOPE_CHANGE_REQUIRED`, `ILLEGAL_TRANSITION`, `CONCURRENT_CHANGE`, `UNAVAILABLE`,
+    /// `NOT_QUEUED`, `INTERNAL`, …
+    #[schema(examples("EVIDENCE_INCOMPLETE"))]
     pub code: String,
     pub message: String,
     /// The first offending field, when the error is about one.
@@ -32,6 +42,7 @@ impl ApiError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
+            allow: Box::default(),
             code: code.into(),
             message: message.into(),
             field: None,
@@ -51,10 +62,25 @@ impl ApiError {
         ApiError::new(404, "NOT_FOUND", message)
     }
 
+    /// A 405 for a path that exists but does not serve the method; `allow` lists those it serves.
+    pub fn method_not_allowed(method: &str, path: &str, allow: Vec<&'static str>) -> ApiError {
+        let mut e = ApiError::new(
+            405,
+            "METHOD_NOT_ALLOWED",
+            format!(
+                "{path} does not serve {method}; it serves {}",
+                allow.join(", ")
+            ),
+        );
+        e.allow = allow.into_boxed_slice();
+        e
+    }
+
     /// A 400 naming every bad field.
     pub fn invalid(code: &str, message: &str, fields: Vec<FieldError>) -> ApiError {
         ApiError {
             status: 400,
+            allow: Box::default(),
             code: code.into(),
             message: message.into(),
             field: fields.first().map(|f| f.field.clone()),
@@ -98,9 +124,24 @@ impl ApiError {
         )
     }
 
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self })
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody { error: self }
     }
+}
+
+/// Every error the functions answer: `{"error": {...}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(value_type = ApiError)]
+    pub error: &'a ApiError,
+}
+
+/// What API Gateway answers by itself, before any function runs (for example 401 when the JWT
+/// authorizer refuses the token): `{"message": "Unauthorized"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayMessage {
+    #[schema(examples("Unauthorized"))]
+    pub message: String,
 }
 
 impl From<Common> for ApiError {

@@ -20,14 +20,20 @@ use eucora_service::Actor;
 use lambda_http::Request;
 
 /// Resolves the request's route among those this function serves, identifies the caller and
-/// checks the route's roles: 404 for a route served elsewhere, 401 without identity, 403 for a
-/// role the route does not allow.
+/// checks the route's roles: 404 for an unknown path or a route served elsewhere, 405 (with
+/// `Allow`) for a method the path does not serve, 401 without identity, 403 for a role the route
+/// does not allow.
 pub fn authorize(req: &Request, function: &str) -> Result<(Actor, &'static Route), ApiError> {
-    let route = routes::resolve(req)
-        .filter(|r| r.function == function)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))
-        })?;
+    let (method, path) = (req.method().as_str(), req.uri().path());
+    let route = match routes::resolve(req) {
+        Ok(r) if r.function == function => r,
+        Ok(_) | Err(routes::Miss::NotFound) => {
+            return Err(ApiError::not_found(format!("no route {method} {path}")));
+        }
+        Err(routes::Miss::MethodNotAllowed(allow)) => {
+            return Err(ApiError::method_not_allowed(method, path, allow));
+        }
+    };
     let actor = identity::actor(req)?;
     actor
         .require(route.roles)

@@ -8,6 +8,18 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
+/// `GET /v1/deployments/{id}/audit`: the deployment's audit trail, in order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditTrail {
+    pub events: Vec<eucora_domain::audit::AuditEvent>,
+}
+
+/// `GET /v1/cab/queue`: the deployments awaiting a CAB decision.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CabQueue {
+    pub awaiting_cab: Vec<eucora_service::usecases::cab::CabQueueEntry>,
+}
+
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
@@ -27,7 +39,13 @@ pub fn error(e: &ApiError) -> Response<Body> {
     } else {
         tracing::info!(code = %e.code, status = e.status, field = ?e.field, "request refused");
     }
-    json(e.status, &e.body())
+    let mut r = json(e.status, &e.body());
+    if !e.allow.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&e.allow.join(", "))
+    {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
 }
 
 /// A response from either outcome.

@@ -34,8 +34,6 @@ pub struct Route {
     pub function: &'static str,
     pub roles: &'static [Role],
     pub summary: &'static str,
-    /// The request body's schema name in the OpenAPI document.
-    pub body: Option<&'static str>,
     /// The success status.
     pub success: u16,
 }
@@ -58,7 +56,6 @@ pub const ROUTES: &[Route] = &[
         function: "evidence-intake",
         roles: &[Role::Packaging],
         summary: "Submit a deployment with its evidence pack (Idempotency-Key header recommended)",
-        body: Some("Submission"),
         success: 201,
     },
     Route {
@@ -68,7 +65,6 @@ pub const ROUTES: &[Route] = &[
         function: "evidence-intake",
         roles: ALL_ROLES,
         summary: "Read a deployment: state, risk breakdown, approvals, current ring, last gate decision",
-        body: None,
         success: 200,
     },
     Route {
@@ -78,7 +74,6 @@ pub const ROUTES: &[Route] = &[
         function: "evidence-intake",
         roles: ALL_ROLES,
         summary: "Read a deployment's audit trail, in order",
-        body: None,
         success: 200,
     },
     Route {
@@ -88,7 +83,6 @@ pub const ROUTES: &[Route] = &[
         function: "evidence-intake",
         roles: ALL_ROLES,
         summary: "Verify the audit trail's hash chain",
-        body: None,
         success: 200,
     },
     Route {
@@ -98,7 +92,6 @@ pub const ROUTES: &[Route] = &[
         function: "evidence-intake",
         roles: ALL_ROLES,
         summary: "This document",
-        body: None,
         success: 200,
     },
     Route {
@@ -108,7 +101,6 @@ pub const ROUTES: &[Route] = &[
         function: "cab-decisions",
         roles: &[Role::Cab, Role::Auditor],
         summary: "Deployments awaiting a CAB decision",
-        body: None,
         success: 200,
     },
     Route {
@@ -118,7 +110,6 @@ pub const ROUTES: &[Route] = &[
         function: "cab-decisions",
         roles: &[Role::Cab],
         summary: "Approve (with conditions) or reject the ring a deployment awaits",
-        body: Some("CabDecision"),
         success: 201,
     },
     Route {
@@ -128,7 +119,6 @@ pub const ROUTES: &[Route] = &[
         function: "cab-decisions",
         roles: &[Role::Packaging, Role::Publisher],
         summary: "Request an exception (a waived gate or policy)",
-        body: Some("ExceptionRequest"),
         success: 201,
     },
     Route {
@@ -138,7 +128,6 @@ pub const ROUTES: &[Route] = &[
         function: "cab-decisions",
         roles: EXCEPTION_DECIDERS,
         summary: "Approve an exception (Security Reviewer; CAB where also required)",
-        body: None,
         success: 200,
     },
     Route {
@@ -148,7 +137,6 @@ pub const ROUTES: &[Route] = &[
         function: "cab-decisions",
         roles: EXCEPTION_DECIDERS,
         summary: "Reject an exception",
-        body: Some("Reason"),
         success: 200,
     },
     Route {
@@ -158,7 +146,6 @@ pub const ROUTES: &[Route] = &[
         function: "cab-decisions",
         roles: &[Role::SecurityReviewer],
         summary: "Extend an approved exception (once, at most 90 days)",
-        body: Some("Extension"),
         success: 200,
     },
     Route {
@@ -168,7 +155,6 @@ pub const ROUTES: &[Route] = &[
         function: "gate-evaluation",
         roles: OPERATORS,
         summary: "Report a security incident: the rollout halts",
-        body: Some("Incident"),
         success: 201,
     },
     Route {
@@ -178,7 +164,6 @@ pub const ROUTES: &[Route] = &[
         function: "gate-evaluation",
         roles: OPERATORS,
         summary: "Resolve an incident: the next gate run re-validates and resumes",
-        body: Some("Resolution"),
         success: 200,
     },
 ];
@@ -200,28 +185,69 @@ impl Route {
     }
 }
 
-fn matches(template: &str, path: &str) -> bool {
+/// Why no route serves a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// No route has this path.
+    NotFound,
+    /// Routes have this path, with other methods: these (for the `Allow` header).
+    MethodNotAllowed(Vec<&'static str>),
+}
+
+/// The path parameters of `path` if it fits `template` (`{name}` matches one non-empty segment).
+fn params(template: &'static str, path: &str) -> Option<PathParams> {
     let t: Vec<&str> = template.trim_end_matches('/').split('/').collect();
     let p: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    t.len() == p.len()
-        && t.iter()
-            .zip(&p)
-            .all(|(a, b)| (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b)
+    if t.len() != p.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (a, b) in t.iter().zip(&p) {
+        match a.strip_prefix('{').and_then(|a| a.strip_suffix('}')) {
+            Some(name) if !b.is_empty() => out.push((name, (*b).to_owned())),
+            None if a == b => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Path parameters by name, as they appear in the path.
+pub type PathParams = Vec<(&'static str, String)>;
+
+/// The route for a method and path, with its path parameters as they appear in the path (still
+/// percent-encoded); or why there is none: 404 for an unknown path, 405 with the methods the
+/// path serves.
+pub fn find(method: &str, path: &str) -> Result<(&'static Route, PathParams), Miss> {
+    let mut allow: Vec<&'static str> = Vec::new();
+    for r in ROUTES {
+        let Some(found) = params(r.path, path) else {
+            continue;
+        };
+        if r.method == method {
+            return Ok((r, found));
+        }
+        if !allow.contains(&r.method) {
+            allow.push(r.method);
+        }
+    }
+    if allow.is_empty() {
+        Err(Miss::NotFound)
+    } else {
+        allow.sort_unstable();
+        Err(Miss::MethodNotAllowed(allow))
+    }
 }
 
 /// The route a request is for: API Gateway's route key, or else method and path.
-pub fn resolve(req: &Request) -> Option<&'static Route> {
+pub fn resolve(req: &Request) -> Result<&'static Route, Miss> {
     if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
         && let Some(key) = ctx.route_key.as_deref()
         && let Some(r) = ROUTES.iter().find(|r| r.key() == key)
     {
-        return Some(r);
+        return Ok(r);
     }
-    let method = req.method().as_str();
-    let path = req.uri().path();
-    ROUTES
-        .iter()
-        .find(|r| r.method == method && matches(r.path, path))
+    find(req.method().as_str(), req.uri().path()).map(|(r, _)| r)
 }
 
 /// A path parameter, or a 400 naming it.
@@ -238,16 +264,44 @@ mod tests {
 
     #[test]
     fn templates_match_paths() {
+        let matches = |t, p| params(t, p).is_some();
         assert!(matches("/v1/deployments/{id}", "/v1/deployments/dep-1"));
         assert!(!matches(
             "/v1/deployments/{id}",
             "/v1/deployments/dep-1/audit"
         ));
-        assert!(matches(
-            "/v1/deployments/{id}/exceptions/{exceptionId}/approve",
-            "/v1/deployments/d/exceptions/e/approve"
-        ));
+        assert_eq!(
+            params(
+                "/v1/deployments/{id}/exceptions/{exceptionId}/approve",
+                "/v1/deployments/d/exceptions/e/approve"
+            ),
+            Some(vec![
+                ("id", "d".to_owned()),
+                ("exceptionId", "e".to_owned())
+            ])
+        );
         assert!(!matches("/v1/deployments/{id}", "/v1/deployments/"));
+    }
+
+    #[test]
+    fn a_path_with_other_methods_is_405_with_them_and_an_unknown_path_404() {
+        assert_eq!(
+            find("DELETE", "/v1/deployments/dep-1").unwrap_err(),
+            Miss::MethodNotAllowed(vec!["GET"])
+        );
+        assert_eq!(
+            find("GET", "/v1/deployments").unwrap_err(),
+            Miss::MethodNotAllowed(vec!["POST"])
+        );
+        assert_eq!(
+            find("PUT", "/v1/deployments/d/exceptions/e/approve").unwrap_err(),
+            Miss::MethodNotAllowed(vec!["POST"])
+        );
+        assert_eq!(find("GET", "/v1/nothing").unwrap_err(), Miss::NotFound);
+        assert_eq!(
+            find("GET", "/v1/cab/queue").unwrap().0.id,
+            RouteId::CabQueue
+        );
     }
 
     #[test]

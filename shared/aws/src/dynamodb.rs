@@ -50,6 +50,32 @@ fn audit_sk(seq: u64) -> String {
     format!("AUDIT#{seq:020}")
 }
 
+/// The most requests one `BatchWriteItem` takes.
+const BATCH_WRITE_LIMIT: usize = 25;
+
+/// A device result's sort key.
+fn telemetry_sk(ring: Ring, r: &DeviceResult) -> String {
+    format!("TEL#{}#{}#{}", ring.number(), r.platform, r.device_id)
+}
+
+/// The results to write, one per sort key (the last given for a key wins), in the order each
+/// key first appears.
+fn telemetry_items(ring: Ring, results: &[DeviceResult]) -> Vec<(String, &DeviceResult)> {
+    let mut items: Vec<(String, &DeviceResult)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for r in results {
+        let sk = telemetry_sk(ring, r);
+        match index.get(&sk) {
+            Some(&i) => items[i].1 = r,
+            None => {
+                index.insert(sk.clone(), items.len());
+                items.push((sk, r));
+            }
+        }
+    }
+    items
+}
+
 fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v)
         .map(AttributeValue::S)
@@ -399,35 +425,32 @@ impl TelemetryStore for DynamoStore {
         items.iter().map(from_doc).collect()
     }
 
+    /// Writes each device's latest result. `BatchWriteItem` takes at most 25 requests and
+    /// refuses a batch that names one key twice ("Provided list of item keys contains
+    /// duplicates"), so the results are first reduced to one per key (device and platform),
+    /// the last one given winning as it would with writes one after another, then sent in
+    /// batches of at most 25.
     async fn record(
         &self,
         id: &DeploymentId,
         ring: Ring,
         results: &[DeviceResult],
     ) -> Result<(), StoreError> {
-        for chunk in results.chunks(25) {
-            let mut requests: Vec<WriteRequest> = Vec::new();
-            for r in chunk {
-                let item = Item::from([
-                    ("pk".into(), s(dep_pk(id))),
-                    (
-                        "sk".into(),
-                        s(format!(
-                            "TEL#{}#{}#{}",
-                            ring.number(),
-                            r.platform,
-                            r.device_id
-                        )),
-                    ),
-                    ("doc".into(), to_doc(r)?),
-                ]);
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut pending = HashMap::from([(self.table.clone(), requests)]);
+        let mut requests: Vec<WriteRequest> = Vec::new();
+        for (sk, r) in telemetry_items(ring, results) {
+            let item = Item::from([
+                ("pk".into(), s(dep_pk(id))),
+                ("sk".into(), s(sk)),
+                ("doc".into(), to_doc(r)?),
+            ]);
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
+            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
             for attempt in 0..8_u32 {
                 let out = self
                     .client

@@ -272,3 +272,54 @@ async fn telemetry_keeps_the_latest_result_per_device_over_pages() {
     );
     assert!(s.store.results(&id, Ring::Pilot).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn telemetry_with_a_device_named_twice_is_written_once_per_device() {
+    let s = services().await;
+    let id = submitted(&s, "multi-platform", "dep-tel-dup").await;
+    let mk = |i: usize, outcome| DeviceResult {
+        device_id: format!("pc-{i:03}"),
+        platform: Platform::Windows,
+        outcome,
+        site_class: SiteClass::Online,
+        at: now(),
+    };
+    // 40 devices, each of the first 30 named twice in a row (a shared PC's rows): the same
+    // item twice in one batch, which DynamoDB refuses ("Provided list of item keys contains
+    // duplicates") and moto too; then device 5 again with another outcome, and the same id on
+    // macOS, which is another device.
+    let mut results: Vec<DeviceResult> = Vec::new();
+    for i in 0..40 {
+        results.push(mk(i, InstallOutcome::Installed));
+        if i < 30 {
+            results.push(mk(i, InstallOutcome::Installed));
+        }
+    }
+    results.push(mk(5, InstallOutcome::Failed));
+    results.push(DeviceResult {
+        platform: Platform::Macos,
+        ..mk(5, InstallOutcome::Pending)
+    });
+    s.store.record(&id, Ring::Canary, &results).await.unwrap();
+    let stored = s.store.results(&id, Ring::Canary).await.unwrap();
+    assert_eq!(stored.len(), 41, "one item per device and platform");
+    let of = |platform, device: &str| {
+        stored
+            .iter()
+            .find(|r| r.platform == platform && r.device_id == device)
+            .map(|r| r.outcome)
+    };
+    assert_eq!(
+        of(Platform::Windows, "pc-005"),
+        Some(InstallOutcome::Failed),
+        "the last result given for a device wins"
+    );
+    assert_eq!(of(Platform::Macos, "pc-005"), Some(InstallOutcome::Pending));
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|r| r.outcome == InstallOutcome::Installed)
+            .count(),
+        39
+    );
+}

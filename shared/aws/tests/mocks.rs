@@ -196,3 +196,76 @@ async fn an_sdk_timeout_is_retryable() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Retryable(_)), "{err}");
 }
+
+/// Whether a `BatchWriteItem` is one DynamoDB accepts: at most 25 requests, no key twice (the
+/// emulator compares whole items, DynamoDB compares keys, so this is checked here).
+fn a_valid_batch(
+    request: &aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput,
+) -> bool {
+    let Some(tables) = request.request_items() else {
+        return false;
+    };
+    let writes: Vec<_> = tables.values().flatten().collect();
+    let keys: std::collections::HashSet<(String, String)> = writes
+        .iter()
+        .filter_map(|w| w.put_request())
+        .map(|p| {
+            let key = |name: &str| {
+                p.item()
+                    .get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            (key("pk"), key("sk"))
+        })
+        .collect();
+    !writes.is_empty() && writes.len() <= 25 && keys.len() == writes.len()
+}
+
+#[tokio::test]
+async fn telemetry_batches_hold_at_most_25_writes_and_never_one_key_twice() {
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use eucora_domain::Ring;
+    use eucora_domain::evidence::{Platform, SiteClass};
+    use eucora_domain::gates::{DeviceResult, InstallOutcome};
+    use eucora_service::ports::TelemetryStore;
+
+    let write = mock!(Client::batch_write_item)
+        .match_requests(a_valid_batch)
+        .then_output(|| BatchWriteItemOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write]);
+    let store = DynamoStore::new(client, "t");
+    // 60 devices; every third one's result given again with another outcome (a shared PC's
+    // second user), right after the first.
+    let mut results = Vec::new();
+    for i in 0..60 {
+        let result = DeviceResult {
+            device_id: format!("pc-{i:03}"),
+            platform: Platform::Windows,
+            outcome: InstallOutcome::Installed,
+            site_class: SiteClass::Online,
+            at: now(),
+        };
+        if i % 3 == 0 {
+            results.push(DeviceResult {
+                outcome: InstallOutcome::Pending,
+                ..result.clone()
+            });
+        }
+        results.push(result);
+    }
+    store
+        .record(
+            &DeploymentId::parse("dep-1").unwrap(),
+            Ring::Canary,
+            &results,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        write.num_calls(),
+        3,
+        "60 devices in batches of 25, 25 and 10"
+    );
+}

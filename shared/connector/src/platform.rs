@@ -25,27 +25,21 @@ pub struct CallRecord {
 }
 
 /// When a call happened, from the system clock (a record of a call, not a decision).
-///
-/// # Panics
-/// Never: the fallback, the Unix epoch, is a valid timestamp.
 pub fn call_time() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
-    Timestamp::from_unix_millis(ms)
-        .unwrap_or_else(|_| Timestamp::from_unix_seconds(0).expect("the epoch is valid"))
+    eucora_domain::Clock::now(&eucora_domain::SystemClock)
 }
 
-/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept).
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept), with
+/// the `percent-encoding` crate of the rust-url project.
 pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 /// What a command's calls share: the correlation id to send, the calls made so far, and the

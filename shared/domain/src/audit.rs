@@ -48,7 +48,7 @@ pub struct AuditDraft {
 }
 
 /// One event of a deployment's trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub deployment_id: DeploymentId,
     /// Position in the trail, from 0.
@@ -63,7 +63,7 @@ pub struct AuditEvent {
 }
 
 /// The last event's position and hash, stored with the deployment so that truncation is visible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainHead {
     pub len: u64,
     pub hash: String,
@@ -110,7 +110,7 @@ impl AuditEvent {
 }
 
 /// Where and how a trail is broken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum ChainError {
     #[error("event {index} belongs to another deployment")]

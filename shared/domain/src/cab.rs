@@ -58,7 +58,7 @@ pub fn classify_blast_radius(
 }
 
 /// Why CAB is required for a ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum CabReason {
     /// Privileged tooling always needs CAB.
@@ -78,7 +78,7 @@ pub struct CabContext {
 }
 
 /// Whether a ring needs CAB, with how many distinct approvers, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CabRequirement {
     pub ring: Ring,
     pub required: bool,
@@ -123,7 +123,7 @@ string_enum!(
 );
 
 /// One CAB member's decision on one ring.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CabDecision {
     pub ring: Ring,
     pub approver: ActorId,
@@ -242,7 +242,7 @@ pub fn approval_window(urgency: Urgency, policy: &CabPolicy) -> Duration {
 }
 
 /// Where a ring's CAB approval stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CabStatus {
     NotRequired,

@@ -30,14 +30,14 @@ string_enum!(
 );
 
 /// One approval of an exception, in the role the approver acted in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExceptionApproval {
     pub approver: ActorId,
     pub role: Role,
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExceptionRejection {
     pub by: ActorId,
     pub at: Timestamp,
@@ -45,7 +45,7 @@ pub struct ExceptionRejection {
 }
 
 /// An exception and its approvals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExceptionRecord {
     pub id: ExceptionId,
     pub deployment_id: DeploymentId,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// One missing or invalid field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Dotted path from the document root, with `[i]` for array items.
     pub field: String,
@@ -33,6 +33,32 @@ impl std::fmt::Display for FieldError {
         write!(f, "{}: {}", self.field, self.problem)
     }
 }
+
+/// Free text as the API reads it ([`Fields::check_string`] with the longest limit): at least one
+/// character that is not white space, at most [`Text::MAX`] characters. A name for the API
+/// document; values are plain `String`s.
+#[derive(Debug, Clone, Copy)]
+pub struct Text;
+
+impl Text {
+    pub const MAX: usize = 4000;
+    /// Holds a character that is not white space as `str::trim` knows it (Unicode `White_Space`),
+    /// spelt out because ECMA-262's `\s` (the document's regex dialect) is another set.
+    pub const NOT_BLANK: &str =
+        r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+}
+
+impl utoipa::PartialSchema for Text {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .max_length(Some(Text::MAX))
+            .pattern(Some(Text::NOT_BLANK))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Text {}
 
 /// Joins a parent path and a key.
 pub fn join(parent: &str, key: &str) -> String {
@@ -224,10 +250,18 @@ impl Fields {
         }
     }
 
-    /// A non-negative integer no larger than `max`.
+    /// A non-negative integer no larger than `max`. A number with a zero fraction (`3.0`) is an
+    /// integer, as JSON Schema's `integer` says.
     pub fn count(&mut self, obj: &Obj<'_>, key: &str, max: u64) -> Option<u64> {
         let path = join(&obj.path, key);
-        match self.raw(obj, key, true)?.as_u64() {
+        let v = self.raw(obj, key, true)?;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // integral, in range
+        let n = v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|x| x.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(x))
+                .map(|x| x as u64)
+        });
+        match n {
             Some(n) if n <= max => Some(n),
             _ => {
                 self.error(path, format!("must be an integer from 0 to {max}"));

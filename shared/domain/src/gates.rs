@@ -78,7 +78,7 @@ string_enum!(
 );
 
 /// A measured quantity, with its unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "unit", content = "value", rename_all = "snake_case")]
 pub enum Measure {
     Percent(Percent),
@@ -103,7 +103,7 @@ impl std::fmt::Display for Measure {
 }
 
 /// One gate's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GateCheck {
     pub gate: GateKind,
     /// The site class, for time to compliance.
@@ -124,7 +124,7 @@ string_enum!(
 );
 
 /// The record of one gate evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GateDecision {
     pub ring: Ring,
     pub evaluated_at: Timestamp,
@@ -257,21 +257,75 @@ fn observation(input: &GateInput<'_>, min: Duration) -> GateCheck {
     }
 }
 
-/// When the threshold was reached among `devices` (all of one site class), if it was.
-fn compliance_reached_at(devices: &[&DeviceResult], threshold: Percent) -> Option<Timestamp> {
+/// Install times as the gate counts them: a platform's clock may run ahead of or behind ours, so
+/// a time after the evaluation is counted at the evaluation, and one before the ring was entered
+/// at the entry. How many were moved each way is kept, for the check's detail.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Clamped {
+    /// Install times later than the evaluation time (platform clock ahead).
+    ahead: usize,
+    /// Install times earlier than the ring's entry (platform clock behind).
+    behind: usize,
+}
+
+impl Clamped {
+    fn clamp(&mut self, at: Timestamp, entered_at: Timestamp, now: Timestamp) -> Timestamp {
+        if at > now {
+            self.ahead += 1;
+            now
+        } else if at < entered_at {
+            self.behind += 1;
+            entered_at
+        } else {
+            at
+        }
+    }
+
+    /// The sentence the check's detail ends with, when any time was clamped.
+    fn note(self) -> String {
+        let mut parts = Vec::new();
+        if self.ahead > 0 {
+            parts.push(format!(
+                "{} install time(s) later than the evaluation time (platform clock ahead) counted at the evaluation time",
+                self.ahead
+            ));
+        }
+        if self.behind > 0 {
+            parts.push(format!(
+                "{} install time(s) earlier than the ring entry (platform clock behind) counted at the entry",
+                self.behind
+            ));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", parts.join("; "))
+        }
+    }
+}
+
+/// When the threshold was reached among `devices` (all of one site class), if it was, with the
+/// install times clamped into [entry, evaluation].
+fn compliance_reached_at(
+    devices: &[&DeviceResult],
+    threshold: Percent,
+    input: &GateInput<'_>,
+) -> (Option<Timestamp>, Clamped) {
     let t = tally(devices.iter().copied());
     let applicable = t.applicable();
+    let mut clamped = Clamped::default();
     let mut installs: Vec<Timestamp> = devices
         .iter()
         .filter(|d| d.outcome == InstallOutcome::Installed)
-        .map(|d| d.at)
+        .map(|d| clamped.clamp(d.at, input.entered_at, input.now))
         .collect();
     installs.sort_unstable();
-    installs
+    let reached = installs
         .iter()
         .enumerate()
         .find(|(i, _)| threshold.is_met_by(u64::try_from(*i).unwrap_or(u64::MAX) + 1, applicable))
-        .map(|(_, at)| *at)
+        .map(|(_, at)| *at);
+    (reached, clamped)
 }
 
 fn time_to_compliance(
@@ -292,7 +346,7 @@ fn time_to_compliance(
         .into_iter()
         .map(|(class, devices)| {
             let limit = policy.gates.time_to_compliance(class);
-            let reached = compliance_reached_at(&devices, threshold);
+            let (reached, clamped) = compliance_reached_at(&devices, threshold, input);
             let (actual, status, detail) = match reached {
                 Some(at) => {
                     let took = at.since(input.entered_at).max(Duration::ZERO);
@@ -305,8 +359,9 @@ fn time_to_compliance(
                         took,
                         status,
                         format!(
-                            "{threshold} of {} {class} devices installed at {at}",
-                            devices.len()
+                            "{threshold} of {} {class} devices installed at {at}{}",
+                            devices.len(),
+                            clamped.note()
                         ),
                     )
                 }
@@ -320,7 +375,10 @@ fn time_to_compliance(
                     (
                         so_far,
                         status,
-                        format!("{threshold} of {class} devices not yet installed"),
+                        format!(
+                            "{threshold} of {class} devices not yet installed{}",
+                            clamped.note()
+                        ),
                     )
                 }
             };

@@ -73,7 +73,27 @@ macro_rules! id_type {
                 Self::parse(s)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
+}
+
+/// What [`check_id`] accepts, as the API document states it (an ECMA-262 pattern).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]{1,128}$";
+
+fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_LEN))
+        .pattern(Some(ID_PATTERN))
+        .into()
 }
 
 id_type!(

@@ -1,6 +1,7 @@
 //! The governance domain of EUCORA.
 //!
-//! Everything here is pure: no AWS types, no I/O, no clock reads. Time is always passed in as a
+//! Everything here is pure: no AWS types, no I/O, no clock reads (the [`Clock`] type is defined
+//! here for the adapters to share; nothing here reads it). Time is always passed in as a
 //! [`Timestamp`]. The functions and adapters around this crate turn HTTP requests, queue messages
 //! and table items into these types and back.
 //!
@@ -35,4 +36,4 @@ pub mod time;
 pub use fields::FieldError;
 pub use ids::{ActorId, CorrelationId, DeploymentId, ExceptionId, IncidentId};
 pub use ring::Ring;
-pub use time::Timestamp;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

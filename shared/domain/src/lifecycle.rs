@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::ring::Ring;
 
 /// Where a deployment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeploymentState {
     /// Evidence stored, not yet scored.

@@ -1,5 +1,5 @@
 //! A closed set of string values (`"air_gapped"`, `"BUSINESS_CRITICAL"`): enum, serde, `FromStr`,
-//! the list of all values, and the wire spelling, from one declaration.
+//! the list of all values, the wire spelling and the OpenAPI schema, from one declaration.
 
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $key:literal),+ $(,)? }) => {
@@ -49,5 +49,17 @@ macro_rules! string_enum {
                 })
             }
         }
+
+        /// The API document's schema: a string, one of the wire spellings.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($key),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }

@@ -78,6 +78,22 @@ impl<'de> Deserialize<'de> for Ring {
     }
 }
 
+/// The API document's schema: the ring's number.
+impl utoipa::PartialSchema for Ring {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(4))
+            .description(Some(
+                "A ring: 0 Lab, 1 Canary, 2 Pilot, 3 Department, 4 Global",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Ring {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,7 +123,19 @@ rubric!(
 );
 
 /// The eight factors of risk model v1.0, in the order the assessment lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Factor {
     PrivilegeImpact,
@@ -182,7 +194,19 @@ pub struct FactorLevels {
 }
 
 /// A risk score, `0..=100`, rounded half up from the exact weighted sum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct RiskScore(u8);
 
@@ -206,7 +230,7 @@ impl fmt::Display for RiskScore {
 }
 
 /// One line of the explanation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FactorContribution {
     pub factor: Factor,
     /// The rubric level the evidence placed this factor at (`None` when values were given directly).
@@ -218,7 +242,7 @@ pub struct FactorContribution {
 }
 
 /// Why a deployment may not be published, whatever its score.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "code", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PublishBlocker {
     #[error(
@@ -232,7 +256,7 @@ pub enum PublishBlocker {
 }
 
 /// The explained result of scoring one submission.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RiskAssessment {
     pub model_version: String,
     pub policy_version: String,

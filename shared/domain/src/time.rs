@@ -1,6 +1,12 @@
 //! Time, passed in. The domain never reads a clock; callers hand it a [`Timestamp`].
+//!
+//! The one clock type of the system lives here too: [`Clock`] is what the adapters, the
+//! connectors, the simulators and the local stack read "now" from, so that a test can hand all of
+//! them the same [`ManualClock`] and nothing it checks depends on the date, the time zone or the
+//! machine's speed. Production code is handed a [`SystemClock`].
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
@@ -83,6 +89,76 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The API document's schema: an RFC 3339 date-time (written in UTC).
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
+/// Where "now" comes from. Every part that needs the time is handed one (never reads the system
+/// clock itself); the domain's decisions are then handed the value it read.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock (UTC), as the Lambda functions read it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Timestamp::from_unix_millis(ms).unwrap_or(Timestamp(OffsetDateTime::UNIX_EPOCH))
+    }
+}
+
+/// A clock that stands still until it is moved: the one clock of a test. Clones share the time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<Timestamp>>);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(start)))
+    }
+
+    /// Moves the clock forward by `by` (a negative duration is ignored: time never runs back).
+    pub fn advance(&self, by: Duration) {
+        if by.is_positive() {
+            let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            *t = t.plus(by);
+        }
+    }
+
+    /// Moves the clock to `to` if that is later than now.
+    pub fn advance_to(&self, to: Timestamp) {
+        let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if to > *t {
+            *t = to;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
 /// Whole hours in a duration, as a float for display (`36.5`).
 pub fn hours(d: Duration) -> f64 {
     #[allow(clippy::cast_precision_loss)] // durations here are far below 2^52 ms
@@ -99,6 +175,17 @@ mod tests {
         let t = Timestamp::parse("2026-11-23T12:00:00+02:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-23T10:00:00Z");
         assert_eq!(Timestamp::parse("yesterday"), Err(InvalidTimestamp));
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_forward_and_its_clones_share_it() {
+        let t = Timestamp::parse("2026-11-23T10:00:00Z").unwrap();
+        let c = ManualClock::new(t);
+        let shared = c.clone();
+        c.advance(Duration::hours(2));
+        c.advance(Duration::hours(-5));
+        c.advance_to(t);
+        assert_eq!(shared.now(), t.plus(Duration::hours(2)));
     }
 
     #[test]

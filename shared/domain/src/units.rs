@@ -94,6 +94,19 @@ impl<'de> Deserialize<'de> for Normalised {
     }
 }
 
+/// The API document's schema: a number from 0 to 1, at most three decimals.
+impl utoipa::PartialSchema for Normalised {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Normalised {}
+
 /// A percentage held in hundredths of a percent (basis points, `0..=10000`): 97 % is 9700.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Percent(u32);
@@ -164,6 +177,20 @@ impl<'de> Deserialize<'de> for Percent {
         Percent::from_decimal(f64::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
+
+/// The API document's schema: a percentage from 0 to 100, at most two decimals.
+impl utoipa::PartialSchema for Percent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(100))
+            .multiple_of(Some(0.01))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Percent {}
 
 #[cfg(test)]
 mod tests {

@@ -213,6 +213,9 @@ fn time_to_compliance_exactly_at_the_limit_passes_and_just_over_fails_for_every_
         assert_eq!(ttc.status, GateStatus::Pass, "{site} at the limit");
         assert_eq!(d.verdict, Verdict::Promote, "{site}");
 
+        // Evaluated after the late installs (an install later than the evaluation is clock skew,
+        // clamped: see the skew tests below).
+        c.elapsed = c.elapsed.max(limit + Duration::hours(1));
         c.devices = devices(*site, 100, 0, 0, t0().plus(limit + Duration::seconds(1)));
         let d = c.run();
         let ttc = d
@@ -254,6 +257,81 @@ fn time_to_compliance_is_judged_per_site_class() {
             .whole_hours(),
         72
     );
+}
+
+fn ttc(d: &eucora_domain::gates::GateDecision) -> &eucora_domain::gates::GateCheck {
+    d.check(GateKind::TimeToCompliance)
+        .expect("a time-to-compliance check")
+}
+
+/// A platform whose clock runs ahead stamps installs after our evaluation time: they are counted
+/// at the evaluation time, so time to compliance is never more than the time in the ring, and the
+/// detail says so.
+#[test]
+fn install_times_from_a_platform_clock_ahead_are_clamped_to_the_evaluation_time() {
+    let mut c = Case::passing(Ring::Canary);
+    c.elapsed = Duration::hours(20);
+    // Installed within 20 h by our clock, stamped 177 h in by the platform's.
+    c.devices = devices(
+        SiteClass::Online,
+        100,
+        0,
+        0,
+        t0().plus(Duration::hours(177)),
+    );
+    let d = c.run();
+    let check = ttc(&d);
+    assert_eq!(check.status, GateStatus::Pass, "{}", check.detail);
+    assert_eq!(
+        check.actual,
+        eucora_domain::gates::Measure::Hours(eucora_domain::time::hours(c.elapsed))
+    );
+    assert!(
+        check.detail.contains(
+            "100 install time(s) later than the evaluation time (platform clock ahead) counted at the evaluation time"
+        ),
+        "{}",
+        check.detail
+    );
+    // Still observing (48 h in Ring 1): a hold, not the halt an inflated 177 h would cause.
+    assert_eq!(d.verdict, Verdict::Hold, "{:?}", d.reasons());
+}
+
+/// A platform whose clock runs behind stamps installs before the ring was entered: they are
+/// counted at the entry, so time to compliance is never negative, and the detail says so.
+#[test]
+fn install_times_from_a_platform_clock_behind_are_clamped_to_the_ring_entry() {
+    let mut c = Case::passing(Ring::Canary);
+    c.devices = devices(SiteClass::Online, 60, 0, 0, t0().plus(Duration::hours(-3)));
+    c.devices.extend(devices(
+        SiteClass::Online,
+        40,
+        0,
+        0,
+        t0().plus(Duration::hours(2)),
+    ));
+    let d = c.run();
+    let check = ttc(&d);
+    assert_eq!(check.status, GateStatus::Pass, "{}", check.detail);
+    // 95 % of 100 is reached by the 95th install: the 60 clamped to the entry plus 35 at 2 h.
+    assert_eq!(check.actual, eucora_domain::gates::Measure::Hours(2.0));
+    assert!(
+        check.detail.contains(
+            "60 install time(s) earlier than the ring entry (platform clock behind) counted at the entry"
+        ),
+        "{}",
+        check.detail
+    );
+    // All behind: compliance at the entry, zero hours, never negative.
+    c.devices = devices(
+        SiteClass::Online,
+        100,
+        0,
+        0,
+        t0().plus(Duration::hours(-10)),
+    );
+    let d = c.run();
+    assert_eq!(ttc(&d).actual, eucora_domain::gates::Measure::Hours(0.0));
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //!   or create the Win32 LOB app; content version, file, block upload to the storage URI, commit,
 //!   committed content version; wait until published; assign the ring's group by reading the
 //!   assignments and posting the merged list (`assign` replaces all of them).
-//! - Status: the v1.0 `retrieveDeviceAppInstallationStatusReport`, paged with `skip`/`top`.
+//! - Status: the v1.0 `retrieveDeviceAppInstallationStatusReport`, paged with `skip`/`top`; its
+//!   rows (one per device and user) folded into one result per device, the worst state winning
+//!   (`report::one_per_device`).
 //! - Rollback: `uninstall` intent for the ring's group, or (re-pin) remove the group from this
 //!   version so the previous version's assignment applies again.
 //! - Every call carries `client-request-id` (the correlation id, as a GUID when it is not one) and
@@ -16,5 +18,6 @@ pub mod client;
 pub mod intunewin;
 mod model;
 mod publish;
+pub mod report;
 
 pub use client::{IntuneClient, IntuneConfig, client_request_id};

@@ -559,7 +559,8 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
         }
         skip += rows as u64;
         if rows == 0 || skip >= report.total_row_count {
-            return Ok(out);
+            // A row per device and user: a shared PC is one device.
+            return Ok(crate::report::one_per_device(out));
         }
     }
 }

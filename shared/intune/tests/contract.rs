@@ -187,6 +187,87 @@ async fn status_reads_the_install_report_with_paging() {
     assert!(results.iter().all(|r| r.platform == Kind::Windows));
 }
 
+/// A ring of 20 PCs, 6 of them shared: the report has 36 rows (one per device and user), the
+/// connector answers 20 results, and the gate counts 19 of 20 devices installed (95 %, under
+/// Ring 1's 97 %), where counting rows would have read 35 of 36 (97.2 %) and promoted.
+#[tokio::test]
+async fn a_ring_with_shared_pcs_has_one_result_per_device_and_the_gate_counts_devices() {
+    use eucora_domain::evidence::SiteClass;
+    use eucora_domain::exception::Waivers;
+    use eucora_domain::gates::{GateInput, GateKind, GateStatus, evaluate};
+    use eucora_domain::policy::Policy;
+    use eucora_sim_intune::DeviceOutcome;
+
+    let f = fixture(SimConfig::default()).await;
+    let hour = Duration::from_secs(3600);
+    let mut devices = Vec::new();
+    for i in 0..14 {
+        devices.push(SimDevice::installed(
+            &format!("pc-{i}"),
+            &format!("PC{i}"),
+            hour,
+        ));
+    }
+    for i in 0..5 {
+        let users: Vec<String> = (0..4)
+            .map(|u| format!("user{u}.shared{i}@contoso.com"))
+            .collect();
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+        devices.push(
+            SimDevice::installed(&format!("shared-{i}"), &format!("SHARED{i}"), hour)
+                .shared_by(&users),
+        );
+    }
+    devices.push(
+        SimDevice::installed("kiosk", "KIOSK", hour)
+            .shared_by(&["ann@contoso.com"])
+            .with_user_outcome(
+                "bob@contoso.com",
+                DeviceOutcome::Failed { error_code: 1603 },
+            ),
+    );
+    f.sim.add_group("grp-canary", devices);
+    let j = job(&f, Ring::Canary, "grp-canary");
+    f.client.publish(&mut cx(&f), &j).await.unwrap();
+    f.sim.advance(2 * hour);
+
+    let results = f.client.query_status(&mut cx(&f), &j).await.unwrap();
+    assert_eq!(results.len(), 20, "one result per device, not per user");
+    let mut ids: Vec<&str> = results.iter().map(|r| r.device_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    assert_eq!(count(InstallOutcome::Installed), 19);
+    assert_eq!(count(InstallOutcome::Failed), 1);
+    let kiosk = results.iter().find(|r| r.device_id == "kiosk").unwrap();
+    assert_eq!(
+        kiosk.outcome,
+        InstallOutcome::Failed,
+        "one user's failure fails the device"
+    );
+    let policy = Policy::bundled();
+    let entered = j.now;
+    let decision = evaluate(
+        &GateInput {
+            ring: Ring::Canary,
+            entered_at: entered,
+            now: entered.plus(policy.gates.ring(Ring::Canary).min_observation),
+            devices: &results,
+            planned_site_class: SiteClass::Online,
+            open_incidents: 0,
+            rollback_validated: true,
+            next: None,
+            waivers: &Waivers::default(),
+        },
+        &policy,
+    );
+    let rate = decision.check(GateKind::SuccessRate).unwrap();
+    assert_eq!(rate.status, GateStatus::Fail, "{}", rate.detail);
+    assert_eq!(rate.actual.to_string(), "95.00 %");
+    assert!(rate.detail.contains("1 of 20 devices"), "{}", rate.detail);
+}
+
 #[tokio::test]
 async fn rollback_assigns_the_uninstall_intent() {
     let f = fixture(SimConfig::default()).await;

@@ -1,5 +1,6 @@
-//! The Jamf Pro client: tokens (`OAuth` or Basic), at most 5 requests in flight, the load
-//! balancer's cookie kept, one place that sends, classifies, refreshes on 401 and records.
+//! The Jamf Pro client: tokens (`OAuth` or Basic), this container's share of Jamf's 5 concurrent
+//! connections, the load balancer's cookie kept, one place that sends, classifies, refreshes on
+//! 401 and records.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,20 +15,103 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 
-/// How patient to be, and how many requests may be in flight to the server.
+/// Jamf asks clients to keep to 5 concurrent connections or fewer to one server.
+pub const JAMF_CONNECTION_LIMIT: usize = 5;
+
+/// The environment variable that carries how many connector containers may run at once: the
+/// template sets it from the same parameter as the SQS event source's `MaximumConcurrency`.
+pub const CONTAINERS_ENV: &str = "JAMF_CONNECTOR_CONTAINERS";
+
+/// How patient to be, and how many requests this container may have in flight to the server.
+///
+/// # The limit across containers
+/// Jamf's limit (never more than [`JAMF_CONNECTION_LIMIT`] concurrent connections to one server)
+/// is for the whole fleet, and SQS may run up to `containers` connector containers at once (the
+/// event source's `MaximumConcurrency`). Each container keeps to a fixed share,
+/// `fleet_limit / containers` rounded down (2 each for the 2 containers the template allows, so 4
+/// at most), so the sum can never pass the limit whatever the containers do, with no shared state.
+///
+/// A lease in DynamoDB (like the circuit breaker's) would let one busy container use all 5, but
+/// adds a conditional write before and after every request, a lease expiry to choose for a
+/// container that dies holding one, and a DynamoDB outage that stops Jamf traffic. The connector
+/// sends a handful of requests per command and SQS already spreads the commands, so the fixed
+/// share costs little throughput and cannot be wrong at run time.
 #[derive(Debug, Clone)]
 pub struct JamfConfig {
     pub timeout: Duration,
-    /// Jamf asks clients to keep to 5 concurrent connections or fewer.
-    pub max_in_flight: usize,
+    /// Concurrent requests allowed to one Jamf Pro server across every container.
+    pub fleet_limit: usize,
+    /// How many containers may call the server at once (at least 1).
+    pub containers: usize,
 }
 
 impl Default for JamfConfig {
+    /// One container with the whole limit (a local stack or a test).
     fn default() -> Self {
         JamfConfig {
             timeout: Duration::from_secs(20),
-            max_in_flight: 5,
+            fleet_limit: JAMF_CONNECTION_LIMIT,
+            containers: 1,
         }
+    }
+}
+
+impl JamfConfig {
+    /// The configuration for `containers` containers sharing the server.
+    ///
+    /// # Errors
+    /// `containers` is 0 or more than the fleet limit (a container would get no share).
+    pub fn for_containers(containers: usize) -> Result<JamfConfig, CallError> {
+        let cfg = JamfConfig {
+            containers,
+            ..JamfConfig::default()
+        };
+        cfg.max_in_flight().map(|_| cfg)
+    }
+
+    /// Reads [`CONTAINERS_ENV`] (once, in `main`).
+    ///
+    /// # Errors
+    /// The variable is missing, not a number, or out of range (see [`JamfConfig::for_containers`]).
+    pub fn from_env() -> Result<JamfConfig, CallError> {
+        let raw = std::env::var(CONTAINERS_ENV).map_err(|_| {
+            CallError::invalid_payload(
+                "config",
+                "INVALID_CONFIG",
+                format!("{CONTAINERS_ENV} is not set"),
+            )
+        })?;
+        let containers = raw.trim().parse::<usize>().map_err(|_| {
+            CallError::invalid_payload(
+                "config",
+                "INVALID_CONFIG",
+                format!("{CONTAINERS_ENV} must be a whole number, got {raw:?}"),
+            )
+        })?;
+        JamfConfig::for_containers(containers)
+    }
+
+    /// This container's share of the fleet limit: `fleet_limit / containers`, rounded down.
+    ///
+    /// # Errors
+    /// The share would be 0 (more containers than the limit allows), or `containers` is 0.
+    pub fn max_in_flight(&self) -> Result<usize, CallError> {
+        let share = self
+            .fleet_limit
+            .min(JAMF_CONNECTION_LIMIT)
+            .checked_div(self.containers)
+            .unwrap_or(0);
+        if share == 0 {
+            return Err(CallError::invalid_payload(
+                "config",
+                "INVALID_CONFIG",
+                format!(
+                    "{} containers cannot share {} connections to Jamf Pro (1 to {} containers)",
+                    self.containers, self.fleet_limit, self.fleet_limit
+                ),
+            ));
+        }
+        Ok(share)
     }
 }
 
@@ -72,6 +156,12 @@ impl Answer {
         serde_json::from_str(&self.body)
             .map_err(|e| CallError::no_answer(op, format!("unreadable answer: {e}")))
     }
+
+    /// The Classic API's XML answer, read into `T`.
+    pub fn xml<T: serde::de::DeserializeOwned>(&self, op: &str) -> Result<T, CallError> {
+        crate::xml::read(&self.body)
+            .map_err(|e| CallError::no_answer(op, format!("unreadable XML answer: {e}")))
+    }
 }
 
 /// Jamf Pro.
@@ -88,24 +178,6 @@ impl<C, A> std::fmt::Debug for JamfClient<C, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JamfClient").finish_non_exhaustive()
     }
-}
-
-/// The Classic API's HTML error page: the reason is in the second `<p>`.
-fn html_reason(body: &str) -> Option<String> {
-    let ps = crate::xml::all(body, "p");
-    ps.get(1).or_else(|| ps.first()).map(|p| {
-        let mut t = String::new();
-        let mut in_tag = false;
-        for ch in p.chars() {
-            match ch {
-                '<' => in_tag = true,
-                '>' => in_tag = false,
-                c if !in_tag => t.push(c),
-                _ => {}
-            }
-        }
-        t.trim().to_owned()
-    })
 }
 
 /// The platform's error code and message: the Jamf Pro API's JSON errors, or the Classic API's HTML page.
@@ -127,7 +199,7 @@ fn error_code(status: u16, body: &str) -> (String, String) {
             )
         }
         _ => {
-            let reason = html_reason(body).unwrap_or_default();
+            let reason = crate::xml::html_reason(body).unwrap_or_default();
             let code = match status {
                 409 => "CONFLICT".to_owned(),
                 400 => "JAMF_INVALID_PAYLOAD".to_owned(),
@@ -159,13 +231,17 @@ struct ApiError {
 }
 
 impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
+    /// # Errors
+    /// The configuration leaves this container no share of the limit, or the HTTP client
+    /// cannot be built.
     pub fn new(cfg: &JamfConfig, creds: C, artifacts: A) -> Result<JamfClient<C, A>, CallError> {
+        let max_in_flight = cfg.max_in_flight()?;
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(Duration::from_secs(5))
             // Keeps jpro-ingress (and the older APBALANCEID / AWSALB) between requests.
             .cookie_store(true)
-            .pool_max_idle_per_host(cfg.max_in_flight)
+            .pool_max_idle_per_host(max_in_flight)
             .build()
             .map_err(|e| CallError::no_answer("client", e.to_string()))?;
         Ok(JamfClient {
@@ -173,7 +249,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             creds,
             artifacts,
             token: Mutex::new(None),
-            in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.clamp(1, 5))),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
             server: Mutex::new(None),
         })
     }
@@ -525,5 +601,40 @@ impl<C: Credentials, A: ArtifactSource> Platform for JamfClient<C, A> {
 
     async fn rollback(&self, cx: &mut CallContext, job: &Job<'_>) -> Result<Value, CallError> {
         crate::publish::rollback(self, cx, job).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JAMF_CONNECTION_LIMIT, JamfConfig};
+
+    #[test]
+    fn each_container_gets_its_share_of_the_limit() {
+        assert_eq!(JamfConfig::default().max_in_flight().unwrap(), 5);
+        for containers in 1..=JAMF_CONNECTION_LIMIT {
+            let share = JamfConfig::for_containers(containers)
+                .unwrap()
+                .max_in_flight()
+                .unwrap();
+            assert!(share >= 1);
+            assert!(
+                share * containers <= JAMF_CONNECTION_LIMIT,
+                "{containers} containers x {share}"
+            );
+        }
+        assert_eq!(
+            JamfConfig::for_containers(2)
+                .unwrap()
+                .max_in_flight()
+                .unwrap(),
+            2
+        );
+        assert!(JamfConfig::for_containers(0).is_err());
+        assert!(JamfConfig::for_containers(6).is_err());
+        let generous = JamfConfig {
+            fleet_limit: 50,
+            ..JamfConfig::default()
+        };
+        assert_eq!(generous.max_in_flight().unwrap(), 5, "never above Jamf's 5");
     }
 }

@@ -4,8 +4,9 @@
 //!   `/api/oauth/token`; without `OAuth` credentials (or on a server without it), a Basic-auth user
 //!   token from `/api/v1/auth/token`, kept alive with `/api/v1/auth/keep-alive`. Tokens are renewed
 //!   5 minutes early, and on a 401 (token and secret refreshed once, then one retry).
-//! - Never more than 5 requests in flight to one server (Jamf's guidance; it has no rate limiting),
-//!   and the load balancer's `jpro-ingress` cookie is kept so that create-then-use sequences reach
+//! - Never more than 5 requests in flight to one server across every connector container (Jamf's
+//!   guidance; it has no rate limiting): each container keeps to its share, 5 divided by the
+//!   containers SQS may run at once (see [`JamfConfig`]), and the load balancer's `jpro-ingress` cookie is kept so that create-then-use sequences reach
 //!   the node that created the object.
 //! - Publish: find or create the package (Jamf Pro API) and upload it; find or create the policy
 //!   (Classic XML API) with the `control-plane-auto` category, the package, the version pin in its
@@ -18,4 +19,4 @@ mod client;
 mod publish;
 mod xml;
 
-pub use client::{JamfClient, JamfConfig};
+pub use client::{CONTAINERS_ENV, JAMF_CONNECTION_LIMIT, JamfClient, JamfConfig};

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::client::{JamfClient, Payload};
-use crate::xml::{all, esc, text};
+use crate::xml::{
+    CategoryDoc, General, GroupAnswer, GroupsDoc, HistoryAnswer, IdRef, NameRef,
+    PackageConfigurationDoc, PackageRef, PackagesDoc, PolicyAnswer, PolicyDoc, PolicyLog, ScopeDoc,
+};
 
 /// The category every policy EUCORA manages carries.
 pub const CATEGORY: &str = "control-plane-auto";
@@ -153,7 +156,13 @@ async fn create_category<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
 ) -> Result<(), CallError> {
-    let xml = format!("<category><name>{CATEGORY}</name><priority>9</priority></category>");
+    let xml = to_xml(
+        "create_category",
+        &CategoryDoc {
+            name: CATEGORY.to_owned(),
+            priority: 9,
+        },
+    )?;
     match c
         .call(
             cx,
@@ -171,31 +180,58 @@ async fn create_category<C: Credentials, A: ArtifactSource>(
     }
 }
 
-fn policy_xml(job: &Job<'_>, package_id: &str) -> String {
-    let s = &job.deployment.submission;
-    format!(
-        "<policy><general><name>{name}</name><enabled>true</enabled><trigger_checkin>true</trigger_checkin>\
-         <frequency>Once per computer</frequency><category><name>{CATEGORY}</name></category>\
-         <notes>{notes}</notes></general>\
-         <scope><computer_groups><computer_group><id>{group}</id></computer_group></computer_groups></scope>\
-         <package_configuration><packages><package><id>{package_id}</id><action>Install</action></package></packages></package_configuration></policy>",
-        name = esc(&policy_name(job)),
-        notes = esc(&format!(
-            "eucora-pin: {} {} package {package_id} correlation {}",
-            s.app.name,
-            s.app.version,
-            job.deployment.correlation_id()
-        )),
-        group = esc(job.group_id),
-    )
+/// A document to send, written by quick-xml.
+fn to_xml<T: serde::Serialize>(op: &str, doc: &T) -> Result<String, CallError> {
+    crate::xml::write(doc).map_err(|e| {
+        CallError::invalid_payload(op, "JAMF_INVALID_PAYLOAD", format!("unwritable XML: {e}"))
+    })
 }
 
-/// The policy's id and XML, if it exists.
+fn policy_xml(job: &Job<'_>, package_id: &str) -> Result<String, CallError> {
+    let s = &job.deployment.submission;
+    let doc = PolicyDoc {
+        general: Some(General {
+            name: policy_name(job),
+            enabled: true,
+            trigger_checkin: true,
+            frequency: "Once per computer".to_owned(),
+            category: NameRef {
+                name: CATEGORY.to_owned(),
+            },
+            notes: format!(
+                "eucora-pin: {} {} package {package_id} correlation {}",
+                s.app.name,
+                s.app.version,
+                job.deployment.correlation_id()
+            ),
+        }),
+        scope: Some(scope(&[job.group_id.to_owned()])),
+        package_configuration: Some(PackageConfigurationDoc {
+            packages: PackagesDoc {
+                package: vec![PackageRef {
+                    id: package_id.to_owned(),
+                    action: "Install".to_owned(),
+                }],
+            },
+        }),
+    };
+    to_xml("create_policy", &doc)
+}
+
+fn scope(groups: &[String]) -> ScopeDoc {
+    ScopeDoc {
+        computer_groups: GroupsDoc {
+            computer_group: groups.iter().map(|id| IdRef { id: id.clone() }).collect(),
+        },
+    }
+}
+
+/// The policy's id and document, if it exists.
 async fn find_policy<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
-) -> Result<Option<(String, String)>, CallError> {
+) -> Result<Option<(String, PolicyAnswer)>, CallError> {
     let path = format!(
         "/JSSResource/policies/name/{}",
         percent_encode(&policy_name(job))
@@ -211,22 +247,13 @@ async fn find_policy<C: Credentials, A: ArtifactSource>(
         )
         .await
     {
-        Ok(a) => Ok(text(&a.body, "id").map(|id| (id, a.body))),
+        Ok(a) => {
+            let policy: PolicyAnswer = a.xml("find_policy")?;
+            Ok(policy.policy_id().map(|id| (id, policy)))
+        }
         Err(e) if e.status == Some(404) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn scope_groups(policy: &str) -> Vec<String> {
-    all(policy, "scope")
-        .first()
-        .map(|scope| {
-            all(scope, "computer_group")
-                .iter()
-                .filter_map(|g| text(g, "id"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn set_scope<C: Credentials, A: ArtifactSource>(
@@ -235,13 +262,13 @@ async fn set_scope<C: Credentials, A: ArtifactSource>(
     policy_id: &str,
     groups: &[String],
 ) -> Result<(), CallError> {
-    let inner = groups.iter().fold(String::new(), |mut acc, g| {
-        acc.push_str("<computer_group><id>");
-        acc.push_str(&esc(g));
-        acc.push_str("</id></computer_group>");
-        acc
-    });
-    let xml = format!("<policy><scope><computer_groups>{inner}</computer_groups></scope></policy>");
+    let xml = to_xml(
+        "update_policy_scope",
+        &PolicyDoc {
+            scope: Some(scope(groups)),
+            ..PolicyDoc::default()
+        },
+    )?;
     c.call(
         cx,
         "update_policy_scope",
@@ -259,8 +286,8 @@ async fn create_policy<C: Credentials, A: ArtifactSource>(
     cx: &mut CallContext,
     job: &Job<'_>,
     package_id: &str,
-) -> Result<(String, Option<String>), CallError> {
-    let xml = policy_xml(job, package_id);
+) -> Result<(String, Option<PolicyAnswer>), CallError> {
+    let xml = policy_xml(job, package_id)?;
     let ids = json!({ "package_id": package_id });
     let mut created = c
         .call(
@@ -288,15 +315,17 @@ async fn create_policy<C: Credentials, A: ArtifactSource>(
     }
     match created {
         Ok(a) => Ok((
-            text(&a.body, "id").ok_or_else(|| {
-                CallError::no_answer("create_policy", "no policy id in the answer")
-            })?,
+            a.xml::<PolicyAnswer>("create_policy")?
+                .policy_id()
+                .ok_or_else(|| {
+                    CallError::no_answer("create_policy", "no policy id in the answer")
+                })?,
             None,
         )),
         // Duplicate name: an earlier attempt created it.
         Err(e) if e.status == Some(409) => find_policy(c, cx, job)
             .await?
-            .map(|(id, xml)| (id, Some(xml)))
+            .map(|(id, policy)| (id, Some(policy)))
             .ok_or(e),
         Err(e) => Err(e),
     }
@@ -341,11 +370,11 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
     validate(job)?;
     let package_id = package(c, cx, job).await?;
     let (policy_id, existing) = match find_policy(c, cx, job).await? {
-        Some((id, xml)) => (id, Some(xml)),
+        Some((id, policy)) => (id, Some(policy)),
         None => create_policy(c, cx, job, &package_id).await?,
     };
-    if let Some(xml) = existing {
-        let mut groups = scope_groups(&xml);
+    if let Some(policy) = existing {
+        let mut groups = policy.scope_group_ids();
         if !groups.iter().any(|g| g == job.group_id) {
             groups.push(job.group_id.to_owned());
             set_scope(c, cx, &policy_id, &groups).await?;
@@ -359,24 +388,30 @@ pub async fn rollback<C: Credentials, A: ArtifactSource>(
     cx: &mut CallContext,
     job: &Job<'_>,
 ) -> Result<Value, CallError> {
-    let Some((policy_id, xml)) = find_policy(c, cx, job).await? else {
+    let Some((policy_id, policy)) = find_policy(c, cx, job).await? else {
         return Ok(json!({ "rolled_back": false, "reason": "the policy was never created" }));
     };
     let strategy = job.deployment.submission.evidence.rollback.strategy;
     match strategy {
         RollbackStrategy::Uninstall => {
-            let packages = all(&xml, "package")
-                .iter()
-                .filter_map(|p| text(p, "id"))
-                .fold(String::new(), |mut acc, id| {
-                    acc.push_str("<package><id>");
-                    acc.push_str(&esc(&id));
-                    acc.push_str("</id><action>Uninstall</action></package>");
-                    acc
-                });
-            let body = format!(
-                "<policy><package_configuration><packages>{packages}</packages></package_configuration></policy>"
-            );
+            let body = to_xml(
+                "rollback_uninstall",
+                &PolicyDoc {
+                    package_configuration: Some(PackageConfigurationDoc {
+                        packages: PackagesDoc {
+                            package: policy
+                                .package_ids()
+                                .into_iter()
+                                .map(|id| PackageRef {
+                                    id,
+                                    action: "Uninstall".to_owned(),
+                                })
+                                .collect(),
+                        },
+                    }),
+                    ..PolicyDoc::default()
+                },
+            )?;
             c.call(
                 cx,
                 "rollback_uninstall",
@@ -388,7 +423,8 @@ pub async fn rollback<C: Credentials, A: ArtifactSource>(
             .await?;
         }
         RollbackStrategy::RepinPrevious => {
-            let groups: Vec<String> = scope_groups(&xml)
+            let groups: Vec<String> = policy
+                .scope_group_ids()
                 .into_iter()
                 .filter(|g| g != job.group_id)
                 .collect();
@@ -419,10 +455,7 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
             json!({ "group_id": job.group_id }),
         )
         .await?;
-    let computers: Vec<String> = all(&group.body, "computer")
-        .iter()
-        .filter_map(|x| text(x, "id"))
-        .collect();
+    let computers = group.xml::<GroupAnswer>("read_group")?.computer_ids();
     let mut out = Vec::new();
     for id in computers {
         let history = c
@@ -435,13 +468,15 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
                 json!({ "computer_id": id }),
             )
             .await?;
-        let log = all(&history.body, "policy_log")
-            .into_iter()
+        let history: HistoryAnswer = history.xml("policy_logs")?;
+        let log = history
+            .logs()
+            .iter()
             .rev()
-            .find(|l| text(l, "policy_id").as_deref() == Some(policy_id.as_str()));
+            .find(|l| l.policy_id.as_deref().map(str::trim) == Some(policy_id.as_str()));
         let (outcome, at) = match log {
             Some(l) => {
-                let outcome = match text(l, "status").as_deref() {
+                let outcome = match l.status.as_deref().map(str::trim) {
                     Some("Completed") => InstallOutcome::Installed,
                     Some("Failed") => InstallOutcome::Failed,
                     _ => InstallOutcome::Pending,
@@ -465,11 +500,15 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
 /// When a policy log entry was written: `date_time_epoch` (milliseconds), else `date_time_utc`,
 /// which the Classic API writes as `2026-01-04T10:15:30.000+0000` (not RFC 3339: no colon in
 /// the offset).
-fn log_time(log: &str) -> Option<eucora_domain::Timestamp> {
-    if let Some(ms) = text(log, "date_time_epoch").and_then(|t| t.trim().parse::<i64>().ok()) {
+fn log_time(log: &PolicyLog) -> Option<eucora_domain::Timestamp> {
+    if let Some(ms) = log
+        .date_time_epoch
+        .as_deref()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+    {
         return eucora_domain::Timestamp::from_unix_millis(ms).ok();
     }
-    let utc = text(log, "date_time_utc")?;
+    let utc = log.date_time_utc.as_deref()?.trim().to_owned();
     let rfc3339 = match utc.strip_suffix("+0000") {
         Some(head) => format!("{head}Z"),
         None => utc,
@@ -480,20 +519,27 @@ fn log_time(log: &str) -> Option<eucora_domain::Timestamp> {
 #[cfg(test)]
 mod log_time_tests {
     use super::log_time;
+    use crate::xml::PolicyLog;
+
+    fn log(xml: &str) -> PolicyLog {
+        crate::xml::read(&format!("<policy_log>{xml}</policy_log>")).unwrap()
+    }
 
     #[test]
     fn reads_the_classic_api_log_times() {
         let at = eucora_domain::Timestamp::parse("2026-01-04T10:15:30Z").unwrap();
         assert_eq!(
-            log_time("<date_time_utc>2026-01-04T10:15:30.000+0000</date_time_utc>"),
+            log_time(&log(
+                "<date_time_utc>2026-01-04T10:15:30.000+0000</date_time_utc>"
+            )),
             Some(at)
         );
         assert_eq!(
-            log_time(
+            log_time(&log(
                 "<date_time_epoch>1767521730000</date_time_epoch><date_time_utc>x</date_time_utc>"
-            ),
+            )),
             Some(at)
         );
-        assert_eq!(log_time("<status>Completed</status>"), None);
+        assert_eq!(log_time(&log("<status>Completed</status>")), None);
     }
 }

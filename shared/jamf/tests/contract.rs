@@ -19,6 +19,7 @@ struct Fixture {
     sim: SimHandle,
     creds: StaticCredentials,
     client: JamfClient<StaticCredentials, MemoryArtifacts>,
+    artifacts: MemoryArtifacts,
     record: DeploymentRecord,
 }
 
@@ -65,11 +66,12 @@ async fn fixture(config: SimConfig, creds: impl Fn(&SimHandle) -> String) -> Fix
     )
     .await;
     let creds = StaticCredentials::new(&creds(&sim));
-    let client = JamfClient::new(&JamfConfig::default(), creds.clone(), artifacts).unwrap();
+    let client = JamfClient::new(&JamfConfig::default(), creds.clone(), artifacts.clone()).unwrap();
     Fixture {
         sim,
         creds,
         client,
+        artifacts,
         record,
     }
 }
@@ -395,6 +397,59 @@ async fn never_more_than_5_requests_in_flight() {
     let peak = f.sim.peak_concurrency();
     assert!(peak <= 5, "peak {peak}");
     assert!(peak >= 4, "the load was parallel (peak {peak})");
+}
+
+/// Two connector containers, configured as the template runs them (2 at most, so 2 requests
+/// each), publishing and reading status at once against one server: together they never have
+/// more than 5 requests in flight, Jamf's limit for the whole fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_containers_together_stay_within_jamfs_limit() {
+    let f = fixture(
+        SimConfig {
+            max_concurrency_delay: Duration::from_millis(30),
+            ..SimConfig::default()
+        },
+        |sim| oauth(sim, SECRET),
+    )
+    .await;
+    f.client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    let config = JamfConfig::for_containers(2).unwrap();
+    let f = Arc::new(f);
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let container =
+            Arc::new(JamfClient::new(&config, f.creds.clone(), f.artifacts.clone()).unwrap());
+        for task in 0..8 {
+            let f = Arc::clone(&f);
+            let container = Arc::clone(&container);
+            tasks.push(tokio::spawn(async move {
+                let mut c = cx(&f);
+                let job = job(&f, Ring::Canary, "41");
+                if task % 2 == 0 {
+                    container.publish(&mut c, &job).await.map(|_| 0)
+                } else {
+                    container.query_status(&mut c, &job).await.map(|r| r.len())
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(f.sim.policies().len(), 1, "one policy for the fleet");
+    let peak = f.sim.peak_concurrency();
+    assert!(
+        peak <= 4,
+        "2 containers x 2 requests, at most (peak {peak})"
+    );
+    assert!(peak <= 5, "Jamf's limit (peak {peak})");
+    assert!(
+        peak >= 3,
+        "both containers were sending at once (peak {peak})"
+    );
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ pub struct RiskRecord {
 }
 
 /// A security incident attributed to the package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: IncidentId,
     pub severity: String,
@@ -38,7 +38,7 @@ pub struct Incident {
     pub resolved: Option<Resolution>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resolution {
     pub by: ActorId,
     pub at: Timestamp,

@@ -49,6 +49,20 @@ pub struct SimDevice {
     pub outcome: DeviceOutcome,
     /// Simulated time after the assignment at which the device reports.
     pub after: Duration,
+    /// The users who have signed in on the device. Intune's install status report has a row per
+    /// device and user, so a shared device appears once per user; with none named, the device
+    /// has one user, derived from its name.
+    pub users: Vec<SimUser>,
+}
+
+/// A user who has signed in on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimUser {
+    /// `UserPrincipalName`; the report derives `UserId` and `UserName` from it.
+    pub user_principal_name: String,
+    /// What this user's row reports when it differs from the device's outcome (an install that
+    /// failed in one user's session only); `None`: the device's outcome.
+    pub outcome: Option<DeviceOutcome>,
 }
 
 impl SimDevice {
@@ -59,6 +73,7 @@ impl SimDevice {
             name: name.to_owned(),
             outcome: DeviceOutcome::Installed,
             after,
+            users: Vec::new(),
         }
     }
 
@@ -69,6 +84,7 @@ impl SimDevice {
             name: name.to_owned(),
             outcome: DeviceOutcome::Failed { error_code },
             after,
+            users: Vec::new(),
         }
     }
 
@@ -79,7 +95,70 @@ impl SimDevice {
             name: name.to_owned(),
             outcome: DeviceOutcome::NeverReports,
             after: Duration::ZERO,
+            users: Vec::new(),
         }
+    }
+
+    /// A shared device: each of these users (user principal names) has signed in on it, and
+    /// the install status report has a row for each, with the device's outcome.
+    #[must_use]
+    pub fn shared_by(mut self, users: &[&str]) -> Self {
+        for user in users {
+            self.user(user);
+        }
+        self
+    }
+
+    /// One of the device's users (added when new) whose row reports `outcome` rather than the
+    /// device's.
+    #[must_use]
+    pub fn with_user_outcome(mut self, user: &str, outcome: DeviceOutcome) -> Self {
+        self.user(user).outcome = Some(outcome);
+        self
+    }
+
+    fn user(&mut self, upn: &str) -> &mut SimUser {
+        let index = match self
+            .users
+            .iter()
+            .position(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
+        {
+            Some(index) => index,
+            None => {
+                self.users.push(SimUser {
+                    user_principal_name: upn.to_owned(),
+                    outcome: None,
+                });
+                self.users.len() - 1
+            }
+        };
+        &mut self.users[index]
+    }
+
+    /// The users who have signed in, each with the outcome its row reports.
+    pub(crate) fn signed_in(&self) -> Vec<(String, DeviceOutcome)> {
+        if self.users.is_empty() {
+            return vec![(
+                crate::devices::user_principal_name(&self.name),
+                self.outcome,
+            )];
+        }
+        self.users
+            .iter()
+            .map(|u| {
+                (
+                    u.user_principal_name.clone(),
+                    u.outcome.unwrap_or(self.outcome),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the device reports at all: some user's row moves on from `pendingInstall`.
+    pub(crate) fn reports(&self) -> bool {
+        self.signed_in()
+            .iter()
+            .any(|(_, outcome)| *outcome != DeviceOutcome::NeverReports)
     }
 }
 

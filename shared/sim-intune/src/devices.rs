@@ -25,18 +25,34 @@ pub(crate) fn user_principal_name(device_name: &str) -> String {
     format!("user.{local}@contoso.onmicrosoft.com")
 }
 
-/// The Entra ID user id of a simulated device's user.
-pub(crate) fn user_id(device_id: &str) -> String {
-    derived_guid(0x05E5, fnv64(device_id))
+/// The Entra ID user id of a simulated user.
+pub(crate) fn user_id(user_principal_name: &str) -> String {
+    derived_guid(0x05E5, fnv64(&user_principal_name.to_ascii_lowercase()))
+}
+
+/// A simulated user's display name: the local part of the user principal name.
+pub(crate) fn user_name(user_principal_name: &str) -> String {
+    user_principal_name
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn device_json(device: &SimDevice, ctx: &Ctx) -> serde_json::Map<String, Value> {
     let hash = fnv64(&device.id);
+    // The primary user: the first who signed in.
+    let user = device
+        .signed_in()
+        .into_iter()
+        .next()
+        .map(|(upn, _)| upn)
+        .unwrap_or_default();
     let object = json!({
         "id": device.id,
         "deviceName": device.name,
-        "userPrincipalName": user_principal_name(&device.name),
-        "userId": user_id(&device.id),
+        "userPrincipalName": user,
+        "userId": user_id(&user),
         "operatingSystem": "Windows",
         "osVersion": "10.0.22631.4169",
         "complianceState": "compliant",

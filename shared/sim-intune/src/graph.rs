@@ -52,107 +52,177 @@ const READ_ONLY: [&str; 11] = [
     "supersedingAppCount",
     "supersededAppCount",
 ];
+/// Properties only the beta endpoint's types have (`mobileApp`, `mobileAppContentFile`): a v1.0
+/// answer leaves them out, as Graph v1.0's description (msgraph-metadata, `v1.0-Prod.csdl`)
+/// declares none of them.
+const BETA_ONLY: [&str; 6] = [
+    "roleScopeTagIds",
+    "dependentAppCount",
+    "supersedingAppCount",
+    "supersededAppCount",
+    "isAssigned",
+    "isFrameworkFile",
+];
 /// How long a content file's SAS URI stays valid (simulated wall clock).
 const SAS_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// The Graph routes the simulator knows (path segments lower-cased).
+/// What a Graph route serves; its keys (app, content version, file, ...) come with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route<'a> {
+enum Kind {
     Apps,
-    App(&'a str),
-    Assign(&'a str),
-    Assignments(&'a str),
-    Assignment(&'a str, &'a str),
-    ContentVersions(&'a str),
-    ContentVersion(&'a str, &'a str),
-    Files(&'a str, &'a str),
-    File(&'a str, &'a str, &'a str),
-    Commit(&'a str, &'a str, &'a str),
-    RenewUpload(&'a str, &'a str, &'a str),
+    App,
+    Assign,
+    Assignments,
+    Assignment,
+    ContentVersions,
+    ContentVersion,
+    Files,
+    File,
+    Commit,
+    RenewUpload,
     ManagedDevices,
-    ManagedDevice(&'a str),
+    ManagedDevice,
     Report,
+    /// The older report action, which only the beta endpoint still has (the fact sheet).
+    BetaReport,
 }
 
-fn route<'a>(segments: &[&'a str], version: &str) -> Option<Route<'a>> {
-    const CAST: &str = "microsoft.graph.win32lobapp";
-    Some(match *segments {
-        ["deviceappmanagement", "mobileapps"] => Route::Apps,
-        ["deviceappmanagement", "mobileapps", app] => Route::App(app),
-        ["deviceappmanagement", "mobileapps", app, "assign"] => Route::Assign(app),
-        ["deviceappmanagement", "mobileapps", app, "assignments"] => Route::Assignments(app),
-        ["deviceappmanagement", "mobileapps", app, "assignments", a] => Route::Assignment(app, a),
-        [
-            "deviceappmanagement",
-            "mobileapps",
-            app,
-            CAST,
-            "contentversions",
-        ] => Route::ContentVersions(app),
-        [
-            "deviceappmanagement",
-            "mobileapps",
-            app,
-            CAST,
-            "contentversions",
-            cv,
-        ] => Route::ContentVersion(app, cv),
-        [
-            "deviceappmanagement",
-            "mobileapps",
-            app,
-            CAST,
-            "contentversions",
-            cv,
-            "files",
-        ] => Route::Files(app, cv),
-        [
-            "deviceappmanagement",
-            "mobileapps",
-            app,
-            CAST,
-            "contentversions",
-            cv,
-            "files",
-            f,
-        ] => Route::File(app, cv, f),
-        [
-            "deviceappmanagement",
-            "mobileapps",
-            app,
-            CAST,
-            "contentversions",
-            cv,
-            "files",
-            f,
-            "commit",
-        ] => Route::Commit(app, cv, f),
-        [
-            "deviceappmanagement",
-            "mobileapps",
-            app,
-            CAST,
-            "contentversions",
-            cv,
-            "files",
-            f,
-            "renewupload",
-        ] => Route::RenewUpload(app, cv, f),
-        ["devicemanagement", "manageddevices"] => Route::ManagedDevices,
-        ["devicemanagement", "manageddevices", device] => Route::ManagedDevice(device),
-        [
-            "devicemanagement",
-            "reports",
-            "retrievedeviceappinstallationstatusreport",
-        ] => Route::Report,
-        // The fact sheet: only the beta endpoint still has the older action.
-        [
-            "devicemanagement",
-            "reports",
-            "getdeviceinstallstatusreport",
-        ] if version == "beta" => Route::Report,
-        _ => return None,
-    })
+/// Every Graph route the simulator serves, as lower-cased path tokens:
+/// - `{}` a key;
+/// - `!name` a bound action, called by its bare name or qualified by the namespace
+///   (`microsoft.graph.name`) or its alias (`graph.name`), as Graph accepts all three;
+/// - `#lob` a type cast to a line-of-business app (`mobileLobApp` or its `win32LobApp`), which
+///   Graph requires before a property that only those types have (`contentVersions`);
+/// - `#app?`, `#device?` an optional cast within the entity's own type family;
+/// - anything else a literal segment.
+///
+/// A cast, too, may name the namespace or its alias: `microsoft.graph.win32LobApp` and
+/// `graph.win32LobApp` reach the same resource.
+const ROUTES: [(&str, Kind); 15] = [
+    ("deviceappmanagement/mobileapps/#app?", Kind::Apps),
+    ("deviceappmanagement/mobileapps/#app?/{}/#app?", Kind::App),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#app?/!assign",
+        Kind::Assign,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#app?/assignments",
+        Kind::Assignments,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#app?/assignments/{}",
+        Kind::Assignment,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#lob/contentversions",
+        Kind::ContentVersions,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#lob/contentversions/{}",
+        Kind::ContentVersion,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#lob/contentversions/{}/files",
+        Kind::Files,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#lob/contentversions/{}/files/{}",
+        Kind::File,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#lob/contentversions/{}/files/{}/!commit",
+        Kind::Commit,
+    ),
+    (
+        "deviceappmanagement/mobileapps/#app?/{}/#lob/contentversions/{}/files/{}/!renewupload",
+        Kind::RenewUpload,
+    ),
+    (
+        "devicemanagement/manageddevices/#device?",
+        Kind::ManagedDevices,
+    ),
+    (
+        "devicemanagement/manageddevices/#device?/{}/#device?",
+        Kind::ManagedDevice,
+    ),
+    (
+        "devicemanagement/reports/!retrievedeviceappinstallationstatusreport",
+        Kind::Report,
+    ),
+    (
+        "devicemanagement/reports/!getdeviceinstallstatusreport",
+        Kind::BetaReport,
+    ),
+];
+
+/// The type names a cast may give to one of the simulator's apps (all Win32 LOB apps): the
+/// type itself and its bases.
+const APP_TYPES: [&str; 3] = ["mobileapp", "mobilelobapp", "win32lobapp"];
+/// The app types that have `contentVersions`.
+const LOB_TYPES: [&str; 2] = ["mobilelobapp", "win32lobapp"];
+const DEVICE_TYPES: [&str; 1] = ["manageddevice"];
+
+/// A lower-cased segment's name under the `microsoft.graph` namespace or its alias `graph`.
+fn qualified(segment: &str) -> Option<&str> {
+    segment
+        .strip_prefix("microsoft.graph.")
+        .or_else(|| segment.strip_prefix("graph."))
+}
+
+/// Whether one lower-cased segment fits one token (optional tokens are the caller's concern).
+fn fits(token: &str, segment: &str) -> bool {
+    let cast = |types: &[&str]| qualified(segment).is_some_and(|t| types.contains(&t));
+    match token.trim_end_matches('?') {
+        "{}" => qualified(segment).is_none(),
+        "#app" => cast(&APP_TYPES),
+        "#lob" => cast(&LOB_TYPES),
+        "#device" => cast(&DEVICE_TYPES),
+        action if action.starts_with('!') => {
+            let name = &action[1..];
+            segment == name || qualified(segment) == Some(name)
+        }
+        literal => segment == literal,
+    }
+}
+
+/// Matches lower-cased segments against one route: its keys, or how many segments fit before
+/// the first that does not.
+fn match_route<'a>(pattern: &str, segments: &[&'a str]) -> Result<Vec<&'a str>, usize> {
+    let mut keys = Vec::new();
+    let mut next = 0;
+    for token in pattern.split('/') {
+        match segments.get(next) {
+            Some(segment) if fits(token, segment) => {
+                if token == "{}" {
+                    keys.push(*segment);
+                }
+                next += 1;
+            }
+            _ if token.ends_with('?') => {}
+            _ => return Err(next),
+        }
+    }
+    if next == segments.len() {
+        Ok(keys)
+    } else {
+        Err(next)
+    }
+}
+
+/// The route and its keys; or the index of the segment Graph would name as not found (the
+/// first that leaves every known route).
+fn route<'a>(segments: &[&'a str], version: &str) -> Result<(Kind, Vec<&'a str>), usize> {
+    let mut fitting = 0;
+    for (pattern, kind) in ROUTES {
+        if kind == Kind::BetaReport && version != "beta" {
+            continue;
+        }
+        match match_route(pattern, segments) {
+            Ok(keys) => return Ok((kind, keys)),
+            Err(fit) => fitting = fitting.max(fit),
+        }
+    }
+    Err(fitting.min(segments.len().saturating_sub(1)))
 }
 
 /// Answers one Graph request (`version` is `v1.0` or `beta`, `segments` the rest of the path).
@@ -173,40 +243,43 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx, version: &str, segments: &[&s
     }
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let Some(route) = route(&lower, version) else {
-        let segment = unknown_segment(&lower, segments).unwrap_or(version);
-        return error(
-            ctx,
-            400,
-            "BadRequest",
-            &format!("Resource not found for the segment '{segment}'."),
-        );
+    let (kind, keys) = match route(&lower, version) {
+        Ok(found) => found,
+        Err(index) => {
+            let segment = segments.get(index).copied().unwrap_or(version);
+            return error(
+                ctx,
+                400,
+                "BadRequest",
+                &format!("Resource not found for the segment '{segment}'."),
+            );
+        }
     };
     let at = Here { version, ctx };
-    match (route, &ctx.method) {
-        (Route::Apps, &Method::GET) => list_apps(state, &at),
-        (Route::Apps, &Method::POST) => create_app(state, &at),
-        (Route::App(app), &Method::GET) => get_app(state, &at, app),
-        (Route::App(app), &Method::PATCH) => patch_app(state, &at, app),
-        (Route::App(app), &Method::DELETE) => delete_app(state, &at, app),
-        (Route::Assign(app), &Method::POST) => assign(state, &at, app),
-        (Route::Assignments(app), &Method::GET) => list_assignments(state, &at, app),
-        (Route::Assignments(app), &Method::POST) => add_assignment(state, &at, app),
-        (Route::Assignment(app, id), &Method::GET) => get_assignment(state, &at, app, id),
-        (Route::Assignment(app, id), &Method::DELETE) => delete_assignment(state, &at, app, id),
-        (Route::ContentVersions(app), &Method::GET) => list_content_versions(state, &at, app),
-        (Route::ContentVersions(app), &Method::POST) => create_content_version(state, &at, app),
-        (Route::ContentVersion(app, cv), &Method::GET) => get_content_version(state, &at, app, cv),
-        (Route::Files(app, cv), &Method::GET) => list_files(state, &at, app, cv),
-        (Route::Files(app, cv), &Method::POST) => create_file(state, &at, app, cv),
-        (Route::File(app, cv, file), &Method::GET) => get_file(state, &at, app, cv, file),
-        (Route::Commit(app, cv, file), &Method::POST) => commit_file(state, &at, app, cv, file),
-        (Route::RenewUpload(app, cv, file), &Method::POST) => {
+    match (kind, keys.as_slice(), &ctx.method) {
+        (Kind::Apps, [], &Method::GET) => list_apps(state, &at),
+        (Kind::Apps, [], &Method::POST) => create_app(state, &at),
+        (Kind::App, [app], &Method::GET) => get_app(state, &at, app),
+        (Kind::App, [app], &Method::PATCH) => patch_app(state, &at, app),
+        (Kind::App, [app], &Method::DELETE) => delete_app(state, &at, app),
+        (Kind::Assign, [app], &Method::POST) => assign(state, &at, app),
+        (Kind::Assignments, [app], &Method::GET) => list_assignments(state, &at, app),
+        (Kind::Assignments, [app], &Method::POST) => add_assignment(state, &at, app),
+        (Kind::Assignment, [app, id], &Method::GET) => get_assignment(state, &at, app, id),
+        (Kind::Assignment, [app, id], &Method::DELETE) => delete_assignment(state, &at, app, id),
+        (Kind::ContentVersions, [app], &Method::GET) => list_content_versions(state, &at, app),
+        (Kind::ContentVersions, [app], &Method::POST) => create_content_version(state, &at, app),
+        (Kind::ContentVersion, [app, cv], &Method::GET) => get_content_version(state, &at, app, cv),
+        (Kind::Files, [app, cv], &Method::GET) => list_files(state, &at, app, cv),
+        (Kind::Files, [app, cv], &Method::POST) => create_file(state, &at, app, cv),
+        (Kind::File, [app, cv, file], &Method::GET) => get_file(state, &at, app, cv, file),
+        (Kind::Commit, [app, cv, file], &Method::POST) => commit_file(state, &at, app, cv, file),
+        (Kind::RenewUpload, [app, cv, file], &Method::POST) => {
             renew_upload(state, &at, app, cv, file)
         }
-        (Route::ManagedDevices, &Method::GET) => devices::list(state, ctx, version),
-        (Route::ManagedDevice(id), &Method::GET) => devices::get(state, ctx, version, id),
-        (Route::Report, &Method::POST) => reports::handle(state, ctx),
+        (Kind::ManagedDevices, [], &Method::GET) => devices::list(state, ctx, version),
+        (Kind::ManagedDevice, [id], &Method::GET) => devices::get(state, ctx, version, id),
+        (Kind::Report | Kind::BetaReport, [], &Method::POST) => reports::handle(state, ctx),
         _ => error(
             ctx,
             405,
@@ -217,20 +290,6 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx, version: &str, segments: &[&s
             ),
         ),
     }
-}
-
-/// The segment Graph would name as not found: the first one that leaves the known tree.
-fn unknown_segment<'a>(lower: &[&str], original: &[&'a str]) -> Option<&'a str> {
-    let known_first = ["deviceappmanagement", "devicemanagement"];
-    let known_second = ["mobileapps", "manageddevices", "reports"];
-    let index = if !lower.first().is_some_and(|s| known_first.contains(s)) {
-        0
-    } else if !lower.get(1).is_some_and(|s| known_second.contains(s)) {
-        1
-    } else {
-        original.len().saturating_sub(1)
-    };
-    original.get(index).or(original.last()).copied()
 }
 
 fn is_write(method: &Method) -> bool {
@@ -244,6 +303,21 @@ struct Here<'a> {
 }
 
 impl Here<'_> {
+    /// An object as this endpoint answers it: without the beta-only properties on v1.0.
+    fn shaped(&self, mut object: Map<String, Value>) -> Map<String, Value> {
+        if self.version != "beta" {
+            object.retain(|k, _| !BETA_ONLY.contains(&k.as_str()));
+        }
+        object
+    }
+
+    fn shaped_value(&self, value: Value) -> Value {
+        match value {
+            Value::Object(object) => Value::Object(self.shaped(object)),
+            other => other,
+        }
+    }
+
     fn context(&self, fragment: &str) -> String {
         format!(
             "{}/{}/$metadata#{fragment}",
@@ -507,7 +581,7 @@ fn create_app(state: &mut State, at: &Here) -> Reply {
         content_versions: Vec::new(),
         assignments: Vec::new(),
     };
-    let mut object = app.to_json(PublishingState::NotPublished);
+    let mut object = at.shaped(app.to_json(PublishingState::NotPublished));
     object.insert(
         "@odata.context".into(),
         json!(at.context("deviceAppManagement/mobileApps/$entity")),
@@ -521,7 +595,7 @@ fn get_app(state: &mut State, at: &Here, id: &str) -> Reply {
         return not_found(at.ctx, "mobileApp", id);
     };
     let publishing = app.publishing.show();
-    let mut object = select(at.ctx, app.to_json(publishing));
+    let mut object = select(at.ctx, at.shaped(app.to_json(publishing)));
     object.insert(
         "@odata.context".into(),
         json!(at.context("deviceAppManagement/mobileApps/$entity")),
@@ -543,7 +617,10 @@ fn list_apps(state: &mut State, at: &Here) -> Reply {
     for app in &mut state.apps {
         if odata::matches(&clauses, &app.to_json(app.publishing.peek())) {
             let publishing = app.publishing.show();
-            value.push(Value::Object(select(at.ctx, app.to_json(publishing))));
+            value.push(Value::Object(select(
+                at.ctx,
+                at.shaped(app.to_json(publishing)),
+            )));
         }
     }
     json_reply(
@@ -921,7 +998,7 @@ fn list_files(state: &mut State, at: &Here, id: &str, cv: &str) -> Reply {
     };
     let value: Vec<Value> = shown
         .iter()
-        .map(|(f, upload)| state.file_json(f, *upload, &at.ctx.base_url))
+        .map(|(f, upload)| at.shaped_value(state.file_json(f, *upload, &at.ctx.base_url)))
         .collect();
     json_reply(200, &json!({"value": value}))
 }
@@ -983,7 +1060,7 @@ fn create_file(state: &mut State, at: &Here, id: &str, cv: &str) -> Reply {
             committed: Vec::new(),
         },
     );
-    let mut object = state.file_json(&new_file, upload, &at.ctx.base_url);
+    let mut object = at.shaped_value(state.file_json(&new_file, upload, &at.ctx.base_url));
     object["@odata.context"] =
         Value::String(at.context("deviceAppManagement/mobileApps/contentVersions/files/$entity"));
     json_reply(201, &object)
@@ -997,7 +1074,7 @@ fn get_file(state: &mut State, at: &Here, id: &str, cv: &str, file_id: &str) -> 
         }
         Err(reply) => return reply,
     };
-    let mut object = state.file_json(&shown, upload, &at.ctx.base_url);
+    let mut object = at.shaped_value(state.file_json(&shown, upload, &at.ctx.base_url));
     object["@odata.context"] =
         Value::String(at.context("deviceAppManagement/mobileApps/contentVersions/files/$entity"));
     json_reply(200, &object)

@@ -39,7 +39,7 @@ mod state;
 mod token;
 mod wire;
 
-pub use config::{DeviceOutcome, IntuneSim, SimConfig, SimDevice};
+pub use config::{DeviceOutcome, IntuneSim, SimConfig, SimDevice, SimUser};
 pub use faults::{Fault, Faults, RouteMatch};
-pub use server::{RecordedRequest, SimHandle, start};
+pub use server::{RecordedRequest, SimHandle, start, start_on};
 pub use state::{PublishingState, SimApp, SimAssignment};

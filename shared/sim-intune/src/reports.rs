@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value, json};
 
-use crate::devices::{user_id, user_principal_name};
+use crate::devices::{user_id, user_name};
 use crate::graph::{error, intune_error};
 use crate::odata;
 use crate::state::{ReportRow, State};
@@ -202,13 +202,10 @@ fn full_row(row: &ReportRow, app_id: &str, version: &str) -> Map<String, Value> 
     let values = [
         ("DeviceId", json!(row.device_id)),
         ("ApplicationId", json!(app_id)),
-        ("UserId", json!(user_id(&row.device_id))),
+        ("UserId", json!(user_id(&row.user_principal_name))),
         ("DeviceName", json!(row.device_name)),
-        (
-            "UserPrincipalName",
-            json!(user_principal_name(&row.device_name)),
-        ),
-        ("UserName", json!(format!("User of {}", row.device_name))),
+        ("UserPrincipalName", json!(row.user_principal_name)),
+        ("UserName", json!(user_name(&row.user_principal_name))),
         ("Platform", json!("Windows")),
         ("AppVersion", json!(version)),
         ("ErrorCode", json!(row.error_code)),

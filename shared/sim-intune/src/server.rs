@@ -19,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use eucora_domain::{Clock, ManualClock, SystemClock, Timestamp};
+
 use crate::config::{SimConfig, SimDevice};
 use crate::faults::{Fault, Faults, Surface};
 use crate::state::{SimApp, State};
@@ -69,11 +71,45 @@ impl RecordedRequest {
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Where the simulated wall clock comes from (see [`start_on`]).
+    clock: Arc<dyn Clock>,
+    /// The clock's time when the simulator started: `State::clock` counts from here.
+    epoch: SystemTime,
     faults: Faults,
     requests: Mutex<Vec<RecordedRequest>>,
     next_seq: AtomicU64,
     seed: u64,
     base_url: String,
+}
+
+impl Shared {
+    /// The state, caught up with the clock: pending steps settle and devices report what has come
+    /// due since the last look.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let mut state = lock(&self.state);
+        let now = system_time(self.clock.now());
+        let since_start = now.duration_since(self.epoch).unwrap_or(Duration::ZERO);
+        let by = since_start.saturating_sub(state.clock);
+        if !by.is_zero() {
+            state.advance(by, now);
+        }
+        state
+    }
+
+    /// The simulated wall clock.
+    fn now(&self) -> SystemTime {
+        system_time(self.clock.now())
+    }
+}
+
+/// A timestamp of the control plane's clock as the simulator's time type.
+fn system_time(t: Timestamp) -> SystemTime {
+    let ms = t.unix_millis();
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
 }
 
 /// Locks a mutex; a panic elsewhere while it was held does not poison the simulator.
@@ -86,6 +122,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct SimHandle {
     shared: Arc<Shared>,
     accept_loop: JoinHandle<()>,
+    /// The simulator's own clock, when it was not given one.
+    own: Option<ManualClock>,
     _stop: watch::Sender<()>,
 }
 
@@ -97,6 +135,27 @@ pub struct SimHandle {
 /// # Panics
 /// When no loopback port can be bound.
 pub async fn start(config: SimConfig) -> SimHandle {
+    let now = SystemClock.now();
+    // Its own clock, from the wall clock's second: only `SimHandle::advance` moves it.
+    let own = ManualClock::new(Timestamp::from_unix_seconds(now.unix_seconds()).unwrap_or(now));
+    start_with(config, Arc::new(own.clone()), Some(own)).await
+}
+
+/// Starts a simulator whose wall clock is `clock`: apps settle and devices report whenever the
+/// simulator is used, as that clock has moved (the test's or the local stack's one clock).
+/// [`SimHandle::advance`] is refused: move the clock instead.
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub async fn start_on(config: SimConfig, clock: Arc<dyn Clock>) -> SimHandle {
+    start_with(config, clock, None).await
+}
+
+async fn start_with(
+    config: SimConfig,
+    clock: Arc<dyn Clock>,
+    own: Option<ManualClock>,
+) -> SimHandle {
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind a loopback port for the Intune simulator");
@@ -104,6 +163,8 @@ pub async fn start(config: SimConfig) -> SimHandle {
     let seed = config.seed;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::new(config)),
+        epoch: system_time(clock.now()),
+        clock,
         faults: Faults::new(seed),
         requests: Mutex::new(Vec::new()),
         next_seq: AtomicU64::new(0),
@@ -115,6 +176,7 @@ pub async fn start(config: SimConfig) -> SimHandle {
     SimHandle {
         shared,
         accept_loop,
+        own,
         _stop: stop,
     }
 }
@@ -130,7 +192,7 @@ impl SimHandle {
         format!(
             "{}/{}/oauth2/v2.0/token",
             self.shared.base_url,
-            lock(&self.shared.state).config.tenant_id
+            self.shared.state().config.tenant_id
         )
     }
 
@@ -141,7 +203,7 @@ impl SimHandle {
 
     /// The configuration, with the current client secret.
     pub fn config(&self) -> SimConfig {
-        lock(&self.shared.state).config.clone()
+        self.shared.state().config.clone()
     }
 
     /// Fault injection control.
@@ -152,47 +214,54 @@ impl SimHandle {
     /// A new client secret: the old one answers `AADSTS7000215` from now on. Tokens already
     /// issued stay valid until they expire, as with Entra ID.
     pub fn rotate_secret(&self, new_secret: &str) {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         new_secret.clone_into(&mut state.config.client_secret);
         state.secret_expired = false;
     }
 
     /// The current client secret has expired: it answers `AADSTS7000222` until rotated.
     pub fn expire_secret(&self) {
-        lock(&self.shared.state).secret_expired = true;
+        self.shared.state().secret_expired = true;
     }
 
     /// Every token issued so far answers 401 `InvalidAuthenticationToken` from now on.
     pub fn expire_tokens(&self) {
-        lock(&self.shared.state).expire_tokens(Instant::now());
+        self.shared.state().expire_tokens(Instant::now());
     }
 
     /// Adds (or replaces) a group and its devices.
     pub fn add_group(&self, group_id: &str, devices: Vec<SimDevice>) {
-        lock(&self.shared.state).add_group(group_id, devices);
+        self.shared.state().add_group(group_id, devices);
     }
 
-    /// Moves the simulated clock: apps being processed finish publishing, pending upload steps
-    /// settle, and every device whose report falls due reports its outcome.
+    /// Moves the simulator's own clock: apps being processed finish publishing, pending upload
+    /// steps settle, and every device whose report falls due reports its outcome.
+    ///
+    /// # Panics
+    /// When the simulator was started on a shared clock ([`start_on`]): move that clock instead.
     pub fn advance(&self, by: Duration) {
-        let mut state = lock(&self.shared.state);
-        let wall = SystemTime::now() + state.clock + by;
-        state.advance(by, wall);
+        let own = self
+            .own
+            .as_ref()
+            .expect("this simulator reads a shared clock: advance that clock, not the simulator");
+        own.advance(time::Duration::try_from(by).unwrap_or(time::Duration::ZERO));
+        drop(self.shared.state());
     }
 
-    /// The simulated clock: the total of every `advance`.
+    /// The simulated clock: how far it has moved since the simulator started.
     pub fn sim_time(&self) -> Duration {
-        lock(&self.shared.state).clock
+        self.shared.state().clock
     }
 
     /// The next `times` file commits end in `commitFileFailed`.
     pub fn fail_next_commit(&self, times: u32) {
-        lock(&self.shared.state).fail_next_commits += times;
+        self.shared.state().fail_next_commits += times;
     }
 
     /// Every mobile app, in creation order (reading does not move any state on).
     pub fn apps(&self) -> Vec<SimApp> {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .apps
             .iter()
             .map(crate::state::App::snapshot)
@@ -201,14 +270,13 @@ impl SimHandle {
 
     /// One mobile app.
     pub fn app(&self, id: &str) -> Option<SimApp> {
-        lock(&self.shared.state)
-            .app(id)
-            .map(crate::state::App::snapshot)
+        self.shared.state().app(id).map(crate::state::App::snapshot)
     }
 
     /// The committed content of a content file's blob, as uploaded.
     pub fn blob(&self, file_id: &str) -> Option<Vec<u8>> {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .blobs
             .get(&file_id.to_ascii_lowercase())
             .and_then(crate::state::Blob::content)
@@ -313,13 +381,14 @@ async fn respond(
 ) -> Response<Full<Bytes>> {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
     let arrived = SystemTime::now();
+    let wall = shared.now();
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
         .await
         .map(http_body_util::Collected::to_bytes)
         .unwrap_or_default();
-    let sim_time = lock(&shared.state).clock;
+    let sim_time = shared.state().clock;
     let ctx = Ctx {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -328,7 +397,7 @@ async fn respond(
         body,
         base_url: shared.base_url.clone(),
         request_id: derived_guid(shared.seed, seq),
-        now: arrived + sim_time,
+        now: wall,
     };
     let target = Target::of(&ctx.path);
     let fault = shared.faults.pick(&ctx.method, &ctx.path, target.surface());
@@ -369,7 +438,7 @@ async fn respond(
 }
 
 fn dispatch(shared: &Shared, target: &Target, ctx: &Ctx) -> Reply {
-    let mut state = lock(&shared.state);
+    let mut state = shared.state();
     match target {
         Target::Token(tenant) => token::handle(&mut state, ctx, tenant),
         Target::Graph(version, segments) => {

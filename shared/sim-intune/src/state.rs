@@ -292,20 +292,28 @@ impl Assignment {
     }
 }
 
-/// What a device last reported for an app.
+/// What a device last reported for an app: a state per user signed in on it.
 #[derive(Debug, Clone)]
 pub(crate) struct DeviceAppState {
     pub device_name: String,
-    pub state: InstallState,
-    pub error_code: i32,
+    pub users: Vec<UserAppState>,
     pub modified: SystemTime,
 }
 
-/// One row of an install status report, before columns are chosen.
+/// One user's row of a device's report.
+#[derive(Debug, Clone)]
+pub(crate) struct UserAppState {
+    pub user_principal_name: String,
+    pub state: InstallState,
+    pub error_code: i32,
+}
+
+/// One row of an install status report (one device and one user), before columns are chosen.
 #[derive(Debug, Clone)]
 pub(crate) struct ReportRow {
     pub device_id: String,
     pub device_name: String,
+    pub user_principal_name: String,
     pub state: InstallState,
     pub error_code: i32,
     pub modified: SystemTime,
@@ -572,7 +580,7 @@ impl State {
                 }
                 for device in self.reached_devices(app, assignment) {
                     let due = assignment.assigned_at + device.after;
-                    if device.outcome != DeviceOutcome::NeverReports
+                    if device.reports()
                         && due <= self.clock
                         && !assignment.reported.contains(&device.id)
                     {
@@ -589,22 +597,43 @@ impl State {
             let app = &mut self.apps[app_index];
             let assignment = &mut app.assignments[assignment_index];
             assignment.reported.insert(device.id.clone());
-            let (state, error_code) = match (assignment.intent.as_str(), device.outcome) {
-                ("required", DeviceOutcome::Failed { error_code }) => {
-                    (InstallState::Failed, error_code)
-                }
-                ("required", _) => (InstallState::Installed, 0),
-                (_, DeviceOutcome::Failed { error_code }) => {
-                    (InstallState::UninstallFailed, error_code)
-                }
-                _ => (InstallState::NotInstalled, 0),
-            };
+            let key = (app.id.clone(), device.id.clone());
+            let before = self.device_states.get(&key);
+            let users = device
+                .signed_in()
+                .into_iter()
+                .map(|(upn, outcome)| {
+                    let (state, error_code) = match (assignment.intent.as_str(), outcome) {
+                        // A user whose session never reports keeps the row it had.
+                        (_, DeviceOutcome::NeverReports) => before
+                            .and_then(|b| {
+                                b.users
+                                    .iter()
+                                    .find(|u| u.user_principal_name == upn)
+                                    .map(|u| (u.state, u.error_code))
+                            })
+                            .unwrap_or((InstallState::PendingInstall, 0)),
+                        ("required", DeviceOutcome::Failed { error_code }) => {
+                            (InstallState::Failed, error_code)
+                        }
+                        ("required", _) => (InstallState::Installed, 0),
+                        (_, DeviceOutcome::Failed { error_code }) => {
+                            (InstallState::UninstallFailed, error_code)
+                        }
+                        _ => (InstallState::NotInstalled, 0),
+                    };
+                    UserAppState {
+                        user_principal_name: upn,
+                        state,
+                        error_code,
+                    }
+                })
+                .collect();
             self.device_states.insert(
-                (app.id.clone(), device.id.clone()),
+                key,
                 DeviceAppState {
                     device_name: device.name.clone(),
-                    state,
-                    error_code,
+                    users,
                     modified,
                 },
             );
@@ -612,7 +641,8 @@ impl State {
     }
 
     /// The install status of every device that has reported for the app, and `pendingInstall`
-    /// for each device a required assignment reaches that has not reported yet.
+    /// for each device a required assignment reaches that has not reported yet: a row per device
+    /// and user, as Intune's report has (a shared device appears once per user).
     pub(crate) fn report_rows(&self, app_id: &str) -> Vec<ReportRow> {
         let Some(app) = self.app(app_id) else {
             return Vec::new();
@@ -630,15 +660,16 @@ impl State {
         for device in self.all_devices() {
             let key = (app.id.clone(), device.id.clone());
             if let Some(reported) = self.device_states.get(&key) {
-                rows.push(row(&device.id, reported));
+                rows.extend(user_rows(&device.id, reported));
             } else if let Some(assigned) = pending.get(device.id.as_str()) {
-                rows.push(ReportRow {
+                rows.extend(device.signed_in().into_iter().map(|(upn, _)| ReportRow {
                     device_id: device.id.clone(),
                     device_name: device.name.clone(),
+                    user_principal_name: upn,
                     state: InstallState::PendingInstall,
                     error_code: 0,
                     modified: *assigned,
-                });
+                }));
             } else {
                 continue;
             }
@@ -648,7 +679,7 @@ impl State {
             .device_states
             .iter()
             .filter(|((a, d), _)| *a == app.id && !listed.contains(d))
-            .map(|((_, d), s)| row(d, s))
+            .flat_map(|((_, d), s)| user_rows(d, s))
             .collect();
         orphans.sort_by(|a, b| a.device_id.cmp(&b.device_id));
         rows.extend(orphans);
@@ -656,14 +687,18 @@ impl State {
     }
 }
 
-fn row(device_id: &str, reported: &DeviceAppState) -> ReportRow {
-    ReportRow {
+fn user_rows<'s>(
+    device_id: &'s str,
+    reported: &'s DeviceAppState,
+) -> impl Iterator<Item = ReportRow> + 's {
+    reported.users.iter().map(move |user| ReportRow {
         device_id: device_id.to_owned(),
         device_name: reported.device_name.clone(),
-        state: reported.state,
-        error_code: reported.error_code,
+        user_principal_name: user.user_principal_name.clone(),
+        state: user.state,
+        error_code: user.error_code,
         modified: reported.modified,
-    }
+    })
 }
 
 impl App {

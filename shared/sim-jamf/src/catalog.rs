@@ -71,7 +71,7 @@ impl Package {
             "osInstall": false, "serialNumber": "", "parentPackageId": "", "basePath": "",
             "suppressUpdates": false, "cloudTransferStatus": "NOT_APPLICABLE", "ignoreConflicts": false,
             "suppressFromDock": false, "suppressEula": false, "suppressRegistration": false,
-            "installLanguage": "en_US", "md5": null, "sha256": null, "hashType": null, "hashValue": null,
+            "installLanguage": "en_US", "md5": null, "sha256": null, "sha3512": null, "hashType": null, "hashValue": null,
             "size": null, "osInstallerVersion": "", "manifest": "", "manifestFileName": "", "format": ""
         });
         if let Value::Object(defaults) = defaults {
@@ -79,9 +79,6 @@ impl Package {
                 let given = self.fields.get(&key).cloned();
                 out.insert(key, given.unwrap_or(value));
             }
-        }
-        for (key, value) in &self.fields {
-            out.entry(key.clone()).or_insert_with(|| value.clone());
         }
         if let Some(upload) = &self.upload {
             out.insert("cloudTransferStatus".to_owned(), json!("READY"));

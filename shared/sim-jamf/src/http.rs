@@ -263,6 +263,37 @@ impl Request {
         Some((user.to_owned(), password.to_owned()))
     }
 
+    /// Whether the request's `Accept` prefers JSON to XML: the Classic API answers a `GET` in
+    /// JSON when asked for `application/json`, and in XML otherwise (no `Accept`, `*/*`,
+    /// `application/xml`, `text/xml`). Between the two, the higher quality wins, then the
+    /// first listed.
+    pub(crate) fn wants_json(&self) -> bool {
+        let mut json: Option<(f32, usize)> = None;
+        let mut xml: Option<(f32, usize)> = None;
+        let accept = self.header("accept").unwrap_or_default();
+        for (index, range) in accept.split(',').enumerate() {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let slot = match media.as_str() {
+                "application/json" => &mut json,
+                "application/xml" | "text/xml" => &mut xml,
+                _ => continue,
+            };
+            if quality > 0.0 && slot.is_none_or(|(q, _)| quality > q) {
+                *slot = Some((quality, index));
+            }
+        }
+        match (json, xml) {
+            (Some(_), None) => true,
+            (Some((jq, ji)), Some((xq, xi))) => jq.total_cmp(&xq).then(xi.cmp(&ji)).is_gt(),
+            _ => false,
+        }
+    }
+
     /// `http://host:port`, as the client addressed the server.
     pub(crate) fn base_url(&self) -> String {
         format!("http://{}", self.header("host").unwrap_or("127.0.0.1"))
@@ -343,6 +374,15 @@ impl Reply {
             content_type: Some(XML),
             body: element.to_document().into_bytes(),
             headers: Vec::new(),
+        }
+    }
+
+    /// A Classic API `GET`'s answer: JSON when the request asks for it, else XML.
+    pub(crate) fn classic(request: &Request, status: u16, element: &Element) -> Self {
+        if request.wants_json() {
+            Self::json(status, &element.to_json_document())
+        } else {
+            Self::xml(status, element)
         }
     }
 

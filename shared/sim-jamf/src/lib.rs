@@ -1,6 +1,6 @@
 //! A local simulator of Jamf Pro for testing EUCORA's Jamf connector: the Jamf Pro API (JSON) and
-//! the Classic API (XML) on one loopback port, with a two-node cluster, a simulated fleet of Macs
-//! with its own clock, and fault injection.
+//! the Classic API (XML, and JSON for reads that ask for it) on one loopback port, with a two-node
+//! cluster, a simulated fleet of Macs with its own clock, and fault injection.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -36,12 +36,17 @@
 //! HTML status page under `/JSSResource`. Tokens expire by real time after
 //! [`SimConfig::token_lifetime`]; [`SimHandle::expire_tokens`] ends them all at once.
 //!
-//! Jamf Pro API (JSON; errors `{"httpStatus","errors":[{"code","field","description","id"}]}`):
+//! Jamf Pro API (JSON; errors `{"httpStatus","errors":[{"code","field","description","id"}]}`).
+//! Paths, query parameters, statuses and bodies follow Jamf's published schema (`/api/schema` of
+//! Jamf Pro 11.30.1); the slice the simulator serves is kept in
+//! `tests/fixtures/jamf-pro-api-slice.json` and every answer is checked against it
+//! (`tests/sim/pro_schema.rs`). Unset properties are written as `null`, as Jamf writes them.
 //! - `GET /api/v1/computers-inventory`, `/api/v3/computers-inventory` (`page`, `page-size` (max
 //!   2000), `sort` such as `general.name:asc,id:desc` (default `general.name:asc`), `filter` in
-//!   RSQL over `id`, `udid`, `general.name`, `general.platform`, `general.lastContactTime`,
-//!   `general.reportDate`, `general.lastEnrolledDate`, `general.managementId`; `section`, repeated
-//!   or comma-separated, default `GENERAL`) → `{"totalCount","results":[{"id","udid","general":{...}}]}`.
+//!   RSQL; `filter` and `sort` take exactly the fields Jamf lists for them, the simulator holding
+//!   values for `id`, `udid` and the `general` ones it renders, null for the rest; `section`,
+//!   repeated or comma-separated, default `GENERAL`, v1 `ComputerSection`, v3 `ComputerSectionV3`
+//!   (no `PLUGINS` or `FONTS`)) → `{"totalCount","results":[{"id","udid","general":{...}}]}`.
 //!   `GET /api/v{1,3}/computers-inventory/{id}` (with `section`) and
 //!   `/api/v{1,3}/computers-inventory-detail/{id}` (every section). Only `GENERAL` and
 //!   `GROUP_MEMBERSHIPS` hold data; other sections are `null`.
@@ -49,16 +54,20 @@
 //!   fileName, categoryId ("-1" for none), priority, fillUserTemplate, rebootRequired, osInstall,
 //!   suppressUpdates, suppressFromDock, suppressEula, suppressRegistration`) is one
 //!   `INVALID_FIELD` error in a 400; a `packageName` already used → 400 `DUPLICATE_FIELD` on
-//!   `packageName`; an unknown `categoryId` → 400 `INVALID_FIELD`. `GET /api/v1/packages`
-//!   (`filter`, e.g. `packageName=="x"`, `sort`, paging), `GET|PUT|DELETE /api/v1/packages/{id}`,
-//!   `POST /api/v1/packages/{id}/upload` (multipart part `file`) → 201 `{"id","href"}`.
-//! - `GET|POST /api/v1/categories`, `GET /api/v1/categories/{id}`; `GET /api/v1/jamf-pro-version`.
+//!   `packageName`; an unknown `categoryId` → 400 `INVALID_FIELD`; properties Jamf does not
+//!   declare are ignored. `GET /api/v1/packages` (`filter` over `id, fileName, packageName,
+//!   categoryId, info, notes, manifestFileName, cloudTransferStatus`, e.g. `packageName=="x"`;
+//!   `sort`, paging), `GET|PUT|DELETE /api/v1/packages/{id}`, `POST /api/v1/packages/{id}/upload`
+//!   (multipart part `file`) → 201 `{"id","href"}`.
+//! - `GET|POST /api/v1/categories` (`filter` over `name`, `priority`), `GET
+//!   /api/v1/categories/{id}`; `GET /api/v1/jamf-pro-version`.
 //! - `GET /api/v1/computer-groups` (a plain array of `{"id","name","smartGroup"}`) and
-//!   `GET /api/v2/computer-groups/smart-group-membership/{id}` → `{"members":[ids]}` (also under
-//!   `/api/v1/...`; smart groups only, 404 otherwise).
+//!   `GET /api/v3/computer-groups/smart-group-membership/{id}` (and the deprecated `/api/v2/...`)
+//!   → `{"members":[ids]}`; smart groups only, 404 otherwise.
 //!
-//! Classic API (XML; errors are HTML status pages whose second `<p>` says what went wrong, such as
-//! `Error: Duplicate name`):
+//! Classic API (XML; a `GET` answers JSON instead when the request sends `Accept:
+//! application/json`; writes take XML; errors are HTML status pages whose second `<p>` says what
+//! went wrong, such as `Error: Duplicate name`):
 //! - `GET /JSSResource/policies`; `GET|PUT|DELETE /JSSResource/policies/id/{id}` and
 //!   `/name/{name}`; `GET .../subset/General&Scope…`; `POST /JSSResource/policies/id/0` (the id in
 //!   the path is ignored; the next free id is used) → 201
@@ -128,8 +137,10 @@
 //!
 //! # Simplified on purpose
 //!
-//! Only HTTP/1.1 without TLS; the Classic API reads and writes XML only (no JSON `Accept`); smart
-//! group criteria are stored but not evaluated (membership comes from the harness); every policy
+//! Only HTTP/1.1 without TLS; the Classic API answers its `GET`s in JSON only when the request
+//! sends `Accept: application/json` (else XML) and takes writes in XML only, as Jamf does; of the
+//! Jamf Pro API only the operations in the schema slice are served (no `/v2` or `/v4` inventory,
+//! no `PATCH`, no history), the other methods of their paths answer 405; smart group criteria are stored but not evaluated (membership comes from the harness); every policy
 //! frequency counts as once per computer; the other node sees updates at once; names compare
 //! without regard to case (as Jamf's database collation does); the sim's error texts and codes
 //! for cases the reference material does not pin down (`INVALID_JSON`, `INVALID_RSQL_FILTER`, the
@@ -154,6 +165,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use eucora_domain::{Clock, ManualClock, Timestamp};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -211,11 +223,29 @@ impl Default for SimConfig {
 ///
 /// When no loopback port can be bound.
 pub async fn start(config: SimConfig) -> SimHandle {
+    let now = eucora_domain::SystemClock.now();
+    // Its own clock, from the wall clock's second: only `SimHandle::advance` moves it.
+    let own = ManualClock::new(Timestamp::from_unix_seconds(now.unix_seconds()).unwrap_or(now));
+    serve(config, Arc::new(own.clone()), Some(own)).await
+}
+
+/// Starts a simulator whose time is `clock`'s: computers run what has come due whenever the
+/// simulator is used, and move only as that clock moves (the test's or the local stack's one
+/// clock). [`SimHandle::advance`] is refused: move the clock instead.
+///
+/// # Panics
+///
+/// When no loopback port can be bound.
+pub async fn start_on(config: SimConfig, clock: Arc<dyn Clock>) -> SimHandle {
+    serve(config, clock, None).await
+}
+
+async fn serve(config: SimConfig, clock: Arc<dyn Clock>, own: Option<ManualClock>) -> SimHandle {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port for the Jamf simulator");
     let address = listener.local_addr().expect("the bound address");
-    let shared = Arc::new(Shared::new(&config));
+    let shared = Arc::new(Shared::new(&config, clock));
     let (shutdown, closing) = watch::channel(());
     tokio::spawn(http::serve(listener, Arc::clone(&shared), closing));
     let faults = shared.faults.clone();
@@ -223,6 +253,7 @@ pub async fn start(config: SimConfig) -> SimHandle {
         address,
         shared,
         faults,
+        own,
         _shutdown: shutdown,
     }
 }
@@ -233,6 +264,8 @@ pub struct SimHandle {
     address: SocketAddr,
     shared: Arc<Shared>,
     faults: Faults,
+    /// The simulator's own clock, when it was not given one.
+    own: Option<ManualClock>,
     _shutdown: watch::Sender<()>,
 }
 
@@ -311,14 +344,22 @@ impl SimHandle {
             .retain(|_, c| !c.name.eq_ignore_ascii_case(name));
     }
 
-    /// Moves the simulated clock forward; computers run what has come due and log it.
+    /// Moves the simulator's own clock forward; computers run what has come due and log it.
+    ///
+    /// # Panics
+    ///
+    /// When the simulator was started on a shared clock ([`start_on`]): move that clock instead.
     pub fn advance(&self, by: Duration) {
-        let mut state = self.shared.lock();
-        let state = &mut *state;
-        state.fleet.advance(by, &state.policies);
+        let own = self
+            .own
+            .as_ref()
+            .expect("this simulator reads a shared clock: advance that clock, not the simulator");
+        own.advance(time::Duration::try_from(by).unwrap_or(time::Duration::ZERO));
+        drop(self.shared.lock());
     }
 
-    /// The simulated clock (it starts at the wall-clock time the simulator started, to the second).
+    /// The simulated clock (it starts at the clock's time when the simulator started; its own
+    /// clock starts at the wall clock's second).
     pub fn sim_now(&self) -> OffsetDateTime {
         self.shared.lock().fleet.now()
     }

@@ -281,23 +281,23 @@ impl Policy {
         };
         let scope = Element::new("scope")
             .with(Element::leaf("all_computers", self.scope.all_computers))
-            .with(Element::new("computers").with_all(self.scope.computers.iter().map(computer)))
-            .with(Element::new("computer_groups").with_all(self.scope.groups.iter().map(group)))
+            .with(Element::list("computers").with_all(self.scope.computers.iter().map(computer)))
+            .with(Element::list("computer_groups").with_all(self.scope.groups.iter().map(group)))
             .with_all(self.scope.extra.iter().cloned())
             .with(
                 Element::new("exclusions")
                     .with(
-                        Element::new("computers")
+                        Element::list("computers")
                             .with_all(self.scope.excluded_computers.iter().map(computer)),
                     )
                     .with(
-                        Element::new("computer_groups")
+                        Element::list("computer_groups")
                             .with_all(self.scope.excluded_groups.iter().map(group)),
                     )
                     .with_all(self.scope.exclusions_extra.iter().cloned()),
             );
 
-        let packages = Element::new("packages")
+        let packages = Element::list("packages")
             .with(Element::leaf("size", self.packages.len()))
             .with_all(self.packages.iter().map(|p| {
                 let name = refs

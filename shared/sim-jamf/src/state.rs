@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use eucora_domain::{Clock, Timestamp};
 use time::OffsetDateTime;
 
 use crate::SimConfig;
@@ -27,6 +28,8 @@ pub(crate) const OAUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(599);
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Where the simulated time comes from (see [`crate::start_on`]).
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) faults: Faults,
     pub(crate) in_flight: AtomicUsize,
     pub(crate) peak: AtomicUsize,
@@ -38,9 +41,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: &SimConfig) -> Self {
+    pub(crate) fn new(config: &SimConfig, clock: Arc<dyn Clock>) -> Self {
+        let started = to_offset(clock.now());
         Self {
-            state: Mutex::new(State::new(config)),
+            state: Mutex::new(State::new(config, started)),
+            clock,
             faults: Faults::new(config.seed),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -52,8 +57,17 @@ impl Shared {
         }
     }
 
+    /// The state, caught up with the clock: computers run what has come due since the last look.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = to_offset(self.clock.now());
+        let behind = now - state.fleet.now();
+        if behind.is_positive() {
+            let by = Duration::try_from(behind).unwrap_or(Duration::ZERO);
+            let state = &mut *state;
+            state.fleet.advance(by, &state.policies);
+        }
+        state
     }
 
     /// Counts a request in; the guard counts it out when dropped.
@@ -124,10 +138,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn new(config: &SimConfig) -> Self {
-        let started = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    fn new(config: &SimConfig, started: OffsetDateTime) -> Self {
         let mut categories = BTreeMap::new();
         categories.insert(
             1,
@@ -184,7 +195,7 @@ impl State {
         let token = Token {
             kind,
             expires: Instant::now() + lifetime,
-            expires_wall: OffsetDateTime::now_utc() + lifetime,
+            expires_wall: self.fleet.now() + lifetime,
         };
         self.tokens.insert(value.clone(), token.clone());
         (value, token)
@@ -244,6 +255,12 @@ impl State {
     pub(crate) fn evaluate(&mut self) {
         self.fleet.evaluate(&self.policies);
     }
+}
+
+/// A timestamp of the control plane's clock as the simulator's date-time type.
+pub(crate) fn to_offset(t: Timestamp) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.unix_millis()) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn take_next(counter: &mut u32) -> u32 {

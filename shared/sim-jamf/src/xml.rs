@@ -1,17 +1,105 @@
-//! A small XML reader and writer for the Classic API's shapes: elements, text, entities, CDATA,
-//! comments and the `<?xml ...?>` prolog. Attributes are read (so a document with them parses) but
-//! dropped: no Classic API shape uses them. Mixed content is kept as the concatenated text.
+//! The Classic API's documents as a tree of elements, read and written with quick-xml, and
+//! rendered as the Classic API's JSON for a `GET` that asks for `application/json`.
+//!
+//! Reading accepts what a real Jamf Pro accepts: the prolog, comments, processing instructions, a
+//! DOCTYPE, CDATA, the five named entities and numeric character references. Attributes are read
+//! (so a document with them parses) but dropped: no Classic API shape uses them. Mixed content is
+//! kept as the concatenated text.
+//!
+//! The JSON rendering follows Jamf's: the root element becomes the one key of an object; an
+//! element holding a list (`<computers><size>2</size><computer>…</computer>…</computers>`)
+//! becomes an array of its items, `size` dropped, even with a single item or none; every other
+//! element becomes an object keyed by its children's names; a leaf becomes a number, a boolean or a
+//! string as Jamf's schema types it. Elements the simulator builds carry their types and list-ness;
+//! elements it stored from a posted document are typed by their text (`true`/`false`, integers)
+//! and are lists when they hold a `size` or have a name Jamf uses for lists ([`LIST_NAMES`]).
 
-use std::fmt::Write as _;
+use quick_xml::escape::resolve_xml_entity;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use serde_json::{Map, Value};
 
-/// The declaration every Classic API answer starts with.
-pub(crate) const PROLOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+/// Names of Classic API elements that hold lists (policy scope, limitations and exclusions,
+/// package and script configurations, group criteria and members, history sections).
+const LIST_NAMES: &[&str] = &[
+    "computers",
+    "computer_groups",
+    "buildings",
+    "departments",
+    "users",
+    "user_groups",
+    "network_segments",
+    "ibeacons",
+    "jss_users",
+    "jss_user_groups",
+    "packages",
+    "scripts",
+    "printers",
+    "dock_items",
+    "accounts",
+    "directory_bindings",
+    "criteria",
+    "computer_additions",
+    "computer_deletions",
+    "policy_logs",
+    "self_service_categories",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Element {
     pub(crate) name: String,
     text: String,
     pub(crate) children: Vec<Element>,
+    /// The leaf's JSON value, for elements the simulator builds; `None`: typed by its text.
+    typed: Option<Value>,
+    /// Renders as a JSON array of its children (`size` dropped).
+    list: bool,
+}
+
+/// A value an element can hold, with its JSON type.
+pub(crate) trait Leaf {
+    fn json(&self) -> Value;
+}
+
+macro_rules! number_leaf {
+    ($($t:ty),*) => {$(
+        impl Leaf for $t {
+            fn json(&self) -> Value {
+                Value::from(*self)
+            }
+        }
+    )*};
+}
+number_leaf!(u32, i32, i64, u64, usize, bool);
+
+/// Epoch milliseconds (a number in JSON while it fits in an `i64`, as every real date does).
+impl Leaf for i128 {
+    fn json(&self) -> Value {
+        i64::try_from(*self).map_or_else(|_| Value::from(self.to_string()), Value::from)
+    }
+}
+
+impl Leaf for &u32 {
+    fn json(&self) -> Value {
+        Value::from(**self)
+    }
+}
+
+impl Leaf for &str {
+    fn json(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+impl Leaf for String {
+    fn json(&self) -> Value {
+        Value::from(self.as_str())
+    }
+}
+
+impl Leaf for &String {
+    fn json(&self) -> Value {
+        Value::from(self.as_str())
+    }
 }
 
 impl Element {
@@ -20,17 +108,32 @@ impl Element {
             name: name.to_owned(),
             text: String::new(),
             children: Vec::new(),
+            typed: None,
+            list: false,
         }
     }
 
-    /// An element holding only text.
+    /// An element holding a list: a JSON array of its items, even with one item or none.
+    pub(crate) fn list(name: &str) -> Self {
+        Self {
+            list: true,
+            ..Self::new(name)
+        }
+    }
+
+    /// An element holding only a value (a string, number or boolean in JSON).
     // By value: the many call sites pass numbers, booleans and strings alike.
     #[allow(clippy::needless_pass_by_value)]
-    pub(crate) fn leaf(name: &str, text: impl ToString) -> Self {
+    pub(crate) fn leaf(name: &str, value: impl Leaf) -> Self {
+        let json = value.json();
+        let text = match &json {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
         Self {
-            name: name.to_owned(),
-            text: text.to_string(),
-            children: Vec::new(),
+            text,
+            typed: Some(json),
+            ..Self::new(name)
         }
     }
 
@@ -70,276 +173,197 @@ impl Element {
 
     /// The document, prolog included.
     pub(crate) fn to_document(&self) -> String {
-        let mut out = String::from(PROLOG);
-        self.write(&mut out);
-        out
+        let mut writer = quick_xml::Writer::new(Vec::new());
+        let written = writer
+            .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+            .and_then(|()| self.write(&mut writer));
+        debug_assert!(written.is_ok(), "writing to memory cannot fail");
+        String::from_utf8(writer.into_inner()).unwrap_or_default()
     }
 
-    fn write(&self, out: &mut String) {
+    fn write(&self, writer: &mut quick_xml::Writer<Vec<u8>>) -> std::io::Result<()> {
         if self.children.is_empty() && self.text.is_empty() {
-            let _ = write!(out, "<{}/>", self.name);
-            return;
+            return writer.write_event(Event::Empty(BytesStart::new(self.name.as_str())));
         }
-        let _ = write!(out, "<{}>", self.name);
-        out.push_str(&escape(&self.text));
+        writer.write_event(Event::Start(BytesStart::new(self.name.as_str())))?;
+        if !self.text.is_empty() {
+            writer.write_event(Event::Text(BytesText::new(&self.text)))?;
+        }
         for child in &self.children {
-            child.write(out);
+            child.write(writer)?;
         }
-        let _ = write!(out, "</{}>", self.name);
+        writer.write_event(Event::End(BytesEnd::new(self.name.as_str())))
+    }
+
+    /// The document as the Classic API's JSON: `{"<root>": …}`.
+    pub(crate) fn to_json_document(&self) -> Value {
+        let mut root = Map::new();
+        root.insert(self.name.clone(), self.to_json());
+        Value::Object(root)
+    }
+
+    fn is_list(&self) -> bool {
+        self.list
+            || (self.typed.is_none()
+                && (self.child("size").is_some() || LIST_NAMES.contains(&self.name.as_str())))
+    }
+
+    fn to_json(&self) -> Value {
+        if self.is_list() {
+            return Value::Array(
+                self.children
+                    .iter()
+                    .filter(|c| c.name != "size")
+                    .map(Element::to_json)
+                    .collect(),
+            );
+        }
+        if self.children.is_empty() {
+            return self
+                .typed
+                .clone()
+                .unwrap_or_else(|| typed_by_text(self.text()));
+        }
+        let mut object = Map::new();
+        for child in &self.children {
+            let value = child.to_json();
+            match object.get_mut(&child.name) {
+                // A repeated element outside a known list: its values, in order.
+                Some(Value::Array(values)) if !child.is_list() => values.push(value),
+                Some(existing) => *existing = Value::Array(vec![existing.take(), value]),
+                None => {
+                    object.insert(child.name.clone(), value);
+                }
+            }
+        }
+        Value::Object(object)
     }
 }
 
-/// Escapes text for element content.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
+/// A stored leaf's JSON value: booleans and integers as Jamf types them, else the text.
+fn typed_by_text(text: &str) -> Value {
+    match text {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => {
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            match text.parse::<i64>() {
+                Ok(n) if canonical => Value::from(n),
+                _ => Value::from(text),
+            }
         }
     }
-    out
 }
 
 /// Why a document was refused, with the byte offset where reading stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct XmlError {
-    pub(crate) at: usize,
-    pub(crate) problem: &'static str,
+    pub(crate) at: u64,
+    pub(crate) problem: String,
 }
 
 /// Reads one document: an optional prolog, exactly one root element, then nothing but
 /// white space, comments or processing instructions.
 pub(crate) fn parse(input: &str) -> Result<Element, XmlError> {
-    let mut reader = Reader {
-        src: input.trim_start_matches('\u{feff}'),
-        pos: 0,
+    let mut reader = quick_xml::Reader::from_str(input.trim_start_matches('\u{feff}'));
+    let fail = |reader: &quick_xml::Reader<&[u8]>, problem: String| XmlError {
+        at: reader.error_position(),
+        problem,
     };
-    reader.skip_misc()?;
-    if reader.rest().starts_with("<!DOCTYPE") {
-        reader.skip_past(">", "unterminated DOCTYPE")?;
-        reader.skip_misc()?;
-    }
-    if !reader.rest().starts_with('<') {
-        return Err(reader.error("expected the root element"));
-    }
-    let root = reader.element()?;
-    reader.skip_misc()?;
-    if reader.pos < reader.src.len() {
-        return Err(reader.error("content after the root element"));
-    }
-    Ok(root)
-}
-
-struct Reader<'a> {
-    src: &'a str,
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn rest(&self) -> &'a str {
-        &self.src[self.pos..]
-    }
-
-    fn error(&self, problem: &'static str) -> XmlError {
-        XmlError {
-            at: self.pos,
-            problem,
-        }
-    }
-
-    fn skip_whitespace(&mut self) {
-        let rest = self.rest();
-        self.pos += rest.len() - rest.trim_start().len();
-    }
-
-    fn skip_past(&mut self, end: &str, problem: &'static str) -> Result<(), XmlError> {
-        match self.rest().find(end) {
-            Some(i) => {
-                self.pos += i + end.len();
-                Ok(())
+    let mut open: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| fail(&reader, e.to_string()))?;
+        match event {
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
+                return Err(fail(&reader, "content after the root element".into()));
             }
-            None => Err(self.error(problem)),
-        }
-    }
-
-    /// White space, comments and processing instructions (the prolog among them).
-    fn skip_misc(&mut self) -> Result<(), XmlError> {
-        loop {
-            self.skip_whitespace();
-            if self.rest().starts_with("<?") {
-                self.skip_past("?>", "unterminated processing instruction")?;
-            } else if self.rest().starts_with("<!--") {
-                self.skip_past("-->", "unterminated comment")?;
-            } else {
-                return Ok(());
-            }
-        }
-    }
-
-    fn name(&mut self) -> Result<String, XmlError> {
-        let rest = self.rest();
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
-            .map_or(rest.len(), |(i, _)| i);
-        let name = &rest[..end];
-        let first_ok = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':');
-        if !first_ok {
-            return Err(self.error("expected a name"));
-        }
-        self.pos += end;
-        Ok(name.to_owned())
-    }
-
-    /// An element starting at `<`.
-    fn element(&mut self) -> Result<Element, XmlError> {
-        self.pos += 1; // '<'
-        let mut element = Element::new(&self.name()?);
-        loop {
-            self.skip_whitespace();
-            if self.rest().starts_with("/>") {
-                self.pos += 2;
-                return Ok(element);
-            }
-            if self.rest().starts_with('>') {
-                self.pos += 1;
-                break;
-            }
-            self.attribute()?;
-        }
-        loop {
-            let rest = self.rest();
-            if rest.is_empty() {
-                return Err(self.error("unexpected end of document"));
-            } else if rest.starts_with("</") {
-                self.pos += 2;
-                let closing = self.name()?;
-                if closing != element.name {
-                    return Err(self.error("closing tag does not match"));
+            Event::Start(start) => open.push(opened(&start).map_err(|e| fail(&reader, e))?),
+            Event::Empty(start) => {
+                let element = opened(&start).map_err(|e| fail(&reader, e))?;
+                match open.last_mut() {
+                    Some(parent) => parent.children.push(element),
+                    None => root = Some(element),
                 }
-                self.skip_whitespace();
-                if !self.rest().starts_with('>') {
-                    return Err(self.error("expected '>'"));
-                }
-                self.pos += 1;
-                return Ok(element);
-            } else if rest.starts_with("<!--") {
-                self.skip_past("-->", "unterminated comment")?;
-            } else if rest.starts_with("<![CDATA[") {
-                self.pos += "<![CDATA[".len();
-                let Some(end) = self.rest().find("]]>") else {
-                    return Err(self.error("unterminated CDATA"));
-                };
-                element.text.push_str(&self.rest()[..end]);
-                self.pos += end + 3;
-            } else if rest.starts_with("<?") {
-                self.skip_past("?>", "unterminated processing instruction")?;
-            } else if rest.starts_with('<') {
-                element.children.push(self.element()?);
-            } else {
-                let end = rest.find('<').unwrap_or(rest.len());
-                let raw = &rest[..end];
-                let start = self.pos;
-                element
-                    .text
-                    .push_str(&decode(raw).map_err(|problem| XmlError { at: start, problem })?);
-                self.pos += end;
             }
+            Event::End(_) => {
+                let Some(element) = open.pop() else {
+                    return Err(fail(&reader, "closing tag without an opening one".into()));
+                };
+                match open.last_mut() {
+                    Some(parent) => parent.children.push(element),
+                    None => root = Some(element),
+                }
+            }
+            Event::Text(text) => match open.last_mut() {
+                Some(element) => element.text.push_str(&text.xml10_content()),
+                None if text.xml10_content().trim().is_empty() => {}
+                None => return Err(fail(&reader, "text outside the root element".into())),
+            },
+            Event::CData(data) => match open.last_mut() {
+                Some(element) => element.text.push_str(&data.xml10_content()),
+                None => return Err(fail(&reader, "CDATA outside the root element".into())),
+            },
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => resolve_xml_entity(&reference.xml10_content())
+                        .ok_or_else(|| fail(&reader, "unknown entity".into()))?
+                        .to_owned(),
+                    Err(e) => return Err(fail(&reader, e.to_string())),
+                };
+                match open.last_mut() {
+                    Some(element) => element.text.push_str(&resolved),
+                    None => return Err(fail(&reader, "text outside the root element".into())),
+                }
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
     }
-
-    fn attribute(&mut self) -> Result<(), XmlError> {
-        self.name()?;
-        self.skip_whitespace();
-        if !self.rest().starts_with('=') {
-            return Err(self.error("expected '=' after an attribute name"));
-        }
-        self.pos += 1;
-        self.skip_whitespace();
-        let Some(quote) = self
-            .rest()
-            .chars()
-            .next()
-            .filter(|c| *c == '"' || *c == '\'')
-        else {
-            return Err(self.error("expected a quoted attribute value"));
-        };
-        self.pos += 1;
-        let Some(end) = self.rest().find(quote) else {
-            return Err(self.error("unterminated attribute value"));
-        };
-        let value = &self.rest()[..end];
-        if value.contains('<') {
-            return Err(self.error("'<' in an attribute value"));
-        }
-        decode(value).map_err(|problem| self.error(problem))?;
-        self.pos += end + 1;
-        Ok(())
+    if !open.is_empty() {
+        return Err(fail(&reader, "unexpected end of document".into()));
     }
+    root.ok_or_else(|| fail(&reader, "expected the root element".into()))
 }
 
-/// Replaces the five named entities and numeric character references.
-fn decode(raw: &str) -> Result<String, &'static str> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i + 1..];
-        let end = rest.find(';').ok_or("'&' without ';'")?;
-        let entity = &rest[..end];
-        let c = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = entity
-                    .strip_prefix("#x")
-                    .or_else(|| entity.strip_prefix("#X"))
-                {
-                    u32::from_str_radix(hex, 16).ok()
-                } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32).ok_or("unknown entity")?
-            }
-        };
-        out.push(c);
-        rest = &rest[end + 1..];
+/// A new element for a start tag, its attributes checked (they are well-formed) and dropped.
+fn opened(start: &BytesStart<'_>) -> Result<Element, String> {
+    for attribute in start.attributes() {
+        attribute.map_err(|e| e.to_string())?;
     }
-    out.push_str(rest);
-    Ok(out)
+    Ok(Element::new(start.name().as_ref()))
+}
+
+/// Escapes text for element content (the HTML error pages use it too).
+pub(crate) fn escape(text: &str) -> String {
+    quick_xml::escape::escape(text).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::{Element, parse};
+    use serde_json::json;
 
     #[test]
-    fn reads_a_policy_with_prolog_entities_and_cdata() {
+    fn reads_a_policy_with_prolog_entities_references_attributes_and_cdata() {
         let doc = r#"<?xml version="1.0" encoding="UTF-8"?>
             <!-- a comment -->
             <policy>
-              <general><name>Firefox &amp; friends</name><enabled>true</enabled>
+              <general><name>Firefox &amp; Bob&#39;s &#x41;pp</name><enabled>true</enabled>
                 <notes><![CDATA[pin <1.2.3>]]></notes></general>
-              <scope><computer_groups><computer_group><id>4</id></computer_group>
+              <scope><computer_groups size="2"><computer_group><id>4</id></computer_group>
                 <computer_group><id>5</id></computer_group></computer_groups></scope>
               <self_service attr="x"/>
             </policy>"#;
         let root = parse(doc).unwrap();
         assert_eq!(root.name, "policy");
-        assert_eq!(root.text_at("general/name"), Some("Firefox & friends"));
+        assert_eq!(root.text_at("general/name"), Some("Firefox & Bob's App"));
         assert_eq!(root.text_at("general/notes"), Some("pin <1.2.3>"));
         let groups = root
             .child("scope")
@@ -382,12 +406,48 @@ mod tests {
             doc,
             r#"<?xml version="1.0" encoding="UTF-8"?><policy><id>5</id><name>a&lt;b &amp; &apos;c&apos;</name><empty/></policy>"#
         );
-        assert_eq!(parse(&doc).unwrap(), e);
+        let back = parse(&doc).unwrap();
+        assert_eq!(back.text_at("name"), Some("a<b & 'c'"));
+        assert_eq!(back.to_document(), doc);
     }
 
     #[test]
     fn numeric_references() {
         let root = parse("<a>&#65;&#x42;</a>").unwrap();
         assert_eq!(root.text(), "AB");
+    }
+
+    #[test]
+    fn renders_the_classic_json() {
+        let group = Element::new("computer_group")
+            .with(Element::leaf("id", 4))
+            .with(Element::leaf("name", "Ring 1"))
+            .with(Element::leaf("is_smart", true))
+            .with(Element::list("criteria").with(Element::leaf("size", 0)))
+            .with(
+                Element::list("computers")
+                    .with(Element::leaf("size", 1))
+                    .with(
+                        Element::new("computer")
+                            .with(Element::leaf("id", 7))
+                            .with(Element::leaf("serial_number", "007")),
+                    ),
+            );
+        assert_eq!(
+            group.to_json_document(),
+            json!({"computer_group": {"id": 4, "name": "Ring 1", "is_smart": true, "criteria": [],
+                "computers": [{"id": 7, "serial_number": "007"}]}})
+        );
+        // Stored from a posted document: typed by text, lists by `size` or by name.
+        let posted = parse(
+            "<x><criteria><criterion><name>OS</name><priority>0</priority><value>012</value>\
+             <opening_paren>false</opening_paren></criterion></criteria><other><a>1</a><a>2</a></other></x>",
+        )
+        .unwrap();
+        assert_eq!(
+            posted.to_json_document(),
+            json!({"x": {"criteria": [{"name": "OS", "priority": 0, "value": "012", "opening_paren": false}],
+                "other": {"a": [1, 2]}}})
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use eucora_api::{ROUTES, Route};
+use eucora_api::routes::Miss;
+use eucora_api::{ApiError, Route};
 use eucora_aws::{DynamoStore, SqsQueue};
 use eucora_domain::{DeploymentId, ExceptionId, IncidentId, Timestamp};
 use eucora_service::usecases::Services;
@@ -30,26 +31,18 @@ impl Answer {
     }
 }
 
-/// The route for a method and path, with its path parameters.
-pub fn route(method: &str, path: &str) -> Option<(&'static Route, BTreeMap<String, String>)> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    ROUTES.iter().filter(|r| r.method == method).find_map(|r| {
-        let template: Vec<&str> = r.path.split('/').collect();
-        if template.len() != segments.len() {
-            return None;
-        }
-        let mut params = BTreeMap::new();
-        for (t, s) in template.iter().zip(&segments) {
-            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                Some(name) if !s.is_empty() => {
-                    params.insert(name.to_owned(), (*s).to_owned());
-                }
-                None if t == s => {}
-                Some(_) | None => return None,
-            }
-        }
-        Some((r, params))
-    })
+/// The route for a method and path, with its path parameters (percent-decoded, as API Gateway
+/// hands them to a function); or why there is none (404, or 405 with the methods the path serves).
+pub fn route(method: &str, path: &str) -> Result<(&'static Route, BTreeMap<String, String>), Miss> {
+    let (route, raw) = eucora_api::routes::find(method, path)?;
+    let params = raw
+        .into_iter()
+        .map(|(name, value)| {
+            let decoded = percent_encoding::percent_decode_str(&value).decode_utf8_lossy();
+            (name.to_owned(), decoded.into_owned())
+        })
+        .collect();
+    Ok((route, params))
 }
 
 /// The payload-format-2.0 event API Gateway sends for this request.
@@ -138,8 +131,13 @@ impl Api {
         else {
             return Answer::gateway(401, "Unauthorized");
         };
-        let Some((route, params)) = route(method, path) else {
-            return Answer::gateway(404, "Not Found");
+        let (route, params) = match route(method, path) {
+            Ok(found) => found,
+            Err(Miss::NotFound) => return Answer::gateway(404, "Not Found"),
+            Err(Miss::MethodNotAllowed(allow)) => {
+                let e = ApiError::method_not_allowed(method, path, allow);
+                return answer(&eucora_api::response::error(&e));
+            }
         };
         let event = event(route, &params, path, query, headers, body, &claims);
         let Ok(req) = lambda_http::request::from_str(&event.to_string()) else {
@@ -175,7 +173,21 @@ mod tests {
         assert_eq!(r.function, "cab-decisions");
         assert_eq!(p["id"], "dep-1");
         assert_eq!(p["exceptionId"], "exc-9");
-        assert!(route("DELETE", "/v1/deployments/dep-1").is_none());
-        assert!(route("GET", "/v1/deployments/").is_none());
+        assert_eq!(
+            route("DELETE", "/v1/deployments/dep-1").unwrap_err(),
+            Miss::MethodNotAllowed(vec!["GET"])
+        );
+        // A trailing slash names the same resource.
+        assert_eq!(
+            route("GET", "/v1/deployments/").unwrap_err(),
+            Miss::MethodNotAllowed(vec!["POST"])
+        );
+        assert_eq!(route("GET", "/v1/nothing").unwrap_err(), Miss::NotFound);
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded() {
+        let (_, p) = route("GET", "/v1/deployments/dep%3A1%40x").unwrap();
+        assert_eq!(p["id"], "dep:1@x");
     }
 }

@@ -3,7 +3,7 @@
 //! the gate schedule, and the HTTP API, all on one [`Clock`].
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -32,6 +32,9 @@ use crate::clock::Clock;
 pub struct Options {
     /// How much faster than the wall clock the stack's clock runs (1 = real time).
     pub speed: f64,
+    /// Where the stack's clock starts (default: the system clock's now). The tests start it at a
+    /// fixed time, so that nothing they check depends on the day they run.
+    pub start: Option<Timestamp>,
     /// Windows PCs and Macs per ring group in the simulators.
     pub devices: u32,
     /// Runs the gate schedule (`rate(…)` from the template, on the stack's clock). Without it,
@@ -49,6 +52,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             speed: 1.0,
+            start: None,
             devices: 25,
             schedule: true,
             port: 0,
@@ -95,7 +99,6 @@ pub struct LocalStack {
     svc: Services<DynamoStore, SqsQueue>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    synced: Arc<Mutex<Timestamp>>,
     moto: Moto,
 }
 
@@ -125,21 +128,6 @@ pub fn services(sdk: &aws_config::SdkConfig, stack: &Stack) -> Services<DynamoSt
     }
 }
 
-/// Moves the simulators' clocks up to the stack's clock.
-fn sync_sims(clock: &Clock, synced: &Mutex<Timestamp>, sims: &Simulators) {
-    let now = clock.now();
-    let mut at = synced
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if now > *at {
-        let by =
-            Duration::from_millis(u64::try_from(now.unix_millis() - at.unix_millis()).unwrap_or(0));
-        sims.intune.advance(by);
-        sims.jamf.advance(by);
-        *at = now;
-    }
-}
-
 /// The scheduled event the gate function receives (the template's schedule Input).
 fn schedule_event(stage: &str, now: Timestamp) -> EventBridgeEvent {
     let mut v: serde_json::Value = serde_json::from_str(include_str!(
@@ -163,11 +151,18 @@ impl LocalStack {
             &std::fs::read_to_string(repo.join("template.yaml"))
                 .context("reading template.yaml")?,
         )?;
-        let clock = Arc::new(Clock::new(eucora_aws::config::now(), opts.speed));
+        let start = opts
+            .start
+            .unwrap_or_else(|| eucora_domain::Clock::now(&eucora_domain::SystemClock));
+        let clock = Arc::new(Clock::new(start, opts.speed));
         let moto = Moto::start(repo)?;
         let sdk = moto.sdk().await;
         let resources = provision(&template, &opts.stage, &sdk).await?;
-        let sims = platforms::start_simulators(opts.devices).await;
+        let sims = platforms::start_simulators(
+            opts.devices,
+            Arc::clone(&clock) as Arc<dyn eucora_domain::Clock>,
+        )
+        .await;
         platforms::put_credentials(&sdk, &resources, &sims).await?;
         let bucket = format!("eucora-{}-artifacts", opts.stage);
         platforms::create_bucket(&sdk, &bucket).await?;
@@ -175,7 +170,6 @@ impl LocalStack {
         let (intune, jamf) = (Arc::new(intune), Arc::new(jamf));
         let schedule_rate = template.schedule_rate("GateEvaluationFunction")?;
         let (stop, stopped) = watch::channel(false);
-        let synced = Arc::new(Mutex::new(clock.now()));
         let mut tasks = Vec::new();
 
         // The SQS triggers of the template, each running its function's handler.
@@ -190,15 +184,6 @@ impl LocalStack {
             tasks.push(parts.trigger(&trigger, &intune, &jamf)?);
             polled_queues.push(trigger.queue.clone());
         }
-        tasks.push(spawn_sim_sync(
-            Arc::clone(&clock),
-            Arc::clone(&synced),
-            Simulators {
-                intune: Arc::clone(&sims.intune),
-                jamf: Arc::clone(&sims.jamf),
-            },
-            stopped.clone(),
-        ));
         if opts.schedule {
             tasks.push(spawn_schedule(
                 services(&sdk, &resources),
@@ -235,7 +220,6 @@ impl LocalStack {
             polled_queues,
             stop,
             tasks,
-            synced,
             moto,
         })
     }
@@ -255,10 +239,9 @@ impl LocalStack {
         &self.moto.endpoint
     }
 
-    /// Jumps the stack's clock (and the simulators' fleets) forward.
+    /// Jumps the stack's clock (and with it the simulators' fleets) forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
-        sync_sims(&self.clock, &self.synced, &self.sims);
     }
 
     /// A token for `sub` with `roles`, valid for 30 days on the stack's clock.
@@ -297,6 +280,7 @@ impl LocalStack {
             .queue_url(url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
             .with_context(|| format!("reading {queue}'s depth"))?;
@@ -306,9 +290,11 @@ impl LocalStack {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
         };
+        // A delayed message (sent with DelaySeconds) is still work to come.
         Ok((
             get(QueueAttributeName::ApproximateNumberOfMessages),
-            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
         ))
     }
 
@@ -428,24 +414,6 @@ where
                 .await
         }
     }))
-}
-
-/// Keeps the simulators' fleets on the stack's clock.
-fn spawn_sim_sync(
-    clock: Arc<Clock>,
-    synced: Arc<Mutex<Timestamp>>,
-    sims: Simulators,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            sync_sims(&clock, &synced, &sims);
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stopped.changed() => break,
-            }
-        }
-    })
 }
 
 /// The gate schedule: the gate function's scheduled run every `rate` on the stack's clock.

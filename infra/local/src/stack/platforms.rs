@@ -42,10 +42,13 @@ pub struct Simulators {
 }
 
 /// Starts both simulators with `devices` Windows PCs and `devices` Macs in each ring's group
-/// (ring 0, the lab, gets a fifth of that), reporting their installs over the first hour.
-pub async fn start_simulators(devices: u32) -> Simulators {
-    let intune = eucora_sim_intune::start(eucora_sim_intune::SimConfig::default()).await;
-    let jamf = eucora_sim_jamf::start(eucora_sim_jamf::SimConfig::default()).await;
+/// (ring 0, the lab, gets a fifth of that), reporting their installs over the first hour, on the
+/// stack's clock.
+pub async fn start_simulators(devices: u32, clock: Arc<dyn eucora_domain::Clock>) -> Simulators {
+    let intune =
+        eucora_sim_intune::start_on(eucora_sim_intune::SimConfig::default(), Arc::clone(&clock))
+            .await;
+    let jamf = eucora_sim_jamf::start_on(eucora_sim_jamf::SimConfig::default(), clock).await;
     for ring in Ring::ALL {
         let n = u32::from(ring.number());
         let count = if ring == Ring::Lab {

@@ -24,11 +24,16 @@ pub fn moto() -> &'static str {
 
 fn start() -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let server = root.join(".venv/bin/moto_server");
     assert!(
-        server.exists(),
+        root.join(".venv/bin/moto_server").exists(),
         "{} is missing: run infra/scripts/venv (infra/dev test does this first)",
-        server.display()
+        root.join(".venv/bin/moto_server").display()
+    );
+    // moto's server, with DynamoDB transactions isolated as in AWS (see the script).
+    let server = format!(
+        "{}' '{}",
+        root.join(".venv/bin/python3").display(),
+        root.join("infra/scripts/moto_server.py").display()
     );
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -39,7 +44,7 @@ fn start() -> String {
     let script = format!(
         "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
-        server.display(),
+        server,
         std::process::id()
     );
     // Not waited for: the watchdog outlives every test and ends with the test process.

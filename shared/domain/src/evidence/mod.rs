@@ -130,66 +130,126 @@ impl std::fmt::Display for Sha256Hex {
     }
 }
 
+/// The API document's schema: 64 hex characters (either case; answers are lowercase).
+impl utoipa::PartialSchema for Sha256Hex {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{64}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Sha256Hex {}
+
 /// The content hash of a submission: what approvals are bound to.
 pub type EvidenceHash = Sha256Hex;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct App {
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub name: String,
+    #[schema(
+        max_length = 64,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub version: String,
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub vendor: String,
     pub vendor_known: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signing {
     pub status: SigningStatus,
     /// The signing identity (certificate subject or Apple Team ID); required when signed.
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub signer: Option<String>,
     pub provenance: Provenance,
-    /// macOS: notarised by Apple.
+    /// macOS: notarised by Apple (default false).
+    #[schema(required = false, nullable)]
     pub notarized: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Detection {
     pub kind: DetectionKind,
     /// The path, key, product code, script digest, bundle id or receipt id.
+    #[schema(
+        max_length = 1024,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub value: String,
 }
 
 /// One installable file for one platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Artifact {
     pub platform: Platform,
+    /// A `.intunewin` package for windows, a `.pkg` or `.dmg` for macos.
+    #[schema(
+        max_length = 255,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub file_name: String,
     pub sha256: Sha256Hex,
+    #[schema(minimum = 1, maximum = 34_359_738_368_u64)]
     pub size_bytes: u64,
     /// Where the connector reads the bytes: `s3://bucket/key` or an `https://` URL.
+    #[schema(max_length = 2048, pattern = r"^(s3|https)://")]
     pub location: String,
     pub signing: Signing,
     pub detection: Detection,
     /// Windows: the install command line (required); macOS: not used (packages install themselves).
+    #[schema(
+        max_length = 1024,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub install_command: Option<String>,
+    /// Windows: required; macOS: not used.
+    #[schema(
+        max_length = 1024,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub uninstall_command: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sbom {
     pub format: SbomFormat,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub component_count: u64,
     pub sha256: Sha256Hex,
 }
 
 /// Open findings of the vulnerability scan, by severity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VulnerabilityCounts {
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub critical: u64,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub high: u64,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub medium: u64,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub low: u64,
-    /// Findings (of any severity) known to be exploited in the wild (for example on CISA KEV).
+    /// Findings (of any severity) known to be exploited in the wild (for example on CISA KEV):
+    /// at most `critical + high + medium + low`.
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub exploited_in_the_wild: u64,
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub scanner: String,
     pub scanned_at: Timestamp,
 }
@@ -201,16 +261,17 @@ impl VulnerabilityCounts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Installation {
     pub run_as: RunAs,
+    #[schema(minimum = 0, maximum = 1440)]
     pub expected_duration_minutes: u64,
     pub reboot: Reboot,
     /// The install needs an offline import (media shipped to sites, no network delivery).
     pub offline_import: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Behaviour {
     pub network_listener: NetworkListener,
     /// Ships a scripting engine or runs macros.
@@ -218,16 +279,18 @@ pub struct Behaviour {
     pub data_access: DataAccess,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RingTarget {
     pub ring: Ring,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub target_devices: u64,
 }
 
 /// Which rings, how many devices in each, and where they are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolloutPlan {
     /// Contiguous and ascending, starting at Ring 0 or Ring 1.
+    #[schema(min_items = 1, max_items = 5)]
     pub rings: Vec<RingTarget>,
     pub site_class: SiteClass,
     /// Targets devices whose failure stops the business (trading floor, clinical, plant).
@@ -255,23 +318,34 @@ impl RolloutPlan {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RollbackPlan {
     pub strategy: RollbackStrategy,
+    #[schema(
+        max_length = 4000,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub plan: String,
     /// The rollback was run and worked in Ring 0 (the lab).
     pub validated_in_ring0: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestEvidence {
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub passed: u64,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub failed: u64,
+    #[schema(
+        max_length = 2048,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub report_uri: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct History {
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub prior_deployments: u64,
     #[serde(rename = "failure_rate_percent")]
     pub failure_rate: Percent,
@@ -279,16 +353,23 @@ pub struct History {
 }
 
 /// An exception the packager asks for up front, with the submission.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RequestedException {
     pub kind: ExceptionKind,
+    #[schema(
+        max_length = 4000,
+        pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub justification: String,
+    #[schema(min_items = 1, value_type = Vec<crate::fields::Text>)]
     pub compensating_controls: Vec<String>,
 }
 
 /// The evidence that a deployment is safe to roll out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EvidencePack {
+    /// One per platform.
+    #[schema(min_items = 1, max_items = 2)]
     pub artifacts: Vec<Artifact>,
     pub sbom: Sbom,
     pub vulnerabilities: VulnerabilityCounts,
@@ -298,11 +379,13 @@ pub struct EvidencePack {
     pub rollback: RollbackPlan,
     pub tests: TestEvidence,
     pub history: History,
+    /// Exceptions asked for up front (default none).
+    #[schema(required = false, nullable)]
     pub exceptions: Vec<RequestedException>,
 }
 
 /// A deployment intent with its evidence pack, as submitted and validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Submission {
     pub correlation_id: CorrelationId,
     pub app: App,
@@ -310,8 +393,12 @@ pub struct Submission {
     pub privileged: bool,
     /// The business criticality the packager declares; see [`crate::cab::classify_blast_radius`].
     pub business_criticality: BlastRadiusClass,
+    /// Default `standard`.
+    #[schema(required = false, nullable)]
     pub urgency: Urgency,
-    /// Crosses an organisational or security boundary (another business unit's or tenant's devices).
+    /// Crosses an organisational or security boundary (another business unit's or tenant's
+    /// devices). Default false.
+    #[schema(required = false, nullable)]
     pub cross_boundary: bool,
     pub evidence: EvidencePack,
 }

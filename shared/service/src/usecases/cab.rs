@@ -17,7 +17,7 @@ use crate::ports::{DeploymentStore, Queue, QueueError, StoreError};
 use crate::record::Change;
 
 /// One line of the CAB queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CabQueueEntry {
     pub deployment_id: DeploymentId,
     pub correlation_id: eucora_domain::CorrelationId,
@@ -110,7 +110,7 @@ impl From<Common> for DecideError {
 }
 
 /// The result of a decision: where the ring's approval stands and the deployment's state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Decided {
     pub decision: CabDecision,
     pub cab_status: CabStatus,

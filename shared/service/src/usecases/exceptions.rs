@@ -61,7 +61,7 @@ pub struct ExceptionInput {
 }
 
 /// An exception after an operation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExceptionOutcome {
     pub exception: ExceptionRecord,
     pub status: ExceptionStatus,

@@ -347,7 +347,7 @@ pub struct IncidentInput {
     pub reclassify_blast_radius: Option<BlastRadiusClass>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentOutcome {
     pub incident: Incident,
     pub state: DeploymentState,

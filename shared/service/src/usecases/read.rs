@@ -25,7 +25,7 @@ pub const READERS: &[Role] = &[
 ];
 
 /// A ring of the plan, with what CAB requires and where its approval stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RingView {
     pub ring: Ring,
     pub target_devices: u64,
@@ -33,7 +33,7 @@ pub struct RingView {
     pub cab_status: CabStatus,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExceptionView {
     pub id: eucora_domain::ExceptionId,
     pub kind: eucora_domain::exception::ExceptionKind,
@@ -43,7 +43,7 @@ pub struct ExceptionView {
 }
 
 /// What the API answers for a deployment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeploymentView {
     pub id: DeploymentId,
     pub correlation_id: eucora_domain::CorrelationId,
@@ -57,6 +57,7 @@ pub struct DeploymentView {
     pub submitted_at: Timestamp,
     pub blast_radius: BlastRadiusClass,
     /// The score with every factor's contribution; `null` until scored.
+    #[schema(value_type = Option<eucora_domain::risk::RiskAssessment>)]
     pub risk: Option<Value>,
     pub rings: Vec<RingView>,
     pub approvals: Vec<eucora_domain::cab::CabDecision>,
@@ -64,6 +65,7 @@ pub struct DeploymentView {
     pub incidents: Vec<Incident>,
     pub rollback_validated: bool,
     /// The latest gate decision, with threshold and actual value per gate.
+    #[schema(value_type = Option<eucora_domain::gates::GateDecision>)]
     pub last_gate_decision: Option<Value>,
     pub version: u64,
 }
@@ -177,7 +179,7 @@ pub async fn audit_trail<S: DeploymentStore, Q>(
 }
 
 /// The answer of a verification.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub deployment_id: DeploymentId,
     pub valid: bool,

@@ -231,7 +231,12 @@ pub async fn upload_blocks(http: &reqwest::Client, uri: &str, content: &[u8]) {
 
 /// Create → content version → file → blocks → commit → `committedContentVersion` → published.
 pub async fn publish(api: &Api, name: &str, version: &str) -> String {
-    let created = api.post(APPS, &win32_app(name, version)).await;
+    publish_app(api, &win32_app(name, version)).await
+}
+
+/// [`publish`] with the app's whole body.
+pub async fn publish_app(api: &Api, app: &Value) -> String {
+    let created = api.post(APPS, app).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let app_id = created.json()["id"].as_str().unwrap().to_owned();
     let content = b"encrypted intunewin payload".repeat(10);

@@ -28,7 +28,7 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
         (["computergroups"], "GET") => group_list(state, request),
         (["computergroups", "id" | "name", key], "GET") => {
             match find_group(state, request, path[1], key) {
-                Some(group) => Reply::xml(200, &group_xml(state, group)),
+                Some(group) => Reply::classic(request, 200, &group_xml(state, group)),
                 None => not_found(),
             }
         }
@@ -41,7 +41,7 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
         }
 
         (["computerhistory", "id" | "name" | "udid", key], "GET") => {
-            history(state, path[1], key, None)
+            history(state, request, path[1], key, None)
         }
         (
             [
@@ -52,12 +52,12 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
                 subsets,
             ],
             "GET",
-        ) => history(state, path[1], key, Some(subsets)),
+        ) => history(state, request, path[1], key, Some(subsets)),
 
         (["categories"], "GET") => category_list(state, request),
         (["categories", "id" | "name", key], "GET") => {
             match find_category(state, request, path[1], key) {
-                Some(category) => Reply::xml(200, &category_xml(category)),
+                Some(category) => Reply::classic(request, 200, &category_xml(category)),
                 None => not_found(),
             }
         }
@@ -66,7 +66,7 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
         (["packages"], "GET") => package_list(state, request),
         (["packages", "id" | "name", key], "GET") => {
             match find_package(state, request, path[1], key) {
-                Some(package) => Reply::xml(200, &package_xml(state, package)),
+                Some(package) => Reply::classic(request, 200, &package_xml(state, package)),
                 None => not_found(),
             }
         }
@@ -128,14 +128,14 @@ fn policy_list(state: &State, request: &Request) -> Reply {
         .values()
         .filter(|p| request.at.sees(p.origin))
         .collect();
-    let list = Element::new("policies")
+    let list = Element::list("policies")
         .with(Element::leaf("size", visible.len()))
         .with_all(visible.iter().map(|p| {
             Element::new("policy")
                 .with(Element::leaf("id", p.id))
                 .with(Element::leaf("name", &p.name))
         }));
-    Reply::xml(200, &list)
+    Reply::classic(request, 200, &list)
 }
 
 fn policy_get(
@@ -154,7 +154,7 @@ fn policy_get(
         doc.children
             .retain(|section| wanted.contains(&section.name));
     }
-    Reply::xml(200, &doc)
+    Reply::classic(request, 200, &doc)
 }
 
 /// `PolicyLogs` → `policy_logs`; `Packages` names the policy's `package_configuration`.
@@ -246,7 +246,7 @@ fn group_list(state: &State, request: &Request) -> Reply {
         .values()
         .filter(|g| request.at.sees(g.origin))
         .collect();
-    let list = Element::new("computer_groups")
+    let list = Element::list("computer_groups")
         .with(Element::leaf("size", visible.len()))
         .with_all(visible.iter().map(|g| {
             Element::new("computer_group")
@@ -254,7 +254,7 @@ fn group_list(state: &State, request: &Request) -> Reply {
                 .with(Element::leaf("name", &g.name))
                 .with(Element::leaf("is_smart", g.smart))
         }));
-    Reply::xml(200, &list)
+    Reply::classic(request, 200, &list)
 }
 
 fn serial_number(computer: &Computer) -> String {
@@ -265,7 +265,11 @@ fn group_xml(state: &State, group: &Group) -> Element {
     let criteria = group
         .criteria
         .as_ref()
-        .map(|c| c.children_named("criterion").cloned().collect::<Vec<_>>())
+        .map(|c| {
+            c.children_named("criterion")
+                .map(criterion)
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let computers: Vec<Element> = group
         .members
@@ -290,15 +294,32 @@ fn group_xml(state: &State, group: &Group) -> Element {
                 .with(Element::leaf("name", "None")),
         )
         .with(
-            Element::new("criteria")
+            Element::list("criteria")
                 .with(Element::leaf("size", criteria.len()))
                 .with_all(criteria),
         )
         .with(
-            Element::new("computers")
+            Element::list("computers")
                 .with(Element::leaf("size", computers.len()))
                 .with_all(computers),
         )
+}
+
+/// A stored criterion with Jamf's types (`value` stays text even when it reads as a number).
+fn criterion(posted: &Element) -> Element {
+    let text = |name: &str| posted.text_at(name).unwrap_or_default().to_owned();
+    let flag = |name: &str| text(name).eq_ignore_ascii_case("true");
+    Element::new("criterion")
+        .with(Element::leaf("name", text("name")))
+        .with(Element::leaf(
+            "priority",
+            text("priority").parse::<i64>().unwrap_or(0),
+        ))
+        .with(Element::leaf("and_or", text("and_or")))
+        .with(Element::leaf("search_type", text("search_type")))
+        .with(Element::leaf("value", text("value")))
+        .with(Element::leaf("opening_paren", flag("opening_paren")))
+        .with(Element::leaf("closing_paren", flag("closing_paren")))
 }
 
 /// The computers a `<computers>` (or `<computer_additions>`…) list names, by id or name.
@@ -437,7 +458,7 @@ fn group_delete(state: &mut State, request: &Request, by: &str, key: &str) -> Re
 
 // ---- computer history ----
 
-fn history(state: &State, by: &str, key: &str, subsets: Option<&str>) -> Reply {
+fn history(state: &State, request: &Request, by: &str, key: &str, subsets: Option<&str>) -> Reply {
     let computer = state.fleet.computers.values().find(|c| match by {
         "id" => key.parse() == Ok(c.spec.id),
         "udid" => c.spec.udid.eq_ignore_ascii_case(key),
@@ -459,7 +480,7 @@ fn history(state: &State, by: &str, key: &str, subsets: Option<&str>) -> Reply {
         .filter(|log| log.computer_id == computer.spec.id)
         .collect();
     logs.sort_by(|a, b| b.at.cmp(&a.at).then(b.policy_id.cmp(&a.policy_id)));
-    let policy_logs = Element::new("policy_logs").with_all(logs.iter().map(|log| {
+    let policy_logs = Element::list("policy_logs").with_all(logs.iter().map(|log| {
         Element::new("policy_log")
             .with(Element::leaf("policy_id", log.policy_id))
             .with(Element::leaf("policy_name", &log.policy_name))
@@ -469,16 +490,23 @@ fn history(state: &State, by: &str, key: &str, subsets: Option<&str>) -> Reply {
             .with(Element::leaf("date_time_utc", classic_utc(log.at)))
             .with(Element::leaf("status", &log.status))
     }));
+    // Jamf Pro's sections; those the simulator keeps nothing for are empty lists.
+    let outcomes = |name: &str, lists: [&str; 3]| {
+        Element::new(name).with_all(lists.into_iter().map(Element::list))
+    };
     let sections = [
         general,
-        Element::new("computer_usage_logs"),
-        Element::new("audits"),
+        Element::list("computer_usage_logs"),
+        Element::list("audits"),
         policy_logs,
-        Element::new("casper_remote_logs"),
-        Element::new("screen_sharing_logs"),
-        Element::new("commands"),
-        Element::new("user_location"),
-        Element::new("mac_app_store_applications"),
+        Element::list("casper_remote_logs"),
+        Element::list("screen_sharing_logs"),
+        outcomes("commands", ["completed", "pending", "failed"]),
+        Element::list("user_location"),
+        outcomes(
+            "mac_app_store_applications",
+            ["installed", "pending", "failed"],
+        ),
     ];
     let wanted: Option<Vec<String>> = subsets.map(|s| s.split('&').map(subset_element).collect());
     let history = Element::new("computer_history").with_all(
@@ -486,7 +514,7 @@ fn history(state: &State, by: &str, key: &str, subsets: Option<&str>) -> Reply {
             .into_iter()
             .filter(|s| wanted.as_ref().is_none_or(|w| w.contains(&s.name))),
     );
-    Reply::xml(200, &history)
+    Reply::classic(request, 200, &history)
 }
 
 // ---- categories ----
@@ -516,14 +544,14 @@ fn category_list(state: &State, request: &Request) -> Reply {
         .values()
         .filter(|c| request.at.sees(c.origin))
         .collect();
-    let list = Element::new("categories")
+    let list = Element::list("categories")
         .with(Element::leaf("size", visible.len()))
         .with_all(visible.iter().map(|c| {
             Element::new("category")
                 .with(Element::leaf("id", c.id))
                 .with(Element::leaf("name", &c.name))
         }));
-    Reply::xml(200, &list)
+    Reply::classic(request, 200, &list)
 }
 
 fn category_create(state: &mut State, request: &Request) -> Reply {
@@ -580,14 +608,14 @@ fn package_list(state: &State, request: &Request) -> Reply {
         .values()
         .filter(|p| request.at.sees(p.origin))
         .collect();
-    let list = Element::new("packages")
+    let list = Element::list("packages")
         .with(Element::leaf("size", visible.len()))
         .with_all(visible.iter().map(|p| {
             Element::new("package")
                 .with(Element::leaf("id", p.id))
                 .with(Element::leaf("name", p.name()))
         }));
-    Reply::xml(200, &list)
+    Reply::classic(request, 200, &list)
 }
 
 fn package_xml(state: &State, package: &Package) -> Element {

@@ -19,13 +19,19 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
     let path: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
     let method = request.method.as_str();
     match (path.as_slice(), method) {
-        (["v1" | "v3", "computers-inventory"], "GET") => inventory(state, request),
-        (["v1" | "v3", "computers-inventory", id], "GET") => match sections(request) {
-            Ok(sections) => computer(state, id, &sections),
-            Err(reply) => reply,
-        },
-        (["v1" | "v3", "computers-inventory-detail", id], "GET") => {
-            computer(state, id, &Sections::all())
+        ([version @ ("v1" | "v3"), "computers-inventory"], "GET") => {
+            inventory(state, request, Inventory::of(version))
+        }
+        ([version @ ("v1" | "v3"), "computers-inventory", id], "GET") => {
+            let kind = Inventory::of(version);
+            match sections(request, kind) {
+                Ok(sections) => computer(state, id, kind, &sections),
+                Err(reply) => reply,
+            }
+        }
+        ([version @ ("v1" | "v3"), "computers-inventory-detail", id], "GET") => {
+            let kind = Inventory::of(version);
+            computer(state, id, kind, &Sections::all(kind))
         }
         (["v1", "packages"], "GET") => packages(state, request),
         (["v1", "packages"], "POST") => create_package(state, request),
@@ -56,18 +62,24 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
         }
         (["v1", "jamf-pro-version"], "GET") => Reply::json(200, &json!({ "version": PRO_VERSION })),
         (["v1", "computer-groups"], "GET") => computer_groups(state, request),
-        (["v1" | "v2", "computer-groups", "smart-group-membership", id], "GET") => {
+        (["v2" | "v3", "computer-groups", "smart-group-membership", id], "GET") => {
             smart_group_members(state, request, id)
         }
+        // A path served above, with another method; any other path is not found.
         (
-            [
+            ["v1" | "v3", "computers-inventory"]
+            | [
                 "v1" | "v3",
                 "computers-inventory" | "computers-inventory-detail",
-                ..,
+                _,
             ]
-            | ["v1", "packages" | "categories" | "computer-groups", ..]
-            | ["v2", "computer-groups", ..]
-            | ["v1", "jamf-pro-version"],
+            | [
+                "v1",
+                "packages" | "categories" | "computer-groups" | "jamf-pro-version",
+            ]
+            | ["v1", "packages" | "categories", _]
+            | ["v1", "packages", _, "upload"]
+            | ["v2" | "v3", "computer-groups", "smart-group-membership", _],
             _,
         ) => Reply::method_not_allowed(Family::Pro),
         _ => Reply::not_found(Family::Pro),
@@ -76,11 +88,18 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
 
 // ---- listing: filter, sort, page ----
 
+/// The selectors a list endpoint takes in `filter` and in `sort`, as Jamf's schema lists them in
+/// the two parameters' descriptions.
+struct Selectors {
+    filter: &'static [&'static str],
+    sort: &'static [&'static str],
+}
+
 /// Filters, sorts and pages `items` as the Jamf Pro API's list endpoints do.
 fn list<T>(
     request: &Request,
     mut items: Vec<T>,
-    fields: &[&str],
+    fields: &Selectors,
     default_sort: &str,
     get: impl Fn(&T, &str) -> Option<String>,
     render: impl Fn(&T) -> Value,
@@ -102,7 +121,7 @@ fn list<T>(
         Err(reply) => return reply,
     };
     if let Some(filter) = request.param("filter").filter(|f| !f.trim().is_empty()) {
-        match rsql::parse(&filter, fields) {
+        match rsql::parse(&filter, fields.filter) {
             Ok(filter) => items.retain(|item| filter.matches(&|field| get(item, field))),
             Err(problem) => {
                 return Reply::pro_error(400, "INVALID_RSQL_FILTER", &problem, Some("filter"));
@@ -130,7 +149,7 @@ fn list<T>(
                 );
             }
         };
-        if !fields.contains(&field) {
+        if !fields.sort.contains(&field) {
             return Reply::pro_error(
                 400,
                 "INVALID_FIELD",
@@ -179,18 +198,112 @@ fn number_param(request: &Request, name: &str, default: usize) -> Result<usize, 
 
 // ---- computer inventory ----
 
-const INVENTORY_FIELDS: &[&str] = &[
-    "id",
-    "udid",
+/// The RSQL selectors `filter` takes on `/api/v{1,3}/computers-inventory` (Jamf's list). The
+/// simulator holds data for the `general` ones it renders; the rest read as null.
+const INVENTORY_FILTER_FIELDS: &[&str] = &[
+    "diskEncryption.fileVault2Enabled",
+    "general.assetTag",
+    "general.barcode1",
+    "general.barcode2",
+    "general.declarativeDeviceManagementEnabled",
+    "general.enrolledViaAutomatedDeviceEnrollment",
+    "general.itunesStoreAccountActive",
+    "general.jamfBinaryVersion",
+    "general.lastCloudBackupDate",
+    "general.lastContactTime",
+    "general.lastEnrolledDate",
+    "general.lastIpAddress",
+    "general.lastLoggedInUsernameBinary",
+    "general.lastLoggedInUsernameBinaryTimestamp",
+    "general.lastLoggedInUsernameMdm",
+    "general.lastLoggedInUsernameMdmTimestamp",
+    "general.lastLoggedInUsernameSelfService",
+    "general.lastLoggedInUsernameSelfServiceTimestamp",
+    "general.lastReportedIp",
+    "general.lastReportedIpV4",
+    "general.lastReportedIpV6",
+    "general.managementId",
+    "general.mdmCapable.capable",
+    "general.mdmCertificateExpiration",
     "general.name",
     "general.platform",
-    "general.lastContactTime",
+    "general.remoteManagement.managed",
     "general.reportDate",
-    "general.lastEnrolledDate",
-    "general.managementId",
+    "general.supervised",
+    "general.userApprovedMdm",
+    "hardware.appleSilicon",
+    "hardware.bleCapable",
+    "hardware.macAddress",
+    "hardware.make",
+    "hardware.model",
+    "hardware.modelIdentifier",
+    "hardware.serialNumber",
+    "hardware.supportsIosAppInstalls",
+    "id",
+    "operatingSystem.activeDirectoryStatus",
+    "operatingSystem.build",
+    "operatingSystem.fileVault2Status",
+    "operatingSystem.name",
+    "operatingSystem.rapidSecurityResponse",
+    "operatingSystem.supplementalBuildVersion",
+    "operatingSystem.version",
+    "purchasing.appleCareId",
+    "purchasing.leased",
+    "purchasing.lifeExpectancy",
+    "purchasing.purchased",
+    "purchasing.vendor",
+    "purchasing.warrantyDate",
+    "security.activationLockEnabled",
+    "security.firewallEnabled",
+    "security.recoveryLockEnabled",
+    "udid",
+    "userAndLocation.buildingId",
+    "userAndLocation.departmentId",
+    "userAndLocation.email",
+    "userAndLocation.phone",
+    "userAndLocation.position",
+    "userAndLocation.realname",
+    "userAndLocation.room",
+    "userAndLocation.username",
 ];
 
-/// Every section of the inventory record; only `GENERAL` and `GROUP_MEMBERSHIPS` hold data here.
+/// The fields `sort` takes on `/api/v{1,3}/computers-inventory` (Jamf's list).
+const INVENTORY_SORT_FIELDS: &[&str] = &[
+    "general.assetTag",
+    "general.jamfBinaryVersion",
+    "general.lastCloudBackupDate",
+    "general.lastContactTime",
+    "general.lastEnrolledDate",
+    "general.lastLoggedInUsernameBinary",
+    "general.lastLoggedInUsernameBinaryTimestamp",
+    "general.lastLoggedInUsernameMdm",
+    "general.lastLoggedInUsernameMdmTimestamp",
+    "general.lastLoggedInUsernameSelfService",
+    "general.lastLoggedInUsernameSelfServiceTimestamp",
+    "general.mdmCertificateExpiration",
+    "general.name",
+    "general.platform",
+    "general.reportDate",
+    "hardware.make",
+    "hardware.model",
+    "id",
+    "operatingSystem.build",
+    "operatingSystem.name",
+    "operatingSystem.rapidSecurityResponse",
+    "operatingSystem.supplementalBuildVersion",
+    "operatingSystem.version",
+    "purchasing.lifeExpectancy",
+    "purchasing.warrantyDate",
+    "udid",
+    "userAndLocation.realname",
+];
+
+const INVENTORY_SELECTORS: Selectors = Selectors {
+    filter: INVENTORY_FILTER_FIELDS,
+    sort: INVENTORY_SORT_FIELDS,
+};
+
+/// Every section of the v1 inventory record; only `GENERAL` and `GROUP_MEMBERSHIPS` hold data here.
 const SECTIONS: &[(&str, &str)] = &[
     ("GENERAL", "general"),
     ("DISK_ENCRYPTION", "diskEncryption"),
@@ -218,11 +331,35 @@ const SECTIONS: &[(&str, &str)] = &[
     ("GROUP_MEMBERSHIPS", "groupMemberships"),
 ];
 
+/// Which inventory: v1 (`ComputerSection`) or v3 (`ComputerSectionV3`, without `PLUGINS` and
+/// `FONTS`, whose record has no `plugins` or `fonts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inventory {
+    V1,
+    V3,
+}
+
+impl Inventory {
+    fn of(version: &str) -> Self {
+        if version == "v3" {
+            Inventory::V3
+        } else {
+            Inventory::V1
+        }
+    }
+
+    fn sections(self) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+        SECTIONS
+            .iter()
+            .filter(move |(name, _)| self == Inventory::V1 || !matches!(*name, "PLUGINS" | "FONTS"))
+    }
+}
+
 struct Sections(Vec<&'static str>);
 
 impl Sections {
-    fn all() -> Self {
-        Sections(SECTIONS.iter().map(|(name, _)| *name).collect())
+    fn all(kind: Inventory) -> Self {
+        Sections(kind.sections().map(|(name, _)| *name).collect())
     }
 
     fn has(&self, name: &str) -> bool {
@@ -231,7 +368,7 @@ impl Sections {
 }
 
 /// The `section` parameters (repeated or comma-separated); `GENERAL` when none.
-fn sections(request: &Request) -> Result<Sections, Reply> {
+fn sections(request: &Request, kind: Inventory) -> Result<Sections, Reply> {
     let mut chosen = Vec::new();
     for name in request
         .params("section")
@@ -240,8 +377,8 @@ fn sections(request: &Request) -> Result<Sections, Reply> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        match SECTIONS
-            .iter()
+        match kind
+            .sections()
             .find(|(known, _)| known.eq_ignore_ascii_case(name))
         {
             Some((known, _)) => chosen.push(*known),
@@ -261,8 +398,8 @@ fn sections(request: &Request) -> Result<Sections, Reply> {
     Ok(Sections(chosen))
 }
 
-fn inventory(state: &State, request: &Request) -> Reply {
-    let sections = match sections(request) {
+fn inventory(state: &State, request: &Request, kind: Inventory) -> Reply {
+    let sections = match sections(request, kind) {
         Ok(sections) => sections,
         Err(reply) => return reply,
     };
@@ -270,13 +407,14 @@ fn inventory(state: &State, request: &Request) -> Reply {
     list(
         request,
         computers,
-        INVENTORY_FIELDS,
+        &INVENTORY_SELECTORS,
         "general.name:asc",
         |c, field| inventory_field(c, field),
-        |c| computer_json(state, c, &sections),
+        |c| computer_json(state, c, kind, &sections),
     )
 }
 
+/// A selector's value for filtering and sorting; `None` (null) for what the simulator does not hold.
 fn inventory_field(computer: &Computer, field: &str) -> Option<String> {
     Some(match field {
         "id" => computer.spec.id.to_string(),
@@ -286,6 +424,8 @@ fn inventory_field(computer: &Computer, field: &str) -> Option<String> {
         "general.lastContactTime" | "general.reportDate" => iso_millis(computer.last_contact),
         "general.lastEnrolledDate" => iso_millis(computer.enrolled),
         "general.managementId" => management_id(computer),
+        "general.remoteManagement.managed" => "true".to_owned(),
+        "general.supervised" => "false".to_owned(),
         _ => return None,
     })
 }
@@ -294,13 +434,13 @@ fn management_id(computer: &Computer) -> String {
     format!("0A6E0000-0000-4000-8000-{:012X}", computer.spec.id)
 }
 
-fn computer(state: &State, id: &str, sections: &Sections) -> Reply {
+fn computer(state: &State, id: &str, kind: Inventory, sections: &Sections) -> Reply {
     match id
         .parse()
         .ok()
         .and_then(|id: u32| state.fleet.computers.get(&id))
     {
-        Some(computer) => Reply::json(200, &computer_json(state, computer, sections)),
+        Some(computer) => Reply::json(200, &computer_json(state, computer, kind, sections)),
         None => Reply::pro_error(
             404,
             "INVALID_ID",
@@ -310,11 +450,16 @@ fn computer(state: &State, id: &str, sections: &Sections) -> Reply {
     }
 }
 
-fn computer_json(state: &State, computer: &Computer, sections: &Sections) -> Value {
+fn computer_json(
+    state: &State,
+    computer: &Computer,
+    kind: Inventory,
+    sections: &Sections,
+) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("id".to_owned(), json!(computer.spec.id.to_string()));
     out.insert("udid".to_owned(), json!(computer.spec.udid));
-    for (section, key) in SECTIONS {
+    for (section, key) in kind.sections() {
         let value = if !sections.has(section) {
             Value::Null
         } else if *section == "GENERAL" {
@@ -381,15 +526,31 @@ fn smart_group_members(state: &State, request: &Request, id: &str) -> Reply {
 
 // ---- packages ----
 
-const PACKAGE_FIELDS: &[&str] = &[
-    "id",
-    "packageName",
-    "fileName",
-    "categoryId",
-    "priority",
-    "info",
-    "notes",
-];
+/// `filter` takes Jamf's listed selectors; Jamf lists none for `sort`, which takes those and
+/// `priority`.
+const PACKAGE_SELECTORS: Selectors = Selectors {
+    filter: &[
+        "id",
+        "fileName",
+        "packageName",
+        "categoryId",
+        "info",
+        "notes",
+        "manifestFileName",
+        "cloudTransferStatus",
+    ],
+    sort: &[
+        "id",
+        "fileName",
+        "packageName",
+        "categoryId",
+        "info",
+        "notes",
+        "manifestFileName",
+        "cloudTransferStatus",
+        "priority",
+    ],
+};
 
 fn packages(state: &State, request: &Request) -> Reply {
     let visible: Vec<&Package> = state
@@ -400,14 +561,12 @@ fn packages(state: &State, request: &Request) -> Reply {
     list(
         request,
         visible,
-        PACKAGE_FIELDS,
+        &PACKAGE_SELECTORS,
         "id:asc",
-        |p, field| {
-            if field == "id" {
-                Some(p.id.to_string())
-            } else {
-                Some(p.text(field))
-            }
+        |p, field| match p.to_json().get(field) {
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
         },
         |p| p.to_json(),
     )
@@ -611,6 +770,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 // ---- categories ----
 
+/// `filter` takes Jamf's listed selectors (`name`, `priority`); Jamf lists none for `sort`.
+const CATEGORY_SELECTORS: Selectors = Selectors {
+    filter: &["name", "priority"],
+    sort: &["id", "name", "priority"],
+};
+
 fn categories(state: &State, request: &Request) -> Reply {
     let visible: Vec<&Category> = state
         .categories
@@ -620,7 +785,7 @@ fn categories(state: &State, request: &Request) -> Reply {
     list(
         request,
         visible,
-        &["id", "name", "priority"],
+        &CATEGORY_SELECTORS,
         "id:asc",
         |c, field| match field {
             "id" => Some(c.id.to_string()),
