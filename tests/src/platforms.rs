@@ -65,8 +65,8 @@ impl std::fmt::Debug for Platforms {
 }
 
 impl Platforms {
-    /// `devices` Windows and `devices` macOS devices per ring, all installing within an hour, in
-    /// simulators on the test's `clock`.
+    /// `devices` Windows and `devices` macOS devices per ring, all installing within an hour (every
+    /// fourth PC shared by two users), in simulators on the test's `clock`.
     pub async fn start(
         store: &Memory,
         artifacts: &MemoryArtifacts,
@@ -86,11 +86,17 @@ impl Platforms {
         for (ring, group, jamf_group) in [(1, "grp-canary", 41), (2, "grp-pilot", 42)] {
             let win = (0..devices)
                 .map(|i| {
-                    eucora_sim_intune::SimDevice::installed(
+                    let pc = eucora_sim_intune::SimDevice::installed(
                         &format!("pc-{ring}-{i}"),
                         &format!("PC{ring}{i}"),
                         Duration::from_secs(1800),
-                    )
+                    );
+                    // Every fourth PC is shared: a report row per user, one result per device.
+                    if i % 4 == 3 {
+                        pc.shared_by(&["amy@contoso.example", "ben@contoso.example"])
+                    } else {
+                        pc
+                    }
                 })
                 .collect();
             intune_sim.add_group(group, win);

@@ -149,6 +149,8 @@ pub(crate) enum Payload {
 
 pub(crate) struct Answer {
     pub body: String,
+    /// The server's clock at the answer (its `Date` header), when it sent one.
+    pub server_date: Option<std::time::SystemTime>,
 }
 
 impl Answer {
@@ -337,6 +339,11 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             }
         };
         let status = response.status().as_u16();
+        let server_date = response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
         let retry_after = CallError::parse_retry_after(
             response
                 .headers()
@@ -370,7 +377,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                 started,
                 ids.clone(),
             );
-            return Ok(Answer { body });
+            return Ok(Answer { body, server_date });
         }
         let (code, message) = error_code(status, &body);
         let err = CallError::http(op, status, code, message, retry_after);
@@ -416,7 +423,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                     && let Ok(fresh) = a.json::<UserToken>("auth_keep_alive")
                 {
                     let value = fresh.token.clone();
-                    let expires_at = fresh.expires_at();
+                    let expires_at = fresh.expires_at(a.server_date);
                     *cached = Some(CachedToken {
                         value: fresh.token,
                         expires_at,
@@ -508,7 +515,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
         let t: UserToken = a.json("auth_token")?;
         Ok(CachedToken {
             value: t.token.clone(),
-            expires_at: t.expires_at(),
+            expires_at: t.expires_at(a.server_date),
             kind: Kinds::Basic,
         })
     }
@@ -572,9 +579,19 @@ struct UserToken {
 }
 
 impl UserToken {
-    fn expires_at(&self) -> Instant {
+    /// When the token expires, on this container's monotonic clock. `expires` is the server's
+    /// wall-clock time, so its lifetime is measured against the server's own clock (the answer's
+    /// `Date`), not ours: a Jamf server whose clock runs ahead of or behind Lambda's still gets
+    /// its tokens reused for their real lifetime. Without a `Date`, our clock; without a readable
+    /// `expires`, a minute.
+    fn expires_at(&self, server_date: Option<std::time::SystemTime>) -> Instant {
+        let server_now = server_date
+            .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .and_then(|secs| eucora_domain::Timestamp::from_unix_seconds(secs).ok())
+            .unwrap_or_else(eucora_connector::platform::call_time);
         let left = eucora_domain::Timestamp::parse(&self.expires)
-            .map(|t| t.since(eucora_connector::platform::call_time()))
+            .map(|t| t.since(server_now))
             .ok()
             .and_then(|d| Duration::try_from(d).ok())
             .unwrap_or(Duration::from_secs(60));
@@ -606,7 +623,33 @@ impl<C: Credentials, A: ArtifactSource> Platform for JamfClient<C, A> {
 
 #[cfg(test)]
 mod tests {
-    use super::{JAMF_CONNECTION_LIMIT, JamfConfig};
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::{JAMF_CONNECTION_LIMIT, JamfConfig, UserToken};
+
+    /// A user token's lifetime is read against the server's clock, whichever way it is off.
+    #[test]
+    fn a_user_token_lifetime_is_measured_on_the_servers_clock() {
+        let token = |expires: &str| UserToken {
+            token: "t".into(),
+            expires: expires.into(),
+        };
+        // The server's clock is a year behind ours (and then a year ahead): 30 minutes left.
+        for server_now in ["2025-11-30T10:00:00Z", "2027-11-30T10:00:00Z"] {
+            let now = eucora_domain::Timestamp::parse(server_now).unwrap();
+            let date = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(now.unix_seconds()).unwrap());
+            let expires = now.plus(time::Duration::minutes(30)).to_rfc3339();
+            let left = token(&expires).expires_at(Some(date)) - Instant::now();
+            assert!(
+                left > Duration::from_secs(29 * 60) && left <= Duration::from_secs(30 * 60),
+                "{server_now}: {left:?}"
+            );
+        }
+        // No Date and an unreadable expiry: a minute.
+        let left = token("soon").expires_at(None) - Instant::now();
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
+    }
 
     #[test]
     fn each_container_gets_its_share_of_the_limit() {

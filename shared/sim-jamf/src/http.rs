@@ -134,7 +134,12 @@ async fn handle(
         Some(Fault::Slow(_)) | None => routes::dispatch(&shared, &request),
     };
     record(&shared, &request, reply.status);
-    Ok(reply.into_response(&shared.cookies[at.node]))
+    // The server's own clock, as every Jamf Pro answer carries it (a client can measure token
+    // lifetimes against it whatever its own clock says).
+    let date = httpdate::fmt_http_date(crate::state::system_time(shared.clock.now()));
+    Ok(reply
+        .with_header("date", date)
+        .into_response(&shared.cookies[at.node]))
 }
 
 /// `1` for whole seconds, `2.128` otherwise.

@@ -263,6 +263,17 @@ pub(crate) fn to_offset(t: Timestamp) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// A timestamp of the control plane's clock as a `SystemTime`.
+pub(crate) fn system_time(t: Timestamp) -> std::time::SystemTime {
+    let ms = t.unix_millis();
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        std::time::SystemTime::UNIX_EPOCH + d
+    } else {
+        std::time::SystemTime::UNIX_EPOCH - d
+    }
+}
+
 fn take_next(counter: &mut u32) -> u32 {
     let id = *counter;
     *counter += 1;

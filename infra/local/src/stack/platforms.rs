@@ -42,8 +42,8 @@ pub struct Simulators {
 }
 
 /// Starts both simulators with `devices` Windows PCs and `devices` Macs in each ring's group
-/// (ring 0, the lab, gets a fifth of that), reporting their installs over the first hour, on the
-/// stack's clock.
+/// (ring 0, the lab, gets a fifth of that; every fifth PC shared by three users), reporting their
+/// installs over the first hour, on the stack's clock.
 pub async fn start_simulators(devices: u32, clock: Arc<dyn eucora_domain::Clock>) -> Simulators {
     let intune =
         eucora_sim_intune::start_on(eucora_sim_intune::SimConfig::default(), Arc::clone(&clock))
@@ -62,11 +62,22 @@ pub async fn start_simulators(devices: u32, clock: Arc<dyn eucora_domain::Clock>
             &intune_group(ring),
             (0..count)
                 .map(|i| {
-                    eucora_sim_intune::SimDevice::installed(
+                    let pc = eucora_sim_intune::SimDevice::installed(
                         &format!("win-r{n}-{i:04}"),
                         &format!("PC-R{n}-{i:04}"),
                         after(i),
-                    )
+                    );
+                    // Every fifth PC is shared (a shift or kiosk PC): Intune reports it once per
+                    // user who signed in, and the gates still count it once.
+                    if i % 5 == 4 {
+                        pc.shared_by(&[
+                            &format!("shift-a-{i}@contoso.example"),
+                            &format!("shift-b-{i}@contoso.example"),
+                            &format!("shift-c-{i}@contoso.example"),
+                        ])
+                    } else {
+                        pc
+                    }
                 })
                 .collect(),
         );
