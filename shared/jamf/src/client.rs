@@ -339,11 +339,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             }
         };
         let status = response.status().as_u16();
-        let server_date = response
-            .headers()
-            .get("date")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let server_date = server_date(&response);
         let retry_after = CallError::parse_retry_after(
             response
                 .headers()
@@ -564,6 +560,12 @@ pub(crate) enum Auth<'a> {
     Bearer(&'a str),
     Basic(&'a str, &'a str),
     Form(Vec<(&'static str, String)>),
+}
+
+/// The server's clock at an answer: its `Date` header (an HTTP-date), when it sent one.
+fn server_date(response: &reqwest::Response) -> Option<std::time::SystemTime> {
+    let date = response.headers().get("date")?.to_str().ok()?;
+    httpdate::parse_http_date(date).ok()
 }
 
 #[derive(Deserialize)]
