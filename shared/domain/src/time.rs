@@ -42,6 +42,21 @@ impl Timestamp {
             .map_err(|_| InvalidTimestamp)
     }
 
+    /// From the standard library's wall-clock time (what an HTTP `Date` header parses to).
+    pub fn from_system_time(t: std::time::SystemTime) -> Self {
+        Self(OffsetDateTime::from(t))
+    }
+
+    /// As the standard library's wall-clock time.
+    pub fn to_system_time(self) -> std::time::SystemTime {
+        self.0.into()
+    }
+
+    /// As a `time` date-time in UTC.
+    pub fn to_offset_date_time(self) -> OffsetDateTime {
+        self.0
+    }
+
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }
@@ -114,10 +129,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Timestamp::from_unix_millis(ms).unwrap_or(Timestamp(OffsetDateTime::UNIX_EPOCH))
+        Timestamp(OffsetDateTime::now_utc())
     }
 }
 

@@ -587,11 +587,10 @@ impl UserToken {
     /// its tokens reused for their real lifetime. Without a `Date`, our clock; without a readable
     /// `expires`, a minute.
     fn expires_at(&self, server_date: Option<std::time::SystemTime>) -> Instant {
-        let server_now = server_date
-            .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_secs()).ok())
-            .and_then(|secs| eucora_domain::Timestamp::from_unix_seconds(secs).ok())
-            .unwrap_or_else(eucora_connector::platform::call_time);
+        let server_now = server_date.map_or_else(
+            eucora_connector::platform::call_time,
+            eucora_domain::Timestamp::from_system_time,
+        );
         let left = eucora_domain::Timestamp::parse(&self.expires)
             .map(|t| t.since(server_now))
             .ok()

@@ -87,7 +87,7 @@ impl Shared {
     /// due since the last look.
     fn state(&self) -> MutexGuard<'_, State> {
         let mut state = lock(&self.state);
-        let now = system_time(self.clock.now());
+        let now = self.clock.now().to_system_time();
         let since_start = now.duration_since(self.epoch).unwrap_or(Duration::ZERO);
         let by = since_start.saturating_sub(state.clock);
         if !by.is_zero() {
@@ -98,17 +98,7 @@ impl Shared {
 
     /// The simulated wall clock.
     fn now(&self) -> SystemTime {
-        system_time(self.clock.now())
-    }
-}
-
-/// A timestamp of the control plane's clock as the simulator's time type.
-fn system_time(t: Timestamp) -> SystemTime {
-    let ms = t.unix_millis();
-    if ms >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        self.clock.now().to_system_time()
     }
 }
 
@@ -163,7 +153,7 @@ async fn start_with(
     let seed = config.seed;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::new(config)),
-        epoch: system_time(clock.now()),
+        epoch: clock.now().to_system_time(),
         clock,
         faults: Faults::new(seed),
         requests: Mutex::new(Vec::new()),

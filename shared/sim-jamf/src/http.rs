@@ -136,7 +136,7 @@ async fn handle(
     record(&shared, &request, reply.status);
     // The server's own clock, as every Jamf Pro answer carries it (a client can measure token
     // lifetimes against it whatever its own clock says).
-    let date = httpdate::fmt_http_date(crate::state::system_time(shared.clock.now()));
+    let date = httpdate::fmt_http_date(shared.clock.now().to_system_time());
     Ok(reply
         .with_header("date", date)
         .into_response(&shared.cookies[at.node]))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use eucora_domain::{Clock, Timestamp};
+use eucora_domain::Clock;
 use time::OffsetDateTime;
 
 use crate::SimConfig;
@@ -42,7 +42,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: &SimConfig, clock: Arc<dyn Clock>) -> Self {
-        let started = to_offset(clock.now());
+        let started = clock.now().to_offset_date_time();
         Self {
             state: Mutex::new(State::new(config, started)),
             clock,
@@ -60,7 +60,7 @@ impl Shared {
     /// The state, caught up with the clock: computers run what has come due since the last look.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = to_offset(self.clock.now());
+        let now = self.clock.now().to_offset_date_time();
         let behind = now - state.fleet.now();
         if behind.is_positive() {
             let by = Duration::try_from(behind).unwrap_or(Duration::ZERO);
@@ -254,23 +254,6 @@ impl State {
     /// Lets the fleet catch up with a change to policies or groups.
     pub(crate) fn evaluate(&mut self) {
         self.fleet.evaluate(&self.policies);
-    }
-}
-
-/// A timestamp of the control plane's clock as the simulator's date-time type.
-pub(crate) fn to_offset(t: Timestamp) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.unix_millis()) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// A timestamp of the control plane's clock as a `SystemTime`.
-pub(crate) fn system_time(t: Timestamp) -> std::time::SystemTime {
-    let ms = t.unix_millis();
-    let d = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 {
-        std::time::SystemTime::UNIX_EPOCH + d
-    } else {
-        std::time::SystemTime::UNIX_EPOCH - d
     }
 }
 
