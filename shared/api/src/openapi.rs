@@ -310,8 +310,14 @@ fn operation(r: &crate::Route, schemas: &mut Schemas) -> Value {
     op
 }
 
-/// The whole document.
+/// The whole document. It depends on nothing but the code and the bundled policy, so it is built
+/// once per container, on the first request for it (not at cold start, not per request).
 pub fn document() -> Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(build).clone()
+}
+
+fn build() -> Value {
     let mut schemas = Schemas::new();
     let mut paths = Map::new();
     for r in ROUTES {
