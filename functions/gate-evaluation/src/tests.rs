@@ -8,7 +8,7 @@ use eucora_domain::lifecycle::DeploymentState;
 use eucora_domain::{ActorId, DeploymentId, IncidentId, Ring, Timestamp};
 use eucora_service::Actor;
 use eucora_service::memory::Memory;
-use eucora_service::ports::{DeploymentStore, TelemetryStore};
+use eucora_service::ports::{DeploymentStore, StatusSnapshot, TelemetryStore};
 use eucora_service::usecases::Services;
 use eucora_service::usecases::connector::dispatched;
 use eucora_service::usecases::score::score;
@@ -74,9 +74,17 @@ async fn live() -> Services<Memory, Memory> {
             outcome: InstallOutcome::Installed,
             site_class: SiteClass::Intermittent,
             at: at(2),
+            last_contact: Some(at(2)),
         })
         .collect();
-    svc.store.record(&id, Ring::Canary, &results).await.unwrap();
+    svc.store
+        .record(
+            &id,
+            Ring::Canary,
+            &StatusSnapshot::of(Platform::Windows, results, at(3)),
+        )
+        .await
+        .unwrap();
     svc
 }
 

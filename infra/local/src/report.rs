@@ -142,12 +142,29 @@ fn gate(s: &Submission, t: &Sample, ctx: CabContext, policy: &Policy) {
             );
             (r, status)
         });
+    // The sample is the ring's whole population, as every platform of the fleet reported it.
+    let platforms: Vec<_> = s.platforms().into_iter().collect();
+    let statuses: Vec<_> = platforms
+        .iter()
+        .filter(|p| devices.iter().any(|d| d.platform == **p))
+        .map(|p| {
+            let mine: Vec<_> = devices
+                .iter()
+                .filter(|d| d.platform == *p)
+                .cloned()
+                .collect();
+            eucora_service::ports::StatusSnapshot::of(*p, mine, t.evaluated_at).status
+        })
+        .collect();
     let d = evaluate(
         &GateInput {
             ring: t.ring,
             entered_at: t.entered_at,
             now: t.evaluated_at,
             devices: &devices,
+            platforms: &platforms,
+            statuses: &statuses,
+            planned_targets: s.evidence.rollout.target_devices(t.ring),
             planned_site_class: s.evidence.rollout.site_class,
             open_incidents: t.open_incidents,
             rollback_validated: t.rollback_validated,

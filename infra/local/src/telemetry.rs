@@ -80,6 +80,8 @@ impl Sample {
             // Whole seconds, as the platforms report them.
             at: Timestamp::from_unix_seconds(at.min(self.evaluated_at).unix_seconds())
                 .unwrap_or(at),
+            // Every device of a sample has been in touch with its platform within the hour.
+            last_contact: Some(self.evaluated_at.plus(-Duration::hours(1))),
         }
     }
 }

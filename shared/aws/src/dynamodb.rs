@@ -5,7 +5,8 @@
 //! |---|---|---|---|
 //! | deployment | `DEP#<id>` | `META` | `version`, `state`, `doc`; `gsi1pk`=`INFLIGHT` while in flight; `gsi2pk`=`CAB` while awaiting CAB |
 //! | audit event | `DEP#<id>` | `AUDIT#<seq, 20 digits>` | `doc` (written once, never updated) |
-//! | device result | `DEP#<id>` | `TEL#<ring>#<platform>#<device>` | `doc` |
+//! | status head | `DEP#<id>` | `TEL#<ring>#<platform>` | `doc` (the platform's status), `gen`, `chunks`, `queried_ms` |
+//! | status chunk | `DEP#<id>` | `TELC#<ring>#<platform>#<gen>#<n, 5 digits>` | `doc` (up to ~300 KB of device results) |
 //! | idempotency | `IDEM#<key>` | `IDEM` | `doc`, `expires_at` (TTL) |
 
 use std::collections::HashMap;
@@ -13,23 +14,23 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use eucora_domain::DeploymentId;
 use eucora_domain::audit::AuditEvent;
-use eucora_domain::gates::DeviceResult;
-use eucora_domain::{DeploymentId, Ring};
-use eucora_service::ports::{
-    CreateError, DeploymentStore, IdempotencyRecord, StoreError, TelemetryStore,
-};
+use eucora_service::ports::{CreateError, DeploymentStore, IdempotencyRecord, StoreError};
 use eucora_service::record::{Change, DeploymentRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// The most actions one `TransactWriteItems` takes.
+pub const TRANSACTION_LIMIT: usize = 100;
 
 /// The sparse index of deployments in flight.
 pub const INFLIGHT_INDEX: &str = "inflight";
 /// The sparse index of deployments awaiting CAB.
 pub const CAB_INDEX: &str = "cab_queue";
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Deployments, audit trails, idempotency records and telemetry in one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn dep_pk(id: &DeploymentId) -> String {
+pub(crate) fn dep_pk(id: &DeploymentId) -> String {
     format!("DEP#{id}")
 }
 
@@ -50,39 +51,13 @@ fn audit_sk(seq: u64) -> String {
     format!("AUDIT#{seq:020}")
 }
 
-/// The most requests one `BatchWriteItem` takes.
-const BATCH_WRITE_LIMIT: usize = 25;
-
-/// A device result's sort key.
-fn telemetry_sk(ring: Ring, r: &DeviceResult) -> String {
-    format!("TEL#{}#{}#{}", ring.number(), r.platform, r.device_id)
-}
-
-/// The results to write, one per sort key (the last given for a key wins), in the order each
-/// key first appears.
-fn telemetry_items(ring: Ring, results: &[DeviceResult]) -> Vec<(String, &DeviceResult)> {
-    let mut items: Vec<(String, &DeviceResult)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for r in results {
-        let sk = telemetry_sk(ring, r);
-        match index.get(&sk) {
-            Some(&i) => items[i].1 = r,
-            None => {
-                index.insert(sk.clone(), items.len());
-                items.push((sk, r));
-            }
-        }
-    }
-    items
-}
-
-fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
+pub(crate) fn to_doc<T: Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v)
         .map(AttributeValue::S)
         .map_err(|e| StoreError::Failed(format!("cannot serialise item: {e}")))
 }
 
-fn from_doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+pub(crate) fn from_doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let doc = item
         .get("doc")
         .and_then(|v| v.as_s().ok())
@@ -185,7 +160,8 @@ impl DynamoStore {
         &self.table
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    /// The SDK client (for tools and tests that look at the table directly).
+    pub fn client(&self) -> &Client {
         &self.client
     }
 
@@ -240,7 +216,7 @@ impl DynamoStore {
             .collect()
     }
 
-    async fn query_all(
+    pub(crate) async fn query_all(
         &self,
         index: Option<&str>,
         key: &str,
@@ -308,6 +284,14 @@ impl DeploymentStore for DynamoStore {
             None,
         )?);
         items.extend(self.audit_puts(&change.events)?);
+        if items.len() > TRANSACTION_LIMIT {
+            // DynamoDB would refuse it whole; say why instead of sending it.
+            return Err(StoreError::Failed(format!(
+                "a change of {} audit events is over DynamoDB's {TRANSACTION_LIMIT} actions per transaction",
+                change.events.len()
+            ))
+            .into());
+        }
         match self
             .client
             .transact_write_items()
@@ -369,6 +353,13 @@ impl DeploymentStore for DynamoStore {
             )),
         )?];
         items.extend(self.audit_puts(&change.events)?);
+        if items.len() > TRANSACTION_LIMIT {
+            // DynamoDB would refuse it whole; say why instead of sending it.
+            return Err(StoreError::Failed(format!(
+                "a change of {} audit events is over DynamoDB's {TRANSACTION_LIMIT} actions per transaction",
+                change.events.len()
+            )));
+        }
         match self
             .client
             .transact_write_items()
@@ -405,77 +396,5 @@ impl DeploymentStore for DynamoStore {
             .query_all(None, "pk", &dep_pk(id), Some("AUDIT#"))
             .await?;
         items.iter().map(from_doc).collect()
-    }
-}
-
-impl TelemetryStore for DynamoStore {
-    async fn results(
-        &self,
-        id: &DeploymentId,
-        ring: Ring,
-    ) -> Result<Vec<DeviceResult>, StoreError> {
-        let items = self
-            .query_all(
-                None,
-                "pk",
-                &dep_pk(id),
-                Some(&format!("TEL#{}#", ring.number())),
-            )
-            .await?;
-        items.iter().map(from_doc).collect()
-    }
-
-    /// Writes each device's latest result. `BatchWriteItem` takes at most 25 requests and
-    /// refuses a batch that names one key twice ("Provided list of item keys contains
-    /// duplicates"), so the results are first reduced to one per key (device and platform),
-    /// the last one given winning as it would with writes one after another, then sent in
-    /// batches of at most 25.
-    async fn record(
-        &self,
-        id: &DeploymentId,
-        ring: Ring,
-        results: &[DeviceResult],
-    ) -> Result<(), StoreError> {
-        let mut requests: Vec<WriteRequest> = Vec::new();
-        for (sk, r) in telemetry_items(ring, results) {
-            let item = Item::from([
-                ("pk".into(), s(dep_pk(id))),
-                ("sk".into(), s(sk)),
-                ("doc".into(), to_doc(r)?),
-            ]);
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
-            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
-            for attempt in 0..8_u32 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(|e| classify(&e))?;
-                match out.unprocessed_items() {
-                    Some(left) if left.values().any(|v| !v.is_empty()) => {
-                        pending = left.clone();
-                        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                    }
-                    _ => {
-                        pending = HashMap::new();
-                        break;
-                    }
-                }
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Retryable(
-                    "telemetry writes still unprocessed after retries".into(),
-                ));
-            }
-        }
-        Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod dynamodb;
 pub mod secrets;
 pub mod sqs;
+pub mod telemetry;
 
 pub use dynamodb::DynamoStore;
 pub use secrets::{SecretCache, SecretError};

@@ -2,16 +2,19 @@
 
 mod common;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use eucora_aws::DynamoStore;
 use eucora_domain::audit::{AuditKind, verify};
 use eucora_domain::cab::Role;
 use eucora_domain::evidence::{Platform, SiteClass};
-use eucora_domain::gates::{DeviceResult, InstallOutcome};
+use eucora_domain::gates::{DeviceResult, InstallOutcome, PlatformStatus};
 use eucora_domain::lifecycle::DeploymentState;
 use eucora_domain::{ActorId, DeploymentId, Ring, Timestamp};
 use eucora_service::Actor;
 use eucora_service::memory::Memory;
-use eucora_service::ports::{CreateError, DeploymentStore, StoreError, TelemetryStore};
+use eucora_service::ports::{
+    CreateError, DeploymentStore, StatusSnapshot, StoreError, TelemetryStore,
+};
 use eucora_service::record::Change;
 use eucora_service::usecases::Services;
 use eucora_service::usecases::score::score;
@@ -242,84 +245,180 @@ async fn the_audit_trail_is_append_only() {
     assert_eq!(s.store.audit_trail(&id).await.unwrap(), trail);
 }
 
-#[tokio::test]
-async fn telemetry_keeps_the_latest_result_per_device_over_pages() {
-    let s = services().await;
-    let id = submitted(&s, "multi-platform", "dep-tel").await;
-    let mk = |i: usize, outcome| DeviceResult {
-        device_id: format!("device-{i:04}"),
-        platform: if i.is_multiple_of(2) {
-            Platform::Windows
-        } else {
-            Platform::Macos
+fn population(platform: Platform, n: usize, outcome: InstallOutcome) -> Vec<DeviceResult> {
+    (0..n)
+        .map(|i| DeviceResult {
+            device_id: format!("{platform}-{i:05}-5f0c2a1e-8d3b-4c7e-9a61-{i:012}"),
+            platform,
+            outcome,
+            site_class: SiteClass::Online,
+            at: now(),
+            last_contact: Some(now()),
+        })
+        .collect()
+}
+
+fn snapshot(
+    platform: Platform,
+    devices: Vec<DeviceResult>,
+    queried_at: Timestamp,
+) -> StatusSnapshot {
+    StatusSnapshot {
+        status: PlatformStatus {
+            platform,
+            targeted: devices.len() as u64,
+            reported: 0,
+            missing: 0,
+            earlier_ring_devices: 0,
+            queried_at,
+            calls: 1,
+            duration_ms: 1,
         },
-        outcome,
-        site_class: SiteClass::Online,
-        at: now(),
-    };
-    let first: Vec<DeviceResult> = (0..120).map(|i| mk(i, InstallOutcome::Pending)).collect();
-    s.store.record(&id, Ring::Canary, &first).await.unwrap();
-    let second: Vec<DeviceResult> = (0..60).map(|i| mk(i, InstallOutcome::Installed)).collect();
-    s.store.record(&id, Ring::Canary, &second).await.unwrap();
-    let results = s.store.results(&id, Ring::Canary).await.unwrap();
-    assert_eq!(results.len(), 120);
-    assert_eq!(
-        results
-            .iter()
-            .filter(|r| r.outcome == InstallOutcome::Installed)
-            .count(),
-        60
-    );
-    assert!(s.store.results(&id, Ring::Pilot).await.unwrap().is_empty());
+        devices,
+    }
+}
+
+/// How many status chunk items the deployment holds (every generation), over every page of
+/// the query (a page stops at 1 MB).
+async fn chunk_items(s: &Services<DynamoStore, Memory>, id: &DeploymentId) -> usize {
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let page = s
+            .store
+            .client()
+            .query()
+            .table_name(s.store.table())
+            .key_condition_expression("pk = :p AND begins_with(sk, :c)")
+            .expression_attribute_values(":p", AttributeValue::S(format!("DEP#{id}")))
+            .expression_attribute_values(":c", AttributeValue::S("TELC#".into()))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .unwrap();
+        count += page.count() as usize;
+        match page.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return count,
+        }
+    }
 }
 
 #[tokio::test]
-async fn telemetry_with_a_device_named_twice_is_written_once_per_device() {
+async fn a_ring_of_ten_thousand_devices_per_platform_is_stored_and_replaced_whole() {
     let s = services().await;
-    let id = submitted(&s, "multi-platform", "dep-tel-dup").await;
-    let mk = |i: usize, outcome| DeviceResult {
-        device_id: format!("pc-{i:03}"),
-        platform: Platform::Windows,
-        outcome,
-        site_class: SiteClass::Online,
-        at: now(),
-    };
-    // 40 devices, each of the first 30 named twice in a row (a shared PC's rows): the same
-    // item twice in one batch, which DynamoDB refuses ("Provided list of item keys contains
-    // duplicates") and moto too; then device 5 again with another outcome, and the same id on
-    // macOS, which is another device.
-    let mut results: Vec<DeviceResult> = Vec::new();
-    for i in 0..40 {
-        results.push(mk(i, InstallOutcome::Installed));
-        if i < 30 {
-            results.push(mk(i, InstallOutcome::Installed));
-        }
+    let id = submitted(&s, "multi-platform", "dep-tel").await;
+    for platform in [Platform::Windows, Platform::Macos] {
+        let devices = population(platform, 10_000, InstallOutcome::NotReported);
+        s.store
+            .record(&id, Ring::Department, &snapshot(platform, devices, now()))
+            .await
+            .unwrap();
     }
-    results.push(mk(5, InstallOutcome::Failed));
-    results.push(DeviceResult {
-        platform: Platform::Macos,
-        ..mk(5, InstallOutcome::Pending)
-    });
-    s.store.record(&id, Ring::Canary, &results).await.unwrap();
-    let stored = s.store.results(&id, Ring::Canary).await.unwrap();
-    assert_eq!(stored.len(), 41, "one item per device and platform");
-    let of = |platform, device: &str| {
-        stored
-            .iter()
-            .find(|r| r.platform == platform && r.device_id == device)
-            .map(|r| r.outcome)
-    };
-    assert_eq!(
-        of(Platform::Windows, "pc-005"),
-        Some(InstallOutcome::Failed),
-        "the last result given for a device wins"
+    let chunks_per_snapshot = chunk_items(&s, &id).await;
+    assert!(
+        chunks_per_snapshot >= 4,
+        "{chunks_per_snapshot} chunks for 20,000 devices"
     );
-    assert_eq!(of(Platform::Macos, "pc-005"), Some(InstallOutcome::Pending));
+    let read = s.store.snapshots(&id, Ring::Department).await.unwrap();
+    assert_eq!(read.len(), 2);
+    for snap in &read {
+        assert_eq!(snap.devices.len(), 10_000);
+        assert_eq!(
+            snap.devices,
+            population(snap.status.platform, 10_000, InstallOutcome::NotReported)
+        );
+    }
+
+    // The next query's snapshot replaces the Windows one whole; the old chunks are gone.
+    let later = now().plus(time::Duration::minutes(5));
+    let installed = population(Platform::Windows, 9_000, InstallOutcome::Installed);
+    s.store
+        .record(
+            &id,
+            Ring::Department,
+            &snapshot(Platform::Windows, installed.clone(), later),
+        )
+        .await
+        .unwrap();
+    let read = s.store.snapshots(&id, Ring::Department).await.unwrap();
+    let windows = read
+        .iter()
+        .find(|s| s.status.platform == Platform::Windows)
+        .unwrap();
+    assert_eq!(windows.devices, installed);
+    assert_eq!(windows.status.queried_at, later);
+    assert!(chunk_items(&s, &id).await < chunks_per_snapshot * 2);
+    assert!(
+        s.store
+            .snapshots(&id, Ring::Pilot)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_older_query_finishing_late_does_not_replace_a_newer_snapshot() {
+    let s = services().await;
+    let id = submitted(&s, "multi-platform", "dep-tel-late").await;
+    let newer = now().plus(time::Duration::minutes(5));
+    let fresh = population(Platform::Macos, 30, InstallOutcome::Installed);
+    s.store
+        .record(
+            &id,
+            Ring::Canary,
+            &snapshot(Platform::Macos, fresh.clone(), newer),
+        )
+        .await
+        .unwrap();
+    let before = chunk_items(&s, &id).await;
+    s.store
+        .record(
+            &id,
+            Ring::Canary,
+            &snapshot(
+                Platform::Macos,
+                population(Platform::Macos, 30, InstallOutcome::Pending),
+                now(),
+            ),
+        )
+        .await
+        .unwrap();
+    let read = s.store.snapshots(&id, Ring::Canary).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].devices, fresh);
+    assert_eq!(read[0].status.queried_at, newer);
     assert_eq!(
-        stored
-            .iter()
-            .filter(|r| r.outcome == InstallOutcome::Installed)
-            .count(),
-        39
+        chunk_items(&s, &id).await,
+        before,
+        "the late query's chunks are removed"
+    );
+}
+
+#[tokio::test]
+async fn a_change_over_dynamodbs_transaction_limit_is_refused_before_it_is_sent() {
+    let s = services().await;
+    let id = submitted(&s, "multi-platform", "dep-limit").await;
+    let record = s.store.get(&id).await.unwrap().unwrap();
+    let trail = s.store.audit_trail(&id).await.unwrap();
+    let mut change = Change::new(record);
+    for i in 0..100 {
+        change.audit(
+            &packager(),
+            AuditKind::ConnectorCall,
+            serde_json::json!({ "n": i }),
+            now(),
+        );
+    }
+    match s.store.save(&change).await {
+        Err(StoreError::Failed(why)) => assert!(why.contains("100 actions"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        s.store.audit_trail(&id).await.unwrap(),
+        trail,
+        "nothing written"
     );
 }

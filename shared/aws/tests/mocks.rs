@@ -220,52 +220,73 @@ fn a_valid_batch(
             (key("pk"), key("sk"))
         })
         .collect();
-    !writes.is_empty() && writes.len() <= 25 && keys.len() == writes.len()
+    // DynamoDB's item limit is 400 KB, names and values together.
+    let small = writes.iter().filter_map(|w| w.put_request()).all(|p| {
+        p.item()
+            .iter()
+            .map(|(k, v)| k.len() + v.as_s().map_or(16, String::len))
+            .sum::<usize>()
+            < 400 * 1024
+    });
+    !writes.is_empty() && writes.len() <= 25 && keys.len() == writes.len() && small
 }
 
 #[tokio::test]
-async fn telemetry_batches_hold_at_most_25_writes_and_never_one_key_twice() {
+async fn a_status_snapshot_of_100_000_devices_is_written_within_dynamodbs_limits() {
     use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
     use eucora_domain::Ring;
     use eucora_domain::evidence::{Platform, SiteClass};
-    use eucora_domain::gates::{DeviceResult, InstallOutcome};
-    use eucora_service::ports::TelemetryStore;
+    use eucora_domain::gates::{DeviceResult, InstallOutcome, PlatformStatus};
+    use eucora_service::ports::{StatusSnapshot, TelemetryStore};
 
     let write = mock!(Client::batch_write_item)
         .match_requests(a_valid_batch)
         .then_output(|| BatchWriteItemOutput::builder().build());
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write]);
+    let head = mock!(Client::get_item).then_output(|| GetItemOutput::builder().build());
+    let put = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write, &head, &put]);
     let store = DynamoStore::new(client, "t");
-    // 60 devices; every third one's result given again with another outcome (a shared PC's
-    // second user), right after the first.
-    let mut results = Vec::new();
-    for i in 0..60 {
-        let result = DeviceResult {
-            device_id: format!("pc-{i:03}"),
+    let devices: Vec<DeviceResult> = (0..100_000)
+        .map(|i| DeviceResult {
+            device_id: format!("{i:08}-9c1d-4b7e-a2f3-5e6d7c8b9a0f"),
             platform: Platform::Windows,
             outcome: InstallOutcome::Installed,
             site_class: SiteClass::Online,
             at: now(),
-        };
-        if i % 3 == 0 {
-            results.push(DeviceResult {
-                outcome: InstallOutcome::Pending,
-                ..result.clone()
-            });
-        }
-        results.push(result);
-    }
+            last_contact: Some(now()),
+        })
+        .collect();
+    let snapshot = StatusSnapshot {
+        status: PlatformStatus {
+            platform: Platform::Windows,
+            targeted: 100_000,
+            reported: 100_000,
+            missing: 0,
+            earlier_ring_devices: 0,
+            queried_at: now(),
+            calls: 100,
+            duration_ms: 1,
+        },
+        devices,
+    };
     store
         .record(
             &DeploymentId::parse("dep-1").unwrap(),
-            Ring::Canary,
-            &results,
+            Ring::Global,
+            &snapshot,
         )
         .await
         .unwrap();
+    let chunks = eucora_aws::telemetry::chunks(&snapshot.devices)
+        .unwrap()
+        .len();
+    assert!(chunks > 25, "{chunks} chunks");
     assert_eq!(
         write.num_calls(),
-        3,
-        "60 devices in batches of 25, 25 and 10"
+        chunks.div_ceil(25),
+        "batches of at most 25 items"
     );
+    assert_eq!(put.num_calls(), 1, "one head item, written last");
 }

@@ -1,5 +1,8 @@
 //! Running one connector command: authorised? duplicate? breaker open? then the platform call,
-//! its classification, the breaker's new state, and one audit event per external call.
+//! its classification, the breaker's new state, and its audit events: one per external call for
+//! a publish or rollback (folded per operation past [`MAX_CALL_EVENTS`], so that one change never
+//! exceeds DynamoDB's 100 actions), one for a whole status query with its counts, calls and
+//! duration. At most one status query per deployment, ring and platform runs at a time.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,6 +50,98 @@ pub enum Outcome {
         error_class: ErrorClass,
         reason: String,
     },
+}
+
+/// The most audit events a command's calls become one by one; past this they are folded into
+/// one event per operation. With the deployment item and the few other events of the same
+/// change, this keeps every change under DynamoDB's 100 actions per transaction.
+pub const MAX_CALL_EVENTS: usize = 60;
+
+/// The calls of a status query, or of a command with too many calls to record one by one:
+/// per operation, how many calls, their answers and time, and the first failures.
+fn summarise(calls: &[crate::platform::CallRecord]) -> serde_json::Value {
+    let mut by_operation: BTreeMap<&str, (u64, BTreeMap<String, u64>, u64)> = BTreeMap::new();
+    for c in calls {
+        let e = by_operation.entry(c.operation.as_str()).or_default();
+        e.0 += 1;
+        *e.1.entry(
+            c.status
+                .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
+        )
+        .or_default() += 1;
+        e.2 += c.duration_ms;
+    }
+    let failures: Vec<&crate::platform::CallRecord> = calls
+        .iter()
+        .filter(|c| c.error_class.is_some())
+        .take(10)
+        .collect();
+    json!({
+        "calls": calls.len(),
+        "by_operation": by_operation
+            .into_iter()
+            .map(|(op, (n, statuses, ms))| (op.to_owned(), json!({ "calls": n, "statuses": statuses, "duration_ms": ms })))
+            .collect::<serde_json::Map<_, _>>(),
+        "first_failures": failures,
+    })
+}
+
+/// The audit events of a command's calls.
+fn call_events(
+    kind: eucora_domain::evidence::Platform,
+    command: &ConnectorCommand,
+    cx: &CallContext,
+    result: &Result<serde_json::Value, CallError>,
+    now: Timestamp,
+) -> Vec<(AuditKind, serde_json::Value, Timestamp)> {
+    if command.action == ConnectorAction::QueryStatus {
+        let mut detail = json!({
+            "platform": kind,
+            "command": command,
+            "duration_ms": cx.elapsed_ms(),
+            "calls": summarise(&cx.calls),
+        });
+        match result {
+            Ok(status) => detail["status"] = status.clone(),
+            Err(e) => {
+                detail["error"] = json!({ "error_class": e.class, "status": e.status, "code": e.code, "operation": e.operation, "message": e.message })
+            }
+        }
+        return vec![(AuditKind::ConnectorStatusQuery, detail, now)];
+    }
+    if cx.calls.len() <= MAX_CALL_EVENTS {
+        return cx
+            .calls
+            .iter()
+            .map(|call| {
+                (
+                    AuditKind::ConnectorCall,
+                    json!({ "platform": kind, "command": command, "call": call }),
+                    call.at,
+                )
+            })
+            .collect();
+    }
+    vec![(
+        AuditKind::ConnectorCall,
+        json!({ "platform": kind, "command": command, "folded": summarise(&cx.calls) }),
+        cx.calls.last().map_or(now, |c| c.at),
+    )]
+}
+
+/// A status query's snapshot: what it found, and what it cost.
+fn snapshot(
+    platform: eucora_domain::evidence::Platform,
+    found: crate::platform::RingStatus,
+    cx: &CallContext,
+    now: Timestamp,
+) -> eucora_service::ports::StatusSnapshot {
+    let mut snapshot = eucora_service::ports::StatusSnapshot::of(platform, found.devices, now);
+    snapshot.status.missing = found.missing;
+    snapshot.status.earlier_ring_devices = found.earlier_ring_devices;
+    snapshot.status.calls = cx.calls.len() as u64;
+    snapshot.status.duration_ms = cx.elapsed_ms();
+    snapshot
 }
 
 /// One platform's connector.
@@ -149,7 +244,27 @@ where
         };
         let key = command.idempotency_key(&envelope.correlation_id);
         let once = command.action != ConnectorAction::QueryStatus;
-        if once {
+        if !once {
+            // One status query in flight per deployment, ring and platform: a query sent while
+            // another still runs has nothing to add.
+            if let Claim::Busy { until } = self.ledger.claim(&key, now, LEASE).await? {
+                return Ok(Outcome::Skipped {
+                    reason: format!(
+                        "a status query for this ring is already running (lease until {until})"
+                    ),
+                });
+            }
+            let outcome = match authorised(&record, command) {
+                Err(reason) => Ok(Outcome::Skipped { reason }),
+                Ok(()) => {
+                    self.call_platform(&record, envelope, command, attempt, jitter, now)
+                        .await
+                }
+            };
+            self.ledger.release(&key).await?;
+            return outcome;
+        }
+        {
             match self.ledger.claim(&key, now, LEASE).await? {
                 Claim::Acquired => {}
                 Claim::Duplicate(first) => {
@@ -169,26 +284,22 @@ where
         }
         if let Err(reason) = authorised(&record, command) {
             // Not done: a later, authorised command with the same key must still run.
-            if once {
-                self.ledger.release(&key).await?;
-            }
+            self.ledger.release(&key).await?;
             return Ok(Outcome::Skipped { reason });
         }
         let outcome = self
             .call_platform(&record, envelope, command, attempt, jitter, now)
             .await?;
-        if once {
-            match &outcome {
-                Outcome::Done { platform_ids } => {
-                    self.ledger.complete(&key, platform_ids, now).await?;
-                }
-                Outcome::Failed { reason, .. } => {
-                    self.ledger
-                        .complete(&key, &json!({ "failed": reason }), now)
-                        .await?;
-                }
-                _ => self.ledger.release(&key).await?,
+        match &outcome {
+            Outcome::Done { platform_ids } => {
+                self.ledger.complete(&key, platform_ids, now).await?;
             }
+            Outcome::Failed { reason, .. } => {
+                self.ledger
+                    .complete(&key, &json!({ "failed": reason }), now)
+                    .await?;
+            }
+            _ => self.ledger.release(&key).await?,
         }
         Ok(outcome)
     }
@@ -245,10 +356,16 @@ where
             }
         }
 
+        let earlier_groups: Vec<String> = self
+            .ring_groups
+            .range(..command.ring)
+            .map(|(_, g)| g.clone())
+            .collect();
         let job = Job {
             deployment: record,
             ring: command.ring,
             group_id,
+            earlier_groups: &earlier_groups,
             artifact,
             now,
         };
@@ -257,13 +374,13 @@ where
             ConnectorAction::Publish => self.platform.publish(&mut cx, &job).await,
             ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,
             ConnectorAction::QueryStatus => match self.platform.query_status(&mut cx, &job).await {
-                Ok(results) => {
-                    let count = results.len();
+                Ok(found) => {
+                    let snapshot = snapshot(kind, found, &cx, now);
                     self.svc
                         .store
-                        .record(&record.id, command.ring, &results)
+                        .record(&record.id, command.ring, &snapshot)
                         .await?;
-                    Ok(json!({ "devices": count }))
+                    Ok(serde_json::to_value(&snapshot.status).unwrap_or_default())
                 }
                 Err(e) => Err(e),
             },
@@ -288,13 +405,7 @@ where
     ) -> Result<Outcome, StoreError> {
         let kind = self.platform.kind();
         let mut report_ = ConnectorReport::default();
-        for call in &cx.calls {
-            report_.events.push((
-                AuditKind::ConnectorCall,
-                json!({ "platform": kind, "command": command, "call": call }),
-                call.at,
-            ));
-        }
+        report_.events = call_events(kind, command, cx, &result, now);
         if cx.auth_refreshed {
             report_.events.push((
                 AuditKind::ConnectorAuthRefresh,

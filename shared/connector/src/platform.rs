@@ -78,9 +78,27 @@ impl CallContext {
             .plus(time::Duration::try_from(self.started.elapsed()).unwrap_or(time::Duration::ZERO))
     }
 
+    /// Milliseconds since the command started.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     pub fn record(&mut self, call: CallRecord) {
         self.calls.push(call);
     }
+}
+
+/// What a status query found: one result per device of the ring's population.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RingStatus {
+    /// One per device of the ring's group as the platform knows it, earlier rings' devices left
+    /// out; a device with no report for the package is `NotReported`. Each carries the device's
+    /// last contact with the platform when the platform gives it.
+    pub devices: Vec<DeviceResult>,
+    /// Group members the platform no longer has (deleted during the rollout): skipped, counted.
+    pub missing: u64,
+    /// Group members that are also in an earlier ring's group, left out.
+    pub earlier_ring_devices: u64,
 }
 
 /// What a publish, status query or rollback works on.
@@ -90,6 +108,9 @@ pub struct Job<'a> {
     pub ring: Ring,
     /// The platform's group for the ring (Entra ID group id, Jamf smart group id).
     pub group_id: &'a str,
+    /// The groups of the rings before this one: their devices count toward those rings, never
+    /// toward this one (where rings' groups overlap, a device belongs to its earliest ring).
+    pub earlier_groups: &'a [String],
     pub artifact: &'a Artifact,
     pub now: Timestamp,
 }
@@ -107,12 +128,13 @@ pub trait Platform: Send + Sync {
         job: &Job<'_>,
     ) -> impl Future<Output = Result<serde_json::Value, CallError>> + Send;
 
-    /// Reads the install status of the ring's devices.
+    /// Reads the install status of the ring's population: every device of the ring's group,
+    /// earlier rings' devices left out, with `NotReported` for a device without a report.
     fn query_status(
         &self,
         cx: &mut CallContext,
         job: &Job<'_>,
-    ) -> impl Future<Output = Result<Vec<DeviceResult>, CallError>> + Send;
+    ) -> impl Future<Output = Result<RingStatus, CallError>> + Send;
 
     /// Undoes the ring's assignment (uninstall intent, or re-pin the previous version).
     fn rollback(

@@ -6,18 +6,18 @@ use std::sync::{Arc, Mutex};
 use eucora_connector::breaker::{BreakerPolicy, BreakerStatus};
 use eucora_connector::execute::{Connector, Outcome};
 use eucora_connector::memory::{MemoryBreaker, MemoryLedger};
-use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
+use eucora_connector::platform::{CallContext, CallRecord, Job, Platform, RingStatus};
 use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::audit::AuditKind;
 use eucora_domain::cab::Role;
-use eucora_domain::evidence::Platform as Kind;
-use eucora_domain::gates::DeviceResult;
+use eucora_domain::evidence::{Platform as Kind, SiteClass};
+use eucora_domain::gates::{DeviceResult, InstallOutcome};
 use eucora_domain::lifecycle::DeploymentState;
 use eucora_domain::{ActorId, DeploymentId, Ring, Timestamp};
 use eucora_service::Actor;
 use eucora_service::memory::Memory;
 use eucora_service::messages::{Body, ConnectorAction, ConnectorCommand, Envelope};
-use eucora_service::ports::DeploymentStore;
+use eucora_service::ports::{DeploymentStore, TelemetryStore};
 use eucora_service::usecases::Services;
 use eucora_service::usecases::score::score;
 use eucora_service::usecases::submit::{SubmitInput, submit};
@@ -28,6 +28,10 @@ use serde_json::json;
 struct Scripted {
     answers: Arc<Mutex<VecDeque<Result<serde_json::Value, CallError>>>>,
     calls: Arc<Mutex<u32>>,
+    /// The ring's population a status query finds, and the HTTP calls it takes (records).
+    population: Arc<Mutex<(usize, usize)>>,
+    /// How many calls a publish makes (0: one).
+    publish_calls: Arc<Mutex<usize>>,
 }
 
 impl Scripted {
@@ -68,14 +72,40 @@ impl Platform for Scripted {
         cx: &mut CallContext,
         job: &Job<'_>,
     ) -> Result<serde_json::Value, CallError> {
+        let extra = *self.publish_calls.lock().unwrap();
+        for _ in 1..extra {
+            self.answer(cx, job)?;
+        }
         self.answer(cx, job)
     }
     async fn query_status(
         &self,
         cx: &mut CallContext,
         job: &Job<'_>,
-    ) -> Result<Vec<DeviceResult>, CallError> {
-        self.answer(cx, job).map(|_| Vec::new())
+    ) -> Result<RingStatus, CallError> {
+        let (devices, calls) = *self.population.lock().unwrap();
+        for _ in 1..calls {
+            self.answer(cx, job)?;
+        }
+        self.answer(cx, job)?;
+        Ok(RingStatus {
+            devices: (0..devices)
+                .map(|i| DeviceResult {
+                    device_id: format!("pc-{i:05}"),
+                    platform: Kind::Windows,
+                    outcome: if i % 2 == 0 {
+                        InstallOutcome::Installed
+                    } else {
+                        InstallOutcome::NotReported
+                    },
+                    site_class: SiteClass::Online,
+                    at: job.now,
+                    last_contact: Some(job.now),
+                })
+                .collect(),
+            missing: 3,
+            earlier_ring_devices: 7,
+        })
     }
     async fn rollback(
         &self,
@@ -337,4 +367,134 @@ async fn a_command_for_another_platform_or_an_unauthorised_state_calls_nothing()
         c.execute(&e, &cmd, 1, 0.5, now()).await,
         Outcome::Done { .. }
     ));
+}
+
+/// Publishes Canary, so that status queries are authorised.
+async fn live(c: &Connector<Memory, MemoryLedger, MemoryBreaker, Scripted>) {
+    let (e, cmd) = publish();
+    assert!(matches!(
+        c.execute(&e, &cmd, 1, 0.5, now()).await,
+        Outcome::Done { .. }
+    ));
+}
+
+fn status_query() -> (Envelope, ConnectorCommand) {
+    let (mut e, mut c) = publish();
+    c.action = ConnectorAction::QueryStatus;
+    e.body = Body::ConnectorCommand(c.clone());
+    (e, c)
+}
+
+async fn trail(
+    c: &Connector<Memory, MemoryLedger, MemoryBreaker, Scripted>,
+) -> Vec<eucora_domain::audit::AuditEvent> {
+    c.svc
+        .store
+        .audit_trail(&DeploymentId::parse(ID).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_status_query_of_ten_thousand_devices_is_one_audit_event_and_one_snapshot() {
+    let (c, p) = setup().await;
+    live(&c).await;
+    *p.population.lock().unwrap() = (10_000, 250);
+    let before = trail(&c).await.len();
+    let (e, cmd) = status_query();
+    let out = c.execute(&e, &cmd, 1, 0.5, now()).await;
+    let Outcome::Done { platform_ids } = out else {
+        panic!("{out:?}");
+    };
+    assert_eq!(platform_ids["targeted"], 10_000);
+    assert_eq!(platform_ids["reported"], 5_000);
+    let events = trail(&c).await;
+    assert_eq!(events.len(), before + 1, "one event for the whole query");
+    let query = events.last().unwrap();
+    assert_eq!(query.kind, AuditKind::ConnectorStatusQuery);
+    assert_eq!(query.detail["calls"]["calls"], 250);
+    assert_eq!(
+        query.detail["calls"]["by_operation"]["create_app"]["calls"],
+        250
+    );
+    assert_eq!(query.detail["status"]["missing"], 3);
+    assert_eq!(query.detail["status"]["earlier_ring_devices"], 7);
+    assert!(query.detail["duration_ms"].is_u64());
+
+    let snapshots = c
+        .svc
+        .store
+        .snapshots(&DeploymentId::parse(ID).unwrap(), Ring::Canary)
+        .await
+        .unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].devices.len(), 10_000);
+    assert_eq!(snapshots[0].status.calls, 250);
+}
+
+#[tokio::test]
+async fn a_status_query_while_another_runs_is_skipped_without_calling_the_platform() {
+    use eucora_connector::ledger::CommandLedger;
+    let (c, p) = setup().await;
+    live(&c).await;
+    let (e, cmd) = status_query();
+    let key = cmd.idempotency_key(&e.correlation_id);
+    c.ledger
+        .claim(&key, now(), std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
+    let calls = p.calls();
+    let out = c.execute(&e, &cmd, 1, 0.5, now()).await;
+    assert!(
+        matches!(&out, Outcome::Skipped { reason } if reason.contains("already running")),
+        "{out:?}"
+    );
+    assert_eq!(p.calls(), calls, "the platform was not called");
+
+    // Once the first query is over, the next one runs; and the one after it too (a status
+    // query is never "done" for good).
+    c.ledger.release(&key).await.unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            c.execute(&e, &cmd, 1, 0.5, now()).await,
+            Outcome::Done { .. }
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_publish_of_many_calls_is_folded_into_one_event_within_dynamodbs_limits() {
+    let (c, p) = setup().await;
+    // A publish of 200 calls (an upload of many blocks): one event each would pass DynamoDB's
+    // 100 actions per transaction, and the confirmation would never be written.
+    *p.publish_calls.lock().unwrap() = 200;
+    let before = trail(&c).await.len();
+    let (e, cmd) = publish();
+    let out = c.execute(&e, &cmd, 1, 0.5, now()).await;
+    assert!(matches!(out, Outcome::Done { .. }), "{out:?}");
+    assert_eq!(
+        state(&c).await,
+        DeploymentState::InRing { ring: Ring::Canary }
+    );
+    let events = trail(&c).await;
+    let calls: Vec<_> = events[before..]
+        .iter()
+        .filter(|e| e.kind == AuditKind::ConnectorCall)
+        .collect();
+    assert_eq!(calls.len(), 1, "folded");
+    assert_eq!(calls[0].detail["folded"]["calls"], 200);
+
+    // Up to the limit, each call is its own event.
+    let (c, p) = setup().await;
+    *p.publish_calls.lock().unwrap() = eucora_connector::execute::MAX_CALL_EVENTS;
+    let before = trail(&c).await.len();
+    assert!(matches!(
+        c.execute(&e, &cmd, 1, 0.5, now()).await,
+        Outcome::Done { .. }
+    ));
+    let n = trail(&c).await[before..]
+        .iter()
+        .filter(|e| e.kind == AuditKind::ConnectorCall)
+        .count();
+    assert_eq!(n, eucora_connector::execute::MAX_CALL_EVENTS);
 }

@@ -29,6 +29,8 @@ string_enum!(
         GateEvaluated => "gate.evaluated",
         DispatchRequested => "dispatch.requested",
         ConnectorCall => "connector.call",
+        /// One status query: its counts, calls and duration (not one event per HTTP call).
+        ConnectorStatusQuery => "connector.status_query",
         ConnectorAuthRefresh => "connector.auth.refresh",
         IncidentReported => "incident.reported",
         IncidentResolved => "incident.resolved",

@@ -1,9 +1,16 @@
 //! Promotion gates: may a deployment leave its ring? Each gate is checked against the policy and
 //! recorded with its threshold and actual value; the verdict is promote, hold or halt.
 //!
-//! - success rate: installed ÷ applicable devices (not-applicable devices excluded) must reach the
-//!   ring's threshold. While it may still get there it is pending; once the failures make it
-//!   unreachable it fails.
+//! - success rate: installed ÷ applicable devices must reach the ring's threshold. The devices are
+//!   the ring's population: every member of the ring's group as its platform knows it, whether
+//!   it has reported or not (a device without a report is pending; one that has not contacted
+//!   its platform for longer than the policy allows is pending and named stale). Not-applicable
+//!   devices are left out. While the rate may still get there it is pending; once the failures
+//!   make it unreachable it fails.
+//! - coverage: every platform of the submission has reported the ring's status since the ring
+//!   was entered; until then the ring holds.
+//! - group size: the ring's groups hold as many devices as the rollout plan targets, within the
+//!   policy's tolerance; a larger difference means the wrong group was assigned, and halts.
 //! - observation: time in the ring must reach the ring's minimum.
 //! - time to compliance, per site class: the time from entering the ring until the success
 //!   threshold was reached among that class's devices must stay within the class's limit.
@@ -36,13 +43,19 @@ string_enum!(
         SecurityIncidents => "security_incidents",
         RollbackValidated => "rollback_validated",
         CabApproval => "cab_approval",
+        Coverage => "coverage",
+        GroupSize => "group_size",
     }
 );
 
 impl GateKind {
-    /// Incidents and CAB approval can never be waived by an exception.
+    /// Incidents, CAB approval and coverage (a platform that never reported) can never be waived
+    /// by an exception.
     pub fn overridable(self) -> bool {
-        !matches!(self, GateKind::SecurityIncidents | GateKind::CabApproval)
+        !matches!(
+            self,
+            GateKind::SecurityIncidents | GateKind::CabApproval | GateKind::Coverage
+        )
     }
 }
 
@@ -53,6 +66,8 @@ string_enum!(
         Failed => "failed",
         Pending => "pending",
         NotApplicable => "not_applicable",
+        /// A device of the ring's group with no report for the package yet (counted as pending).
+        NotReported => "not_reported",
     }
 );
 
@@ -63,8 +78,45 @@ pub struct DeviceResult {
     pub platform: Platform,
     pub outcome: InstallOutcome,
     pub site_class: SiteClass,
-    /// When the outcome was reported.
+    /// When the outcome was reported (for a device that has not reported: when it was read).
     pub at: Timestamp,
+    /// When the device last contacted its platform, when the platform says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact: Option<Timestamp>,
+}
+
+/// What one status query of one platform found for a ring: the size of the ring's population
+/// there, how much of it has reported, and what the query cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlatformStatus {
+    pub platform: Platform,
+    /// Devices of the ring's group as the platform knows them, earlier rings' devices left out.
+    pub targeted: u64,
+    /// Of those, devices with a report for the package (any outcome).
+    pub reported: u64,
+    /// Group members the platform no longer has (deleted during the rollout): skipped.
+    pub missing: u64,
+    /// Devices also in an earlier ring's group: they count toward that ring, not this one.
+    pub earlier_ring_devices: u64,
+    pub queried_at: Timestamp,
+    /// HTTP calls the query made, and how long it took.
+    pub calls: u64,
+    pub duration_ms: u64,
+}
+
+/// One platform's coverage of the ring, as a gate decision records it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Coverage {
+    pub platform: Platform,
+    pub targeted: u64,
+    pub reported: u64,
+    /// Reported ÷ targeted.
+    pub coverage: Percent,
+    /// Targeted devices with no contact with the platform for longer than the policy allows.
+    pub stale: u64,
+    pub missing: u64,
+    /// When the platform was last asked; `None` when it has not reported since the ring began.
+    pub queried_at: Option<Timestamp>,
 }
 
 string_enum!(
@@ -135,6 +187,8 @@ pub struct GateDecision {
     /// Everything else passed and only CAB approval for `next_ring` is missing.
     pub awaiting_cab: bool,
     pub checks: Vec<GateCheck>,
+    /// Reported ÷ targeted per platform of the submission.
+    pub coverage: Vec<Coverage>,
 }
 
 impl GateDecision {
@@ -158,7 +212,15 @@ pub struct GateInput<'a> {
     pub ring: Ring,
     pub entered_at: Timestamp,
     pub now: Timestamp,
+    /// The ring's population: one result per targeted device, `NotReported` for a device
+    /// without a report, as the latest status query of each platform found it.
     pub devices: &'a [DeviceResult],
+    /// The platforms of the submission: each must report before promotion.
+    pub platforms: &'a [Platform],
+    /// The latest status query of each platform that has reported for this ring.
+    pub statuses: &'a [PlatformStatus],
+    /// The rollout plan's device count for the ring.
+    pub planned_targets: Option<u64>,
     /// Used for time to compliance when no device has reported yet.
     pub planned_site_class: SiteClass,
     pub open_incidents: u32,
@@ -172,7 +234,14 @@ pub struct GateInput<'a> {
 struct Tally {
     installed: u64,
     failed: u64,
+    /// Reported pending, or not reported at all.
     pending: u64,
+    /// Devices with a report (any outcome, not applicable included).
+    reported: u64,
+    /// All devices, not applicable included.
+    targeted: u64,
+    /// Pending devices that have not contacted their platform for longer than the policy allows.
+    stale: u64,
 }
 
 impl Tally {
@@ -180,51 +249,71 @@ impl Tally {
         self.installed + self.failed + self.pending
     }
 
-    fn add(&mut self, outcome: InstallOutcome) {
-        match outcome {
+    fn add(&mut self, d: &DeviceResult, stale_before: Timestamp) {
+        self.targeted += 1;
+        if d.outcome != InstallOutcome::NotReported {
+            self.reported += 1;
+        }
+        match d.outcome {
             InstallOutcome::Installed => self.installed += 1,
             InstallOutcome::Failed => self.failed += 1,
-            InstallOutcome::Pending => self.pending += 1,
+            InstallOutcome::Pending | InstallOutcome::NotReported => {
+                self.pending += 1;
+                if d.last_contact.is_some_and(|c| c < stale_before) {
+                    self.stale += 1;
+                }
+            }
             InstallOutcome::NotApplicable => {}
         }
     }
 }
 
-fn tally<'a>(devices: impl Iterator<Item = &'a DeviceResult>) -> Tally {
+fn tally<'a>(devices: impl Iterator<Item = &'a DeviceResult>, stale_before: Timestamp) -> Tally {
     let mut t = Tally::default();
     for d in devices {
-        t.add(d.outcome);
+        t.add(d, stale_before);
     }
     t
 }
 
-fn success_rate(input: &GateInput<'_>, threshold: Percent) -> GateCheck {
-    let t = tally(input.devices.iter());
+/// Devices whose last contact is before this are stale.
+fn stale_before(input: &GateInput<'_>, policy: &Policy) -> Timestamp {
+    input.now.plus(-policy.gates.stale_after)
+}
+
+fn success_rate(input: &GateInput<'_>, threshold: Percent, policy: &Policy) -> GateCheck {
+    let t = tally(input.devices.iter(), stale_before(input, policy));
     let applicable = t.applicable();
     let actual = Percent::ratio(t.installed, applicable).unwrap_or_default();
-    let (status, detail) = if applicable == 0 {
-        (GateStatus::Pending, "no install results yet".to_owned())
-    } else if threshold.is_met_by(t.installed, applicable) {
-        (
-            GateStatus::Pass,
-            format!("{} of {applicable} devices installed", t.installed),
+    let stale = if t.stale > 0 {
+        format!(
+            " ({} stale: no contact with their platform for more than {} days)",
+            t.stale,
+            policy.gates.stale_after.whole_days()
         )
+    } else {
+        String::new()
+    };
+    let counts = format!(
+        "{} of {} reported; {} installed, {} pending{stale}, {} failed of {applicable}",
+        t.reported, t.targeted, t.installed, t.pending, t.failed
+    );
+    let (status, detail) = if t.targeted == 0 {
+        (
+            GateStatus::Pending,
+            "no devices known in the ring yet".to_owned(),
+        )
+    } else if applicable == 0 {
+        (GateStatus::Pending, format!("{counts}: none applicable"))
+    } else if threshold.is_met_by(t.installed, applicable) {
+        (GateStatus::Pass, counts)
     } else if !threshold.is_met_by(t.installed + t.pending, applicable) {
         (
             GateStatus::Fail,
-            format!(
-                "{} of {applicable} devices failed; {threshold} can no longer be reached",
-                t.failed
-            ),
+            format!("{counts}; {threshold} can no longer be reached"),
         )
     } else {
-        (
-            GateStatus::Pending,
-            format!(
-                "{} installed, {} pending, {} failed of {applicable}",
-                t.installed, t.pending, t.failed
-            ),
-        )
+        (GateStatus::Pending, counts)
     };
     GateCheck {
         gate: GateKind::SuccessRate,
@@ -311,7 +400,7 @@ fn compliance_reached_at(
     threshold: Percent,
     input: &GateInput<'_>,
 ) -> (Option<Timestamp>, Clamped) {
-    let t = tally(devices.iter().copied());
+    let t = tally(devices.iter().copied(), input.entered_at);
     let applicable = t.applicable();
     let mut clamped = Clamped::default();
     let mut installs: Vec<Timestamp> = devices
@@ -394,6 +483,114 @@ fn time_to_compliance(
             }
         })
         .collect()
+}
+
+/// Each platform's coverage of the ring, from its latest status since the ring was entered.
+fn coverage(input: &GateInput<'_>, policy: &Policy) -> Vec<Coverage> {
+    let stale_before = stale_before(input, policy);
+    input
+        .platforms
+        .iter()
+        .map(|&platform| {
+            let status = input
+                .statuses
+                .iter()
+                .find(|s| s.platform == platform && s.queried_at >= input.entered_at);
+            let t = tally(
+                input.devices.iter().filter(|d| d.platform == platform),
+                stale_before,
+            );
+            Coverage {
+                platform,
+                targeted: t.targeted,
+                reported: t.reported,
+                coverage: Percent::ratio(t.reported, t.targeted).unwrap_or_default(),
+                stale: t.stale,
+                missing: status.map_or(0, |s| s.missing),
+                queried_at: status.map(|s| s.queried_at),
+            }
+        })
+        .collect()
+}
+
+fn coverage_check(coverage: &[Coverage]) -> GateCheck {
+    let have = coverage.iter().filter(|c| c.queried_at.is_some()).count();
+    let parts: Vec<String> = coverage
+        .iter()
+        .map(|c| match c.queried_at {
+            None => format!("{} has not reported since the ring began", c.platform),
+            Some(_) => {
+                let mut line = format!(
+                    "{} {} of {} reported ({})",
+                    c.platform, c.reported, c.targeted, c.coverage
+                );
+                if c.stale > 0 {
+                    line.push_str(&format!(", {} stale", c.stale));
+                }
+                if c.missing > 0 {
+                    line.push_str(&format!(", {} gone from the platform", c.missing));
+                }
+                line
+            }
+        })
+        .collect();
+    let count = |n: usize| Measure::Count(u64::try_from(n).unwrap_or(u64::MAX));
+    GateCheck {
+        gate: GateKind::Coverage,
+        site_class: None,
+        comparison: ">=",
+        threshold: count(coverage.len()),
+        actual: count(have),
+        status: if have == coverage.len() {
+            GateStatus::Pass
+        } else {
+            GateStatus::Pending
+        },
+        detail: parts.join("; "),
+        waived_by: None,
+    }
+}
+
+fn group_size(input: &GateInput<'_>, coverage: &[Coverage], tolerance: Percent) -> GateCheck {
+    let targeted: u64 = coverage.iter().map(|c| c.targeted).sum();
+    let mut check = GateCheck {
+        gate: GateKind::GroupSize,
+        site_class: None,
+        comparison: "<=",
+        threshold: Measure::Count(0),
+        actual: Measure::Count(0),
+        status: GateStatus::Pass,
+        detail: String::new(),
+        waived_by: None,
+    };
+    let Some(planned) = input.planned_targets else {
+        check.detail = "the plan gives no device count for the ring".to_owned();
+        return check;
+    };
+    if coverage.iter().any(|c| c.queried_at.is_none()) {
+        check.status = GateStatus::Pending;
+        check.detail =
+            format!("the plan targets {planned} devices; waiting for every platform's group");
+        return check;
+    }
+    let difference = targeted.abs_diff(planned);
+    // The largest difference within the tolerance, rounded down: exact, in integers.
+    let allowed =
+        u64::try_from(u128::from(planned) * u128::from(tolerance.basis_points()) / 10_000)
+            .unwrap_or(u64::MAX);
+    check.threshold = Measure::Count(allowed);
+    check.actual = Measure::Count(difference);
+    if difference <= allowed {
+        check.detail = format!(
+            "the groups hold {targeted} devices, the plan targets {planned} (difference {difference}, at most {allowed} allowed by the {tolerance} tolerance)"
+        );
+    } else {
+        check.status = GateStatus::Fail;
+        check.detail = format!(
+            "the groups hold {targeted} devices but the plan targets {planned}: a difference of {difference} is over the {tolerance} tolerance ({allowed}); is the right group assigned?"
+        );
+    }
+    check
 }
 
 fn incidents(input: &GateInput<'_>, max: u32) -> GateCheck {
@@ -491,8 +688,11 @@ fn cab(input: &GateInput<'_>) -> GateCheck {
 /// Evaluates every gate of `input.ring` and decides.
 pub fn evaluate(input: &GateInput<'_>, policy: &Policy) -> GateDecision {
     let ring_policy = policy.gates.ring(input.ring);
+    let coverage = coverage(input, policy);
     let mut checks = vec![
-        success_rate(input, ring_policy.min_success_rate),
+        success_rate(input, ring_policy.min_success_rate, policy),
+        coverage_check(&coverage),
+        group_size(input, &coverage, policy.gates.group_size_tolerance),
         observation(input, ring_policy.min_observation),
     ];
     checks.extend(time_to_compliance(
@@ -535,5 +735,6 @@ pub fn evaluate(input: &GateInput<'_>, policy: &Policy) -> GateDecision {
         next_ring: input.next.as_ref().map(|(r, _)| *r),
         awaiting_cab: verdict == Verdict::Hold && pending == [GateKind::CabApproval],
         checks,
+        coverage,
     }
 }

@@ -130,6 +130,11 @@ pub struct GatePolicy {
     pub max_security_incidents: u32,
     /// Rollback must be validated before entering this ring.
     pub rollback_validated_before_ring: Ring,
+    /// A targeted device that has not contacted its platform for longer than this is stale.
+    pub stale_after: Duration,
+    /// How far the ring's group may differ in size from the rollout plan's target count before
+    /// the difference is a finding that halts (the wrong group was assigned).
+    pub group_size_tolerance: Percent,
 }
 
 impl GatePolicy {
@@ -279,6 +284,8 @@ mod raw {
         time_to_compliance_hours: BTreeMap<SiteClass, u32>,
         max_security_incidents: u32,
         rollback_validated_before_ring: Ring,
+        stale_after_days: u32,
+        group_size_tolerance_percent: f64,
     }
 
     #[derive(Deserialize)]
@@ -444,6 +451,14 @@ mod raw {
                     p.push(format!("gates.rings.{key}"), "must be a ring from 0 to 4");
                 }
             }
+            let group_size_tolerance = percent(
+                self.gates.group_size_tolerance_percent,
+                "gates.group_size_tolerance_percent",
+                &mut p,
+            );
+            if self.gates.stale_after_days == 0 {
+                p.push("gates.stale_after_days".to_owned(), "must be at least 1");
+            }
             for site in SiteClass::ALL {
                 if !self.gates.time_to_compliance_hours.contains_key(site) {
                     p.push(
@@ -536,6 +551,8 @@ mod raw {
                         .collect(),
                     max_security_incidents: self.gates.max_security_incidents,
                     rollback_validated_before_ring: self.gates.rollback_validated_before_ring,
+                    stale_after: Duration::days(i64::from(self.gates.stale_after_days)),
+                    group_size_tolerance,
                 },
                 exceptions: ExceptionPolicy {
                     default_expiry: Duration::days(i64::from(e.default_expiry_days)),

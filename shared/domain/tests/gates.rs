@@ -7,7 +7,8 @@ use eucora_domain::cab::CabStatus;
 use eucora_domain::evidence::{Platform, SiteClass};
 use eucora_domain::exception::Waivers;
 use eucora_domain::gates::{
-    DeviceResult, GateInput, GateKind, GateStatus, InstallOutcome, Verdict, evaluate,
+    DeviceResult, GateInput, GateKind, GateStatus, InstallOutcome, PlatformStatus, Verdict,
+    evaluate,
 };
 use eucora_domain::{ActorId, ExceptionId, Ring, Timestamp};
 use time::Duration;
@@ -32,6 +33,7 @@ fn devices(
                 outcome,
                 site_class: site,
                 at,
+                last_contact: Some(at),
             });
         }
     };
@@ -49,6 +51,14 @@ struct Case {
     rollback_validated: bool,
     next: Option<(Ring, CabStatus)>,
     waivers: Waivers,
+    /// The submission's platforms.
+    platforms: Vec<Platform>,
+    /// The platforms that have reported since the ring was entered (default: all of them).
+    reported_platforms: Option<Vec<Platform>>,
+    /// The plan's device count (default: the number of devices).
+    planned: Option<u64>,
+    /// The platforms' statuses as given (default: from `reported_platforms`, taken now).
+    explicit_statuses: Option<Vec<PlatformStatus>>,
 }
 
 impl Case {
@@ -63,16 +73,51 @@ impl Case {
             rollback_validated: true,
             next: ring.next().map(|r| (r, CabStatus::NotRequired)),
             waivers: Waivers::default(),
+            platforms: vec![Platform::Windows, Platform::Macos],
+            reported_platforms: None,
+            planned: None,
+            explicit_statuses: None,
         }
     }
 
+    fn statuses(&self) -> Vec<PlatformStatus> {
+        let now = t0().plus(self.elapsed);
+        self.reported_platforms
+            .clone()
+            .unwrap_or_else(|| self.platforms.clone())
+            .into_iter()
+            .map(|platform| {
+                let mine = self.devices.iter().filter(|d| d.platform == platform);
+                PlatformStatus {
+                    platform,
+                    targeted: mine.clone().count() as u64,
+                    reported: mine
+                        .filter(|d| d.outcome != InstallOutcome::NotReported)
+                        .count() as u64,
+                    missing: 0,
+                    earlier_ring_devices: 0,
+                    queried_at: now,
+                    calls: 1,
+                    duration_ms: 1,
+                }
+            })
+            .collect()
+    }
+
     fn run(&self) -> eucora_domain::gates::GateDecision {
+        let statuses = self
+            .explicit_statuses
+            .clone()
+            .unwrap_or_else(|| self.statuses());
         evaluate(
             &GateInput {
                 ring: self.ring,
                 entered_at: t0(),
                 now: t0().plus(self.elapsed),
                 devices: &self.devices,
+                platforms: &self.platforms,
+                statuses: &statuses,
+                planned_targets: Some(self.planned.unwrap_or(self.devices.len() as u64)),
                 planned_site_class: SiteClass::Online,
                 open_incidents: self.incidents,
                 rollback_validated: self.rollback_validated,
@@ -453,4 +498,158 @@ fn the_decision_records_threshold_and_actual_for_every_gate() {
     }
     assert_eq!(json["verdict"], "promote");
     assert_eq!(json["policy_version"], "1.0.0");
+}
+
+/// A ring's population of `targeted` devices, alternating platforms, of which the first
+/// `installed` reported installed and the rest have not reported, last seen `last_seen`.
+fn population(
+    targeted: u64,
+    installed: u64,
+    at: Timestamp,
+    last_seen: Timestamp,
+) -> Vec<DeviceResult> {
+    (0..targeted)
+        .map(|i| DeviceResult {
+            device_id: format!("dev-{i}"),
+            platform: if i % 2 == 0 {
+                Platform::Windows
+            } else {
+                Platform::Macos
+            },
+            outcome: if i < installed {
+                InstallOutcome::Installed
+            } else {
+                InstallOutcome::NotReported
+            },
+            site_class: SiteClass::Online,
+            at,
+            last_contact: Some(if i < installed { at } else { last_seen }),
+        })
+        .collect()
+}
+
+#[test]
+fn five_of_five_hundred_reported_all_installed_holds() {
+    let mut c = Case::passing(Ring::Canary);
+    // Twelve hours in: inside the 24 h time to compliance, so nothing has failed yet.
+    c.elapsed = Duration::hours(12);
+    let at = t0().plus(Duration::hours(1));
+    c.devices = population(500, 5, at, at);
+    let d = c.run();
+    let rate = d.check(GateKind::SuccessRate).unwrap();
+    assert_eq!(rate.status, GateStatus::Pending, "{}", rate.detail);
+    assert!(
+        rate.detail.starts_with("5 of 500 reported"),
+        "{}",
+        rate.detail
+    );
+    assert_eq!(rate.actual.to_string(), "1.00 %");
+    assert_eq!(d.verdict, Verdict::Hold);
+    let reported: u64 = d.coverage.iter().map(|c| c.reported).sum();
+    let targeted: u64 = d.coverage.iter().map(|c| c.targeted).sum();
+    assert_eq!((reported, targeted), (5, 500));
+}
+
+#[test]
+fn a_platform_that_never_reported_holds_the_ring_and_cannot_be_waived() {
+    let mut c = Case::passing(Ring::Canary);
+    // Every Windows device installed; Jamf has not answered since the ring began.
+    c.devices.retain(|d| d.platform == Platform::Windows);
+    c.reported_platforms = Some(vec![Platform::Windows]);
+    let d = c.run();
+    let coverage = d.check(GateKind::Coverage).unwrap();
+    assert_eq!(coverage.status, GateStatus::Pending);
+    assert!(
+        coverage
+            .detail
+            .contains("macos has not reported since the ring began"),
+        "{}",
+        coverage.detail
+    );
+    assert_eq!(
+        d.check(GateKind::SuccessRate).unwrap().status,
+        GateStatus::Pass
+    );
+    assert_eq!(d.verdict, Verdict::Hold);
+    assert!(!GateKind::Coverage.overridable());
+    let mac = d
+        .coverage
+        .iter()
+        .find(|c| c.platform == Platform::Macos)
+        .unwrap();
+    assert_eq!((mac.targeted, mac.queried_at), (0, None));
+}
+
+#[test]
+fn a_status_from_before_the_ring_was_entered_does_not_count() {
+    let mut c = Case::passing(Ring::Canary);
+    let mut statuses = c.statuses();
+    assert_eq!(statuses[1].platform, Platform::Macos);
+    statuses[1].queried_at = t0().plus(Duration::minutes(-5));
+    c.explicit_statuses = Some(statuses);
+    let d = c.run();
+    assert_eq!(
+        d.check(GateKind::Coverage).unwrap().status,
+        GateStatus::Pending
+    );
+    assert_eq!(d.verdict, Verdict::Hold);
+}
+
+#[test]
+fn a_group_much_larger_than_the_plan_halts_as_the_wrong_group() {
+    let mut c = Case::passing(Ring::Canary);
+    c.planned = Some(20);
+    let d = c.run();
+    let size = d.check(GateKind::GroupSize).unwrap();
+    assert_eq!(size.status, GateStatus::Fail, "{}", size.detail);
+    assert!(
+        size.detail
+            .contains("the groups hold 100 devices but the plan targets 20"),
+        "{}",
+        size.detail
+    );
+    assert_eq!(d.verdict, Verdict::Halt);
+
+    // Within the policy's 10 % tolerance of the plan: fine either way.
+    for planned in [91, 110] {
+        c.planned = Some(planned);
+        let d = c.run();
+        assert_eq!(
+            d.check(GateKind::GroupSize).unwrap().status,
+            GateStatus::Pass,
+            "{planned}"
+        );
+        assert_eq!(d.verdict, Verdict::Promote, "{planned}");
+    }
+    c.planned = Some(90);
+    assert_eq!(
+        c.run().check(GateKind::GroupSize).unwrap().status,
+        GateStatus::Fail
+    );
+}
+
+#[test]
+fn devices_silent_for_longer_than_the_policy_allows_are_named_stale() {
+    let mut c = Case::passing(Ring::Canary);
+    let at = t0().plus(Duration::hours(1));
+    let long_ago = t0().plus(-Duration::days(30));
+    c.devices = population(100, 97, at, long_ago);
+    let d = c.run();
+    let rate = d.check(GateKind::SuccessRate).unwrap();
+    // 97 of 100 meets Canary's 97 %; the three silent ones are named stale, not hidden.
+    assert_eq!(rate.status, GateStatus::Pass);
+    assert!(rate.detail.contains("3 stale"), "{}", rate.detail);
+    let stale: u64 = d.coverage.iter().map(|c| c.stale).sum();
+    assert_eq!(stale, 3);
+
+    // Seen recently: pending, not stale.
+    c.devices = population(100, 97, at, at);
+    let d = c.run();
+    assert!(
+        !d.check(GateKind::SuccessRate)
+            .unwrap()
+            .detail
+            .contains("stale")
+    );
+    assert_eq!(d.coverage.iter().map(|c| c.stale).sum::<u64>(), 0);
 }

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use eucora_domain::audit::AuditEvent;
-use eucora_domain::gates::DeviceResult;
+use eucora_domain::evidence::Platform;
 use eucora_domain::{DeploymentId, Ring};
 
 use crate::messages::Envelope;
 use crate::ports::{
-    CreateError, DeploymentStore, IdempotencyRecord, Queue, QueueError, QueueName, StoreError,
-    TelemetryStore,
+    CreateError, DeploymentStore, IdempotencyRecord, Queue, QueueError, QueueName, StatusSnapshot,
+    StoreError, TelemetryStore,
 };
 use crate::record::{Change, DeploymentRecord};
 
@@ -20,7 +20,7 @@ struct State {
     deployments: BTreeMap<DeploymentId, DeploymentRecord>,
     audit: BTreeMap<DeploymentId, Vec<AuditEvent>>,
     idempotency: BTreeMap<String, IdempotencyRecord>,
-    telemetry: BTreeMap<(DeploymentId, Ring), BTreeMap<String, DeviceResult>>,
+    telemetry: BTreeMap<(DeploymentId, Ring), BTreeMap<Platform, StatusSnapshot>>,
     sent: Vec<(QueueName, Envelope)>,
     failing_sends: usize,
 }
@@ -148,11 +148,11 @@ impl DeploymentStore for Memory {
 }
 
 impl TelemetryStore for Memory {
-    async fn results(
+    async fn snapshots(
         &self,
         id: &DeploymentId,
         ring: Ring,
-    ) -> Result<Vec<DeviceResult>, StoreError> {
+    ) -> Result<Vec<StatusSnapshot>, StoreError> {
         Ok(self
             .state()
             .telemetry
@@ -165,13 +165,13 @@ impl TelemetryStore for Memory {
         &self,
         id: &DeploymentId,
         ring: Ring,
-        results: &[DeviceResult],
+        snapshot: &StatusSnapshot,
     ) -> Result<(), StoreError> {
-        let mut s = self.state();
-        let m = s.telemetry.entry((id.clone(), ring)).or_default();
-        for r in results {
-            m.insert(format!("{}#{}", r.platform, r.device_id), r.clone());
-        }
+        self.state()
+            .telemetry
+            .entry((id.clone(), ring))
+            .or_default()
+            .insert(snapshot.status.platform, snapshot.clone());
         Ok(())
     }
 }

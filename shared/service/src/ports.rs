@@ -111,20 +111,58 @@ pub trait Queue: Send + Sync {
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
-/// Install results reported by the connectors, normalised over both platforms.
+/// One platform's latest status for one ring: the query's summary and the ring's population on
+/// that platform (one result per targeted device, `NotReported` where it has not reported).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    pub status: eucora_domain::gates::PlatformStatus,
+    pub devices: Vec<eucora_domain::gates::DeviceResult>,
+}
+
+impl StatusSnapshot {
+    /// The snapshot of `devices` (the whole population on `platform`), taken at `queried_at`,
+    /// with its counts; nothing missing, no calls.
+    pub fn of(
+        platform: Platform,
+        devices: Vec<eucora_domain::gates::DeviceResult>,
+        queried_at: Timestamp,
+    ) -> StatusSnapshot {
+        let reported = devices
+            .iter()
+            .filter(|d| d.outcome != eucora_domain::gates::InstallOutcome::NotReported)
+            .count();
+        StatusSnapshot {
+            status: eucora_domain::gates::PlatformStatus {
+                platform,
+                targeted: devices.len() as u64,
+                reported: reported as u64,
+                missing: 0,
+                earlier_ring_devices: 0,
+                queried_at,
+                calls: 0,
+                duration_ms: 0,
+            },
+            devices,
+        }
+    }
+}
+
+/// Install status reported by the connectors, normalised over both platforms: per ring, the
+/// latest snapshot of each platform, which replaces the one before it whole.
 pub trait TelemetryStore: Send + Sync {
-    /// The latest result of every device of `ring`.
-    fn results(
+    /// The latest snapshot of each platform that has reported for `ring`.
+    fn snapshots(
         &self,
         id: &DeploymentId,
         ring: eucora_domain::Ring,
-    ) -> impl Future<Output = Result<Vec<eucora_domain::gates::DeviceResult>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StatusSnapshot>, StoreError>> + Send;
 
-    /// Records results (the latest per device wins).
+    /// Stores `snapshot` as its platform's latest for `ring`. A reader sees the old snapshot or
+    /// the new one, never a mix.
     fn record(
         &self,
         id: &DeploymentId,
         ring: eucora_domain::Ring,
-        results: &[eucora_domain::gates::DeviceResult],
+        snapshot: &StatusSnapshot,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -97,9 +97,11 @@ async fn installs(
             },
             site_class: SiteClass::Online,
             at,
+            last_contact: Some(at),
         });
     }
-    install_results(s, id, ring, &results).await.unwrap();
+    let snapshot = eucora_service::ports::StatusSnapshot::of(platform, results, at);
+    install_results(s, id, ring, &snapshot).await.unwrap();
 }
 
 #[tokio::test]

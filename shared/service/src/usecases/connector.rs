@@ -4,7 +4,6 @@
 
 use eucora_domain::audit::AuditKind;
 use eucora_domain::evidence::Platform;
-use eucora_domain::gates::DeviceResult;
 use eucora_domain::lifecycle::{DeploymentState, LifecycleEvent, TransitionError};
 use eucora_domain::{DeploymentId, Ring, Timestamp};
 
@@ -135,13 +134,13 @@ pub async fn dispatched<S: DeploymentStore, Q>(
     report(svc, id, platform, &r, now).await
 }
 
-/// Records install results read from a platform.
+/// Records a platform's status snapshot of a ring.
 pub async fn install_results<S: DeploymentStore + TelemetryStore, Q>(
     svc: &Services<S, Q>,
     id: &DeploymentId,
     ring: Ring,
-    results: &[DeviceResult],
+    snapshot: &crate::ports::StatusSnapshot,
 ) -> Result<(), ReportError> {
-    svc.store.record(id, ring, results).await?;
+    svc.store.record(id, ring, snapshot).await?;
     Ok(())
 }

@@ -165,7 +165,10 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 other => return other,
             }
         }
-        let devices = svc.store.results(id, ring).await?;
+        let snapshots = svc.store.snapshots(id, ring).await?;
+        let statuses: Vec<_> = snapshots.iter().map(|s| s.status.clone()).collect();
+        let devices: Vec<_> = snapshots.into_iter().flat_map(|s| s.devices).collect();
+        let platforms: Vec<_> = record.submission.platforms().into_iter().collect();
         let waivers = record.waivers(now, &svc.policy);
         let next = gate_input_next(&record, ring, now, &svc.policy);
         let decision = evaluate(
@@ -174,6 +177,9 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 entered_at: record.ring_entered_at.unwrap_or(record.updated_at),
                 now,
                 devices: &devices,
+                platforms: &platforms,
+                statuses: &statuses,
+                planned_targets: record.submission.evidence.rollout.target_devices(ring),
                 planned_site_class: record.submission.evidence.rollout.site_class,
                 open_incidents: record.open_incidents(),
                 rollback_validated: record.rollback_validated,
