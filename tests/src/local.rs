@@ -52,18 +52,22 @@ impl std::fmt::Debug for E2e {
 /// The stack's clock starts at [`crate::TEST_START`] whatever the day, and runs 60 × the wall
 /// clock (retry delays of seconds pass in a blink); the gate schedule is run by the test, in steps.
 pub async fn start() -> E2e {
-    let stack = LocalStack::start(
-        &repo(),
-        Options {
-            speed: 60.0,
-            start: Some(eucora_domain::Timestamp::parse(crate::TEST_START).expect("RFC 3339")),
-            devices: 10,
-            schedule: false,
-            ..Options::default()
-        },
-    )
+    start_with(Options {
+        speed: 60.0,
+        start: Some(eucora_domain::Timestamp::parse(crate::TEST_START).expect("RFC 3339")),
+        devices: 10,
+        schedule: false,
+        realistic_latency: false,
+        ..Options::default()
+    })
     .await
-    .expect("the local stack starts");
+}
+
+/// A stack started with `options` (the scale bench: 10,000 devices a ring, realistic latency).
+pub async fn start_with(options: Options) -> E2e {
+    let stack = LocalStack::start(&repo(), options)
+        .await
+        .expect("the local stack starts");
     let client = |sub: &str, roles: &[Role]| Client::new(&stack.api_url, &stack.token(sub, roles));
     E2e {
         packager: client("packager-alice", &[Role::Packaging]),

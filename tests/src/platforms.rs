@@ -73,13 +73,18 @@ impl Platforms {
         devices: u32,
         clock: &ManualClock,
     ) -> Platforms {
+        // No latency: these tests check behaviour; the figures at real latency are benches.
         let intune_sim = eucora_sim_intune::start_on(
-            eucora_sim_intune::SimConfig::default(),
+            eucora_sim_intune::SimConfig {
+                latency: Duration::ZERO,
+                latency_jitter: Duration::ZERO,
+                ..eucora_sim_intune::SimConfig::default()
+            },
             Arc::new(clock.clone()),
         )
         .await;
         let jamf_sim = eucora_sim_jamf::start_on(
-            eucora_sim_jamf::SimConfig::default(),
+            eucora_sim_jamf::SimConfig::instant(),
             Arc::new(clock.clone()),
         )
         .await;

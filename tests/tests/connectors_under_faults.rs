@@ -140,6 +140,8 @@ async fn two_hundred_intune_publishes_under_20_percent_transient_faults() {
         eucora_sim_intune::SimConfig {
             write_limit: 1_000_000,
             seed: 7,
+            latency: std::time::Duration::ZERO,
+            latency_jitter: std::time::Duration::ZERO,
             ..Default::default()
         },
         std::sync::Arc::new(clock.clone()),
@@ -206,7 +208,7 @@ async fn two_hundred_jamf_publishes_under_20_percent_transient_faults() {
     let sim = eucora_sim_jamf::start_on(
         eucora_sim_jamf::SimConfig {
             seed: 11,
-            ..Default::default()
+            ..eucora_sim_jamf::SimConfig::instant()
         },
         std::sync::Arc::new(clock.clone()),
     )

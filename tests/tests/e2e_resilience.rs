@@ -326,7 +326,8 @@ async fn jamf_package_creation_is_idempotent() {
     e.stack.shutdown().await;
 }
 
-/// 7. Jamf: the correlation id is on every call (token, package, upload, policy, status).
+/// 7. Jamf: the correlation id is on every call (token, package, upload, policy, and the status
+/// query's group membership and bulk inventory reads).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jamf_correlation_id_on_every_call() {
     let _ = logs();
@@ -335,12 +336,12 @@ async fn jamf_correlation_id_on_every_call() {
     assert_eq!(e.settled(&id).await, "in_ring 1");
     e.step(1).await;
     let requests = jamf_requests(&e);
-    assert!(
-        requests
-            .iter()
-            .any(|(_, p, _)| p.contains("computerhistory")),
-        "{requests:?}"
-    );
+    for read in ["smart-group-membership", "computers-inventory"] {
+        assert!(
+            requests.iter().any(|(_, p, _)| p.contains(read)),
+            "{read}: {requests:?}"
+        );
+    }
     assert_correlated(&requests, "dp-corr-mac");
     e.stack.shutdown().await;
 }

@@ -163,7 +163,7 @@ async fn windows_and_macos_in_one_deployment() {
     // Ring 1 of both fleets: 10 PCs and 10 Macs.
     assert_eq!(
         gate(&d)["checks"][0]["detail"],
-        "20 of 20 devices installed",
+        "20 of 20 reported; 20 installed, 0 pending, 0 failed of 20",
         "{}",
         gate(&d)
     );

@@ -13,7 +13,7 @@ use eucora_domain::{Clock, Ring};
 use eucora_service::memory::Memory;
 use eucora_service::ports::{DeploymentStore, QueueName};
 use eucora_service::usecases::Services;
-use eucora_service::usecases::gates::run;
+use eucora_service::usecases::gates::{RunLimits, run};
 use eucora_system_tests::platforms::Platforms;
 use eucora_system_tests::{VirtualQueue, drain};
 
@@ -93,12 +93,16 @@ async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
     // The one clock moves: the simulators' devices report, the gate runs read the same time.
     let t = |h: i64| now.ring_entered_at.unwrap().plus(time::Duration::hours(h));
     clock.advance_to(t(1));
-    run(&svc, clock.now()).await.unwrap();
+    run(&svc, "test-run", clock.now(), RunLimits::default())
+        .await
+        .unwrap();
     route(&svc, &win_q, &mac_q);
     drain(&win_q, &p.intune).await;
     drain(&mac_q, &p.jamf).await;
     clock.advance_to(t(49));
-    let report = run(&svc, clock.now()).await.unwrap();
+    let report = run(&svc, "test-run", clock.now(), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(
         report.evaluated[0].verdict,
         Some(Verdict::Promote),
@@ -108,7 +112,7 @@ async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
     let gate = after.last_gate.unwrap();
     // One decision over both platforms' 40 devices.
     assert_eq!(
-        gate["checks"][0]["detail"], "40 of 40 devices installed",
+        gate["checks"][0]["detail"], "40 of 40 reported; 40 installed, 0 pending, 0 failed of 40",
         "{gate}"
     );
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The HTTP handler: a plain async function over the use cases, tested without the runtime.
 
-use eucora_api::{ApiError, RouteId, authorize, body_text, openapi, response, routes::path_param};
+use eucora_api::{
+    ApiError, RouteId, authorize, body_text, openapi, query, response, routes::path_param,
+};
 use eucora_domain::{DeploymentId, Timestamp};
 use eucora_service::ports::{DeploymentStore, Queue};
 use eucora_service::usecases::Services;
@@ -67,13 +69,25 @@ async fn serve<S: DeploymentStore, Q: Queue>(
             &read::deployment(svc, &actor, &deployment_id(req)?, now).await?,
         )),
         RouteId::GetAudit => {
-            let events = read::audit_trail(svc, &actor, &deployment_id(req)?).await?;
-            Ok(response::json(200, &response::AuditTrail { events }))
+            let id = deployment_id(req)?;
+            let q = query::AuditQuery::of(req)?;
+            let page = read::audit_page(svc, &actor, &id, q.after, q.limit).await?;
+            Ok(response::json(
+                200,
+                &response::AuditTrail {
+                    events: page.events,
+                    next_cursor: page.next.map(query::cursor),
+                },
+            ))
         }
-        RouteId::VerifyAudit => Ok(response::json(
-            200,
-            &read::verify_trail(svc, &actor, &deployment_id(req)?).await?,
-        )),
+        RouteId::VerifyAudit => {
+            let id = deployment_id(req)?;
+            let from = query::checkpoint(req)?;
+            Ok(response::json(
+                200,
+                &read::verify_trail_from(svc, &actor, &id, from.as_ref()).await?,
+            ))
+        }
         RouteId::OpenApi => Ok(response::json(200, &openapi::document())),
         _ => Err(ApiError::not_found("route not served here")),
     }

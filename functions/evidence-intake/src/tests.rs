@@ -159,3 +159,153 @@ async fn a_method_the_path_does_not_serve_is_405_with_allow() {
     assert_eq!(r.headers()["allow"], "GET");
     assert_eq!(json_of(&r)["error"]["code"], "METHOD_NOT_ALLOWED");
 }
+
+/// The sample event with a query string.
+fn with_query(name: &str, query: &str) -> lambda_http::Request {
+    let mut v: serde_json::Value = serde_json::from_str(&eucora_api::testing::raw(name)).unwrap();
+    v["rawQueryString"] = query.into();
+    lambda_http::request::from_str(&v.to_string()).unwrap()
+}
+
+/// Grows the submitted deployment's trail to `len` events.
+async fn grow(s: &Services<Memory, Memory>, len: u64) {
+    use eucora_service::ports::DeploymentStore;
+    let record = s.store.get(&id()).await.unwrap().unwrap();
+    let mut change = eucora_service::record::Change::new(record);
+    let actor = eucora_service::Actor::system("gate-evaluation");
+    while change.record.audit_head.len < len {
+        let n = change.record.audit_head.len;
+        change.audit(
+            &actor,
+            eucora_domain::audit::AuditKind::GateEvaluated,
+            serde_json::json!({ "n": n }),
+            now(),
+        );
+    }
+    s.store.save(&change).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_read_page_by_page_following_next_cursor() {
+    let s = svc();
+    submitted(&s).await;
+    grow(&s, 450).await;
+    // Without a limit: the default page.
+    let first = json_of(&handle(&s, event("get-audit"), now(), id()).await);
+    assert_eq!(first["events"].as_array().unwrap().len(), 200);
+    let (mut query, mut sizes, mut seqs) = ("limit=200".to_owned(), Vec::new(), Vec::new());
+    loop {
+        let r = handle(&s, with_query("get-audit", &query), now(), id()).await;
+        assert_eq!(r.status(), 200, "{}", json_of(&r));
+        let page = json_of(&r);
+        let events = page["events"].as_array().unwrap();
+        sizes.push(events.len());
+        seqs.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(c) => query = format!("cursor={c}&limit=200"),
+            None => {
+                assert!(page["next_cursor"].is_null());
+                break;
+            }
+        }
+    }
+    assert_eq!(sizes, [200, 200, 50]);
+    assert_eq!(seqs, (0..450).collect::<Vec<u64>>());
+    // A cursor past the end: an empty last page.
+    let r = handle(
+        &s,
+        with_query("get-audit", "cursor=00000000000f4240"),
+        now(),
+        id(),
+    )
+    .await;
+    assert_eq!(
+        json_of(&r),
+        serde_json::json!({ "events": [], "next_cursor": null })
+    );
+}
+
+#[tokio::test]
+async fn a_bad_cursor_limit_or_checkpoint_is_400_naming_it() {
+    let s = svc();
+    submitted(&s).await;
+    let hash = "a".repeat(64);
+    for (route, query, field) in [
+        ("get-audit", "limit=0", "limit"),
+        ("get-audit", "limit=1001", "limit"),
+        ("get-audit", "limit=abc", "limit"),
+        ("get-audit", "limit=-1", "limit"),
+        ("get-audit", "limit=%2B5", "limit"),
+        ("get-audit", "limit=1.0", "limit"),
+        ("get-audit", "limit=007", "limit"),
+        ("get-audit", "limit=", "limit"),
+        ("get-audit", "limit=5&limit=6", "limit"),
+        ("get-audit", "cursor=xyz", "cursor"),
+        ("get-audit", "cursor=000000000000000A", "cursor"),
+        ("get-audit", "cursor=", "cursor"),
+        ("verify-audit", "checkpoint=3", "checkpoint"),
+        (
+            "verify-audit",
+            &format!("checkpoint=03.{hash}"),
+            "checkpoint",
+        ),
+        (
+            "verify-audit",
+            &format!("checkpoint=3.{}", &hash[1..]),
+            "checkpoint",
+        ),
+    ] {
+        let r = handle(&s, with_query(route, query), now(), id()).await;
+        assert_eq!(r.status(), 400, "{route}?{query}");
+        let body = json_of(&r);
+        assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{route}?{query}");
+        assert_eq!(body["error"]["field"], field, "{route}?{query}");
+    }
+    for ok in ["limit=1", "limit=1000", "cursor=0000000000000000&limit=7"] {
+        let r = handle(&s, with_query("get-audit", ok), now(), id()).await;
+        assert_eq!(r.status(), 200, "{ok}");
+    }
+}
+
+#[tokio::test]
+async fn verification_answers_its_checkpoint_and_resumes_from_it() {
+    let s = svc();
+    submitted(&s).await;
+    grow(&s, 30).await;
+    let first = json_of(&handle(&s, event("verify-audit"), now(), id()).await);
+    assert_eq!(first["valid"], true);
+    assert_eq!(first["checkpoint"]["seq"], 29);
+    let checkpoint = format!(
+        "{}.{}",
+        first["checkpoint"]["seq"],
+        first["checkpoint"]["hash"].as_str().unwrap()
+    );
+    grow(&s, 45).await;
+    let query = format!("checkpoint={checkpoint}");
+    let next = json_of(&handle(&s, with_query("verify-audit", &query), now(), id()).await);
+    assert_eq!(next["valid"], true, "{next}");
+    assert_eq!(
+        (next["events"].as_u64(), next["checked"].as_u64()),
+        (Some(45), Some(15))
+    );
+    assert_eq!(next["from"]["seq"], 29);
+    assert_eq!(next["checkpoint"]["seq"], 44);
+
+    // A checkpoint with another hash: not verified, and no checkpoint to resume from.
+    let wrong = format!("checkpoint=29.{}", "0".repeat(64));
+    let v = json_of(&handle(&s, with_query("verify-audit", &wrong), now(), id()).await);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problem"]["problem"], "checkpoint_mismatch");
+    assert!(v.get("checkpoint").is_none());
+
+    // An event altered after the checkpoint.
+    s.store.tamper_audit(&id(), |events| {
+        events[40].detail = serde_json::json!({ "n": "edited" });
+    });
+    let v = json_of(&handle(&s, with_query("verify-audit", &query), now(), id()).await);
+    assert_eq!(v["valid"], false);
+    assert_eq!(
+        v["problem"],
+        serde_json::json!({ "problem": "altered", "index": 40 })
+    );
+}

@@ -172,11 +172,15 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Verifies the audit trail's hash chain
+    /// Verifies the audit trail's hash chain (page by page) and shows the checkpoint to resume from
     Verify {
         /// The deployment's id
         #[arg(value_name = "ID")]
         id: String,
+        /// Resume from this checkpoint (`<seq>.<hash>`, as an earlier verification showed it):
+        /// only the events after it are read
+        #[arg(long, value_name = "CHECKPOINT")]
+        from: Option<String>,
     },
 }
 
@@ -445,8 +449,8 @@ pub async fn run(raw: &[String]) -> Result<String> {
             }
             (body, t)
         }
-        Command::Verify { id } => {
-            let v = ok(api.verify(&id).await?)?;
+        Command::Verify { id, from } => {
+            let v = ok(api.verify_from(&id, from.as_deref()).await?)?;
             let t = verification(&v);
             (v, t)
         }
@@ -460,8 +464,24 @@ pub async fn run(raw: &[String]) -> Result<String> {
 
 fn verification(v: &Value) -> String {
     if v["valid"] == true {
+        let resumed = match v["from"]["seq"].as_u64() {
+            Some(seq) => format!(" ({} read after checkpoint {seq})", v["checked"]),
+            None => String::new(),
+        };
+        let checkpoint = match (
+            v["checkpoint"]["seq"].as_u64(),
+            v["checkpoint"]["hash"].as_str(),
+        ) {
+            (Some(seq), Some(hash)) => {
+                format!(
+                    "checkpoint {seq}.{hash} (next time: verify {} --from {seq}.{hash})\n",
+                    v["deployment_id"].as_str().unwrap_or("ID")
+                )
+            }
+            _ => String::new(),
+        };
         format!(
-            "audit chain verified: {} events, head {}\n",
+            "audit chain verified: {} events{resumed}, head {}\n{checkpoint}",
             v["events"],
             v["head"]["hash"].as_str().unwrap_or_default()
         )

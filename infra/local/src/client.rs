@@ -2,7 +2,11 @@
 //! operator CLI, the demo and the end-to-end tests.
 
 use anyhow::{Context, Result};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
+
+/// Events per page when the client reads a whole audit trail (the API's most).
+pub const AUDIT_PAGE: usize = 1000;
 
 /// An HTTP answer: the status and the JSON body (`null` when the body is not JSON).
 #[derive(Debug, Clone)]
@@ -107,12 +111,68 @@ impl Client {
         self.get(&format!("/v1/deployments/{id}")).await
     }
 
+    /// One page of the audit trail: `GET /v1/deployments/{id}/audit?cursor=&limit=`.
+    pub async fn audit_page(
+        &self,
+        id: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Reply> {
+        let mut query: Vec<String> = Vec::new();
+        if let Some(c) = cursor {
+            query.push(format!(
+                "cursor={}",
+                utf8_percent_encode(c, NON_ALPHANUMERIC)
+            ));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
+        self.get(&format!("/v1/deployments/{id}/audit{q}")).await
+    }
+
+    /// The whole audit trail, following `next_cursor` page after page (pages of the most events
+    /// the API gives): `{"events": [...]}`, or the first answer that is not 200.
     pub async fn audit(&self, id: &str) -> Result<Reply> {
-        self.get(&format!("/v1/deployments/{id}/audit")).await
+        let mut events: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let r = self
+                .audit_page(id, cursor.as_deref(), Some(AUDIT_PAGE))
+                .await?;
+            if !r.ok() {
+                return Ok(r);
+            }
+            if let Some(page) = r.body["events"].as_array() {
+                events.extend(page.iter().cloned());
+            }
+            match r.body["next_cursor"].as_str() {
+                Some(next) if Some(next) != cursor.as_deref() => cursor = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(Reply {
+            status: 200,
+            body: json!({ "events": events }),
+        })
     }
 
     pub async fn verify(&self, id: &str) -> Result<Reply> {
-        self.get(&format!("/v1/deployments/{id}/audit/verify"))
+        self.verify_from(id, None).await
+    }
+
+    /// Verifies the trail, from the start or from a checkpoint (`<seq>.<hash>`) an earlier
+    /// verification answered.
+    pub async fn verify_from(&self, id: &str, checkpoint: Option<&str>) -> Result<Reply> {
+        let q = checkpoint.map_or_else(String::new, |c| {
+            format!("?checkpoint={}", utf8_percent_encode(c, NON_ALPHANUMERIC))
+        });
+        self.get(&format!("/v1/deployments/{id}/audit/verify{q}"))
             .await
     }
 

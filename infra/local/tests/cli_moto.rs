@@ -75,6 +75,7 @@ fn eucora_help_lists_the_commands_and_each_command_s_options() {
         (&["reject", "--help"], &["--ring <N>", "--comment <TEXT>"]),
         (&["submit", "--help"], &["<FILE>", "--idempotency-key <K>"]),
         (&["audit", "--help"], &["<ID>", "--verify"]),
+        (&["verify", "--help"], &["<ID>", "--from <CHECKPOINT>"]),
         (
             &["exception", "request", "--help"],
             &[
@@ -153,6 +154,7 @@ async fn stack_with_session() -> (LocalStack, PathBuf, PathBuf) {
             speed: 60.0,
             devices: 5,
             schedule: false,
+            realistic_latency: false,
             ..Options::default()
         },
     )
@@ -398,6 +400,30 @@ async fn incidents_and_the_audit_trail_from_the_cli() {
     )
     .unwrap();
     assert_eq!(verified["valid"], true);
+    // The checkpoint it shows, and verification resumed from it (the gate schedule may have
+    // appended events meanwhile: the checkpoint may move on, never back).
+    let checkpoint = format!(
+        "{}.{}",
+        verified["checkpoint"]["seq"],
+        verified["checkpoint"]["hash"].as_str().unwrap()
+    );
+    let shown = cli::run(&args(session, &["verify", &id])).await.unwrap();
+    assert!(
+        shown.contains("checkpoint ") && shown.contains(&format!("verify {id} --from ")),
+        "{shown}"
+    );
+    let resumed: serde_json::Value = serde_json::from_str(
+        &cli::run(&args(
+            session,
+            &["--json", "verify", &id, "--from", &checkpoint],
+        ))
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(resumed["valid"], true, "{resumed}");
+    assert_eq!(resumed["from"], verified["checkpoint"]);
+    assert!(resumed["checkpoint"]["seq"].as_u64() >= verified["checkpoint"]["seq"].as_u64());
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

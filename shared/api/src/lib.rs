@@ -7,6 +7,7 @@ pub mod bodies;
 pub mod error;
 pub mod identity;
 pub mod openapi;
+pub mod query;
 pub mod response;
 pub mod routes;
 #[cfg(feature = "testing")]

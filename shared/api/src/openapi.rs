@@ -120,10 +120,14 @@ fn contract(id: RouteId) -> Contract {
             "The deployment: state, risk breakdown, approvals, rings, last gate decision",
             named::<DeploymentView>(),
         ),
-        R::GetAudit => reply(200, "The audit trail, in order", named::<AuditTrail>()),
+        R::GetAudit => reply(
+            200,
+            "One page of the audit trail, in order, and the next page's cursor",
+            named::<AuditTrail>(),
+        ),
         R::VerifyAudit => reply(
             200,
-            "Whether the trail's hash chain is intact, and where it breaks",
+            "Whether the trail's hash chain is intact (from the start or the checkpoint), where it breaks, and the checkpoint to resume from",
             named::<Verification>(),
         ),
         R::OpenApi => Contract {
@@ -260,6 +264,7 @@ fn operation(r: &crate::Route, schemas: &mut Schemas) -> Value {
             json!({ "name": name, "in": "path", "required": true, "schema": path_parameter(name) })
         })
         .collect();
+    parameters.extend(crate::query::parameters(r.id));
     if r.id == RouteId::SubmitDeployment {
         parameters.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,

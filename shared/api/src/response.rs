@@ -8,10 +8,14 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
-/// `GET /v1/deployments/{id}/audit`: the deployment's audit trail, in order.
+/// `GET /v1/deployments/{id}/audit`: one page of the deployment's audit trail, in order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditTrail {
+    /// At most `limit` events, in order.
     pub events: Vec<eucora_domain::audit::AuditEvent>,
+    /// The next page's `cursor`; `null` at the end of the trail.
+    #[schema(required = true, pattern = "^[0-9a-f]{16}$")]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/cab/queue`: the deployments awaiting a CAB decision.

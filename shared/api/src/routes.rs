@@ -73,7 +73,7 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/deployments/{id}/audit",
         function: "evidence-intake",
         roles: ALL_ROLES,
-        summary: "Read a deployment's audit trail, in order",
+        summary: "Read a deployment's audit trail, in order, a page at a time (cursor, limit)",
         success: 200,
     },
     Route {
@@ -82,7 +82,7 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/deployments/{id}/audit/verify",
         function: "evidence-intake",
         roles: ALL_ROLES,
-        summary: "Verify the audit trail's hash chain",
+        summary: "Verify the audit trail's hash chain, page by page, from the start or a checkpoint",
         success: 200,
     },
     Route {

@@ -17,7 +17,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use eucora_domain::DeploymentId;
 use eucora_domain::audit::AuditEvent;
-use eucora_service::ports::{CreateError, DeploymentStore, IdempotencyRecord, StoreError};
+use eucora_service::ports::{
+    AUDIT_PAGE_MAX_BYTES, AuditPage, CreateError, DeploymentStore, IdempotencyRecord, StoreError,
+};
 use eucora_service::record::{Change, DeploymentRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -396,5 +398,65 @@ impl DeploymentStore for DynamoStore {
             .query_all(None, "pk", &dep_pk(id), Some("AUDIT#"))
             .await?;
         items.iter().map(from_doc).collect()
+    }
+
+    /// `sk BETWEEN AUDIT#<after + 1> AND AUDIT#<u64::MAX>`, one event more than asked for (to
+    /// know whether a next page exists), querying on from `LastEvaluatedKey` when DynamoDB stops
+    /// at its 1 MB limit with fewer items. An event's position is its sort key.
+    async fn audit_page(
+        &self,
+        id: &DeploymentId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let limit = limit.max(1);
+        let mut page = AuditPage::default();
+        let Some(from) = after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(page);
+        };
+        let (mut bytes, mut last) = (0, None);
+        let mut start: Option<Item> = None;
+        loop {
+            let want = i32::try_from(limit + 1 - page.events.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(dep_pk(id)))
+                .expression_attribute_values(":from", s(audit_sk(from)))
+                .expression_attribute_values(":to", s(audit_sk(u64::MAX)))
+                .consistent_read(true)
+                .limit(want)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            for item in out.items() {
+                let position = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| sk.strip_prefix("AUDIT#"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| StoreError::Failed("audit item without a position".into()))?;
+                let size = item
+                    .get("doc")
+                    .and_then(|v| v.as_s().ok())
+                    .map_or(0, String::len);
+                if page.events.len() >= limit
+                    || (!page.events.is_empty() && bytes + size > AUDIT_PAGE_MAX_BYTES)
+                {
+                    page.next = last;
+                    return Ok(page);
+                }
+                page.events.push(from_doc(item)?);
+                bytes += size;
+                last = Some(position);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(page),
+            }
+        }
     }
 }

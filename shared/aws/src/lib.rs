@@ -8,6 +8,7 @@ pub mod connector_lambda;
 pub mod connector_state;
 pub mod consumer;
 pub mod dynamodb;
+pub mod gate_run;
 pub mod secrets;
 pub mod sqs;
 pub mod telemetry;

@@ -100,16 +100,14 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn delete_chunks(&self, pk: &str, prefix: &str) -> Result<(), StoreError> {
-        let old = self.query_all(None, "pk", pk, Some(prefix)).await?;
-        let mut requests = Vec::with_capacity(old.len());
-        for item in old {
+    /// Deletes chunks `0..count` of a generation: their keys are known, so no query is needed
+    /// (and the connectors need no `dynamodb:Query`).
+    async fn delete_chunks(&self, pk: &str, prefix: &str, count: usize) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(count);
+        for n in 0..count {
             let key = Item::from([
                 ("pk".into(), s(pk)),
-                (
-                    "sk".into(),
-                    item.get("sk").cloned().unwrap_or_else(|| s("")),
-                ),
+                ("sk".into(), s(format!("{prefix}{n:05}"))),
             ]);
             let delete = DeleteRequest::builder()
                 .set_key(Some(key))
@@ -226,7 +224,14 @@ impl TelemetryStore for DynamoStore {
             .await
             .map_err(|e| classify(&e))?
             .item()
-            .and_then(|i| i.get("gen").and_then(|v| v.as_s().ok()).cloned());
+            .and_then(|i| {
+                let generation = i.get("gen").and_then(|v| v.as_s().ok()).cloned()?;
+                let chunks = i
+                    .get("chunks")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<usize>().ok())?;
+                Some((generation, chunks))
+            });
         let queried_ms = snapshot.status.queried_at.unix_millis().to_string();
         let head = Item::from([
             ("pk".into(), s(&pk)),
@@ -247,18 +252,18 @@ impl TelemetryStore for DynamoStore {
             .await;
         match put {
             Ok(_) => {
-                if let Some(old) = previous.filter(|g| *g != generation) {
-                    self.delete_chunks(&pk, &chunk_prefix(ring, platform, &old))
+                if let Some((old, count)) = previous.filter(|(g, _)| *g != generation) {
+                    self.delete_chunks(&pk, &chunk_prefix(ring, platform, &old), count)
                         .await?;
                 }
                 Ok(())
             }
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                    .is_some_and(aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception) =>
             {
                 // A newer query's snapshot is already in place: this one is superseded.
-                self.delete_chunks(&pk, &prefix).await
+                self.delete_chunks(&pk, &prefix, parts.len()).await
             }
             Err(e) => Err(classify(&e)),
         }

@@ -297,7 +297,7 @@ async fn chunk_items(s: &Services<DynamoStore, Memory>, id: &DeploymentId) -> us
             .send()
             .await
             .unwrap();
-        count += page.count() as usize;
+        count += usize::try_from(page.count()).unwrap();
         match page.last_evaluated_key() {
             Some(k) if !k.is_empty() => start = Some(k.clone()),
             _ => return count,
@@ -420,5 +420,58 @@ async fn a_change_over_dynamodbs_transaction_limit_is_refused_before_it_is_sent(
         s.store.audit_trail(&id).await.unwrap(),
         trail,
         "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn the_gate_run_lease_is_held_by_one_run_and_keeps_the_cursor() {
+    use eucora_service::ports::{GateRunStore, RunLease};
+    let s = services().await;
+    let until = now().plus(time::Duration::seconds(90));
+    assert_eq!(
+        s.store.begin_run("run-a", now(), until).await.unwrap(),
+        RunLease::Taken { cursor: None }
+    );
+    // A second run (an EventBridge retry, the next schedule) while run-a holds it.
+    assert_eq!(
+        s.store
+            .begin_run("run-b", now().plus(time::Duration::seconds(30)), until)
+            .await
+            .unwrap(),
+        RunLease::Busy { until }
+    );
+    let cursor = DeploymentId::parse("dep-0042").unwrap();
+    s.store.end_run("run-a", Some(&cursor)).await.unwrap();
+    assert_eq!(
+        s.store
+            .begin_run("run-b", now().plus(time::Duration::seconds(31)), until)
+            .await
+            .unwrap(),
+        RunLease::Taken {
+            cursor: Some(cursor.clone())
+        }
+    );
+    // run-b dies holding the lease; once it has passed, run-c takes over, and run-b's late end
+    // changes nothing.
+    let later = until.plus(time::Duration::seconds(1));
+    assert_eq!(
+        s.store
+            .begin_run("run-c", later, later.plus(time::Duration::seconds(90)))
+            .await
+            .unwrap(),
+        RunLease::Taken {
+            cursor: Some(cursor.clone())
+        }
+    );
+    s.store.end_run("run-b", None).await.unwrap();
+    s.store
+        .end_run("run-c", Some(&DeploymentId::parse("dep-0100").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store.begin_run("run-d", later, later).await.unwrap(),
+        RunLease::Taken {
+            cursor: Some(DeploymentId::parse("dep-0100").unwrap())
+        }
     );
 }

@@ -104,7 +104,7 @@ fn call_events(
         match result {
             Ok(status) => detail["status"] = status.clone(),
             Err(e) => {
-                detail["error"] = json!({ "error_class": e.class, "status": e.status, "code": e.code, "operation": e.operation, "message": e.message })
+                detail["error"] = json!({ "error_class": e.class, "status": e.status, "code": e.code, "operation": e.operation, "message": e.message });
             }
         }
         return vec![(AuditKind::ConnectorStatusQuery, detail, now)];
@@ -404,8 +404,10 @@ where
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
         let kind = self.platform.kind();
-        let mut report_ = ConnectorReport::default();
-        report_.events = call_events(kind, command, cx, &result, now);
+        let mut report_ = ConnectorReport {
+            events: call_events(kind, command, cx, &result, now),
+            ..ConnectorReport::default()
+        };
         if cx.auth_refreshed {
             report_.events.push((
                 AuditKind::ConnectorAuthRefresh,

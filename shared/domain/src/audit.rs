@@ -111,6 +111,64 @@ impl AuditEvent {
     }
 }
 
+/// A verified position in a trail: the last event verified (its `seq` and `hash`). Verification
+/// can resume from it, reading only the events after it; its text form (`<seq>.<hash>`) is what
+/// the API takes back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Checkpoint {
+    /// The last verified event's position.
+    pub seq: u64,
+    /// The last verified event's hash (64 lowercase hex digits).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub hash: String,
+}
+
+/// A checkpoint's text is not `<seq>.<hash>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a checkpoint is <seq>.<hash>: a decimal event position, a dot and 64 lowercase hex digits"
+)]
+pub struct CheckpointSyntax;
+
+impl Checkpoint {
+    /// The pattern of [`Checkpoint::parse`]'s input (at most 19 digits: always a `u64`).
+    pub const PATTERN: &'static str = "^(0|[1-9][0-9]{0,18})\\.[0-9a-f]{64}$";
+
+    /// Reads `<seq>.<hash>`, as [`Checkpoint::to_string`] writes it.
+    pub fn parse(text: &str) -> Result<Checkpoint, CheckpointSyntax> {
+        let (seq, hash) = text.split_once('.').ok_or(CheckpointSyntax)?;
+        let canonical = seq == "0" || (!seq.starts_with('0') && (1..=19).contains(&seq.len()));
+        if !canonical || !seq.bytes().all(|b| b.is_ascii_digit()) || !is_hash(hash) {
+            return Err(CheckpointSyntax);
+        }
+        Ok(Checkpoint {
+            seq: seq.parse().map_err(|_| CheckpointSyntax)?,
+            hash: hash.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.seq, self.hash)
+    }
+}
+
+impl ChainHead {
+    /// The checkpoint of the last event, `None` for an empty trail.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.len.checked_sub(1).map(|seq| Checkpoint {
+            seq,
+            hash: self.hash.clone(),
+        })
+    }
+}
+
+/// 64 lowercase hex digits.
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Where and how a trail is broken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "problem", rename_all = "snake_case")]
@@ -127,6 +185,137 @@ pub enum ChainError {
     Truncated { len: u64, expected: u64 },
     #[error("the last event's hash does not match the head the deployment records")]
     HeadMismatch,
+    /// Verification resumed from a checkpoint the trail does not continue: a wrong checkpoint, or
+    /// the trail was altered at or after it.
+    #[error(
+        "the trail does not continue from the checkpoint (event {seq}): wrong checkpoint, or the trail was altered"
+    )]
+    CheckpointMismatch { seq: u64 },
+    #[error("the checkpoint names event {seq} but the trail has {len} events")]
+    UnknownCheckpoint { seq: u64, len: u64 },
+    #[error("events follow the last of the {len} the deployment records")]
+    Unrecorded { len: u64 },
+}
+
+/// Verifies a trail event by event in constant memory: it keeps the deployment, the position it
+/// expects next and the previous hash (a fixed-size array), never the events. Start it at the
+/// trail's beginning ([`ChainVerifier::new`]) or at a verified [`Checkpoint`]
+/// ([`ChainVerifier::resume`]), [`push`](ChainVerifier::push) the events in order, then
+/// [`finish`](ChainVerifier::finish) against the deployment's [`ChainHead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainVerifier {
+    deployment_id: DeploymentId,
+    /// The position the next event must have; also how many events are verified.
+    next_seq: u64,
+    /// The hash the next event must name as `prev_hash`; `None` if the checkpoint's hash is not a
+    /// hash at all (nothing links to it).
+    prev: Option<[u8; 64]>,
+    /// The checkpoint's position, when resumed.
+    from: Option<u64>,
+    /// Events pushed since the start or the checkpoint.
+    checked: u64,
+}
+
+fn hash_bytes(s: &str) -> Option<[u8; 64]> {
+    s.as_bytes().try_into().ok()
+}
+
+impl ChainVerifier {
+    /// Verifies from the trail's first event.
+    pub fn new(deployment_id: &DeploymentId) -> ChainVerifier {
+        ChainVerifier {
+            deployment_id: deployment_id.clone(),
+            next_seq: 0,
+            prev: hash_bytes(GENESIS),
+            from: None,
+            checked: 0,
+        }
+    }
+
+    /// Verifies the events after `checkpoint`, trusting the events up to it (verified earlier).
+    /// A checkpoint the trail does not continue fails: at the first event after it, or at
+    /// [`finish`](ChainVerifier::finish) if none follows.
+    pub fn resume(deployment_id: &DeploymentId, checkpoint: &Checkpoint) -> ChainVerifier {
+        ChainVerifier {
+            deployment_id: deployment_id.clone(),
+            next_seq: checkpoint.seq.saturating_add(1),
+            prev: hash_bytes(&checkpoint.hash).filter(|_| is_hash(&checkpoint.hash)),
+            from: Some(checkpoint.seq),
+            checked: 0,
+        }
+    }
+
+    /// The position the next event must have: how many events (from the trail's start) are
+    /// verified so far.
+    pub fn verified(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// How many events were pushed (and verified) since the start or the checkpoint.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// The last verified event, `None` before any (and not resumed).
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        let seq = self.next_seq.checked_sub(1)?;
+        let hash = std::str::from_utf8(self.prev.as_ref()?).ok()?.to_owned();
+        Some(Checkpoint { seq, hash })
+    }
+
+    fn resumed_at(&self, seq: u64) -> bool {
+        self.checked == 0 && self.from == Some(seq)
+    }
+
+    /// Verifies the next event: it must belong to the deployment, sit at the expected position,
+    /// name the previous event's hash and carry the hash of its own content.
+    pub fn push(&mut self, e: &AuditEvent) -> Result<(), ChainError> {
+        let index = self.next_seq;
+        if e.deployment_id != self.deployment_id {
+            return Err(ChainError::WrongDeployment { index });
+        }
+        if e.seq != index {
+            return Err(ChainError::OutOfSequence { index, seq: e.seq });
+        }
+        if self.prev.as_ref().map(<[u8; 64]>::as_slice) != Some(e.prev_hash.as_bytes()) {
+            return Err(match self.from {
+                Some(seq) if self.resumed_at(seq) => ChainError::CheckpointMismatch { seq },
+                _ => ChainError::BrokenLink { index },
+            });
+        }
+        if e.compute_hash() != e.hash {
+            return Err(ChainError::Altered { index });
+        }
+        self.prev = hash_bytes(&e.hash);
+        self.next_seq += 1;
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// Checks the verified trail against the head the deployment records: as many events, the
+    /// same last hash. Answers the checkpoint of the last event (`None` for an empty trail).
+    pub fn finish(&self, head: &ChainHead) -> Result<Option<Checkpoint>, ChainError> {
+        if let Some(seq) = self.from
+            && seq >= head.len
+        {
+            return Err(ChainError::UnknownCheckpoint { seq, len: head.len });
+        }
+        if self.next_seq != head.len {
+            return Err(ChainError::Truncated {
+                len: self.next_seq,
+                expected: head.len,
+            });
+        }
+        if head.len > 0
+            && self.prev.as_ref().map(<[u8; 64]>::as_slice) != Some(head.hash.as_bytes())
+        {
+            return Err(match self.from {
+                Some(seq) if self.resumed_at(seq) => ChainError::CheckpointMismatch { seq },
+                _ => ChainError::HeadMismatch,
+            });
+        }
+        Ok(self.checkpoint())
+    }
 }
 
 /// Verifies a deployment's trail, in order. With `head`, also checks the trail's length and last
@@ -136,34 +325,15 @@ pub fn verify(
     events: &[AuditEvent],
     head: Option<&ChainHead>,
 ) -> Result<(), ChainError> {
-    let mut prev = GENESIS;
-    for (i, e) in events.iter().enumerate() {
-        let index = u64::try_from(i).unwrap_or(u64::MAX);
-        if &e.deployment_id != deployment_id {
-            return Err(ChainError::WrongDeployment { index });
-        }
-        if e.seq != index {
-            return Err(ChainError::OutOfSequence { index, seq: e.seq });
-        }
-        if e.prev_hash != prev {
-            return Err(ChainError::BrokenLink { index });
-        }
-        if e.compute_hash() != e.hash {
-            return Err(ChainError::Altered { index });
-        }
-        prev = &e.hash;
+    let mut v = ChainVerifier::new(deployment_id);
+    for e in events {
+        v.push(e)?;
     }
-    if let Some(h) = head {
-        let len = u64::try_from(events.len()).unwrap_or(u64::MAX);
-        if len != h.len {
-            return Err(ChainError::Truncated {
-                len,
-                expected: h.len,
-            });
-        }
-        if len > 0 && prev != h.hash {
-            return Err(ChainError::HeadMismatch);
-        }
+    match head {
+        Some(h) => v.finish(h).map(drop),
+        None => Ok(()),
     }
-    Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,8 +9,9 @@
 //!   make it unreachable it fails.
 //! - coverage: every platform of the submission has reported the ring's status since the ring
 //!   was entered; until then the ring holds.
-//! - group size: the ring's groups hold as many devices as the rollout plan targets, within the
-//!   policy's tolerance; a larger difference means the wrong group was assigned, and halts.
+//! - group size: the ring's groups hold no more devices than the rollout plan targets, within the
+//!   policy's tolerance; more means the wrong group was assigned (a blast radius nobody
+//!   approved), and halts. Fewer is recorded as a finding: the ring proves less than planned.
 //! - observation: time in the ring must reach the ring's minimum.
 //! - time to compliance, per site class: the time from entering the ring until the success
 //!   threshold was reached among that class's devices must stay within the class's limit.
@@ -520,17 +521,20 @@ fn coverage_check(coverage: &[Coverage]) -> GateCheck {
         .map(|c| match c.queried_at {
             None => format!("{} has not reported since the ring began", c.platform),
             Some(_) => {
-                let mut line = format!(
-                    "{} {} of {} reported ({})",
+                let stale = if c.stale > 0 {
+                    format!(", {} stale", c.stale)
+                } else {
+                    String::new()
+                };
+                let gone = if c.missing > 0 {
+                    format!(", {} gone from the platform", c.missing)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {} of {} reported ({}){stale}{gone}",
                     c.platform, c.reported, c.targeted, c.coverage
-                );
-                if c.stale > 0 {
-                    line.push_str(&format!(", {} stale", c.stale));
-                }
-                if c.missing > 0 {
-                    line.push_str(&format!(", {} gone from the platform", c.missing));
-                }
-                line
+                )
             }
         })
         .collect();
@@ -564,7 +568,7 @@ fn group_size(input: &GateInput<'_>, coverage: &[Coverage], tolerance: Percent) 
         waived_by: None,
     };
     let Some(planned) = input.planned_targets else {
-        check.detail = "the plan gives no device count for the ring".to_owned();
+        "the plan gives no device count for the ring".clone_into(&mut check.detail);
         return check;
     };
     if coverage.iter().any(|c| c.queried_at.is_none()) {
@@ -580,14 +584,21 @@ fn group_size(input: &GateInput<'_>, coverage: &[Coverage], tolerance: Percent) 
             .unwrap_or(u64::MAX);
     check.threshold = Measure::Count(allowed);
     check.actual = Measure::Count(difference);
-    if difference <= allowed {
-        check.detail = format!(
-            "the groups hold {targeted} devices, the plan targets {planned} (difference {difference}, at most {allowed} allowed by the {tolerance} tolerance)"
-        );
-    } else {
+    if targeted > planned && difference > allowed {
+        // More devices than the CAB and the risk score were told: the blast radius is wrong.
         check.status = GateStatus::Fail;
         check.detail = format!(
-            "the groups hold {targeted} devices but the plan targets {planned}: a difference of {difference} is over the {tolerance} tolerance ({allowed}); is the right group assigned?"
+            "the groups hold {targeted} devices but the plan targets {planned}: {difference} more, over the {tolerance} tolerance ({allowed}); is the right group assigned?"
+        );
+    } else if difference > allowed {
+        // Fewer: nothing beyond what was approved is exposed, but the ring proves less than
+        // planned. Recorded as a finding for the CAB and the auditors.
+        check.detail = format!(
+            "finding: the groups hold {targeted} devices, {difference} fewer than the {planned} the plan targets (over the {tolerance} tolerance); the ring proves less than planned"
+        );
+    } else {
+        check.detail = format!(
+            "the groups hold {targeted} devices, the plan targets {planned} (difference {difference}, at most {allowed} allowed by the {tolerance} tolerance)"
         );
     }
     check

@@ -626,6 +626,18 @@ fn a_group_much_larger_than_the_plan_halts_as_the_wrong_group() {
         c.run().check(GateKind::GroupSize).unwrap().status,
         GateStatus::Fail
     );
+
+    // Smaller than planned: nothing unapproved is exposed; a finding, not a halt.
+    c.planned = Some(1000);
+    let d = c.run();
+    let size = d.check(GateKind::GroupSize).unwrap();
+    assert_eq!(size.status, GateStatus::Pass);
+    assert!(
+        size.detail
+            .starts_with("finding: the groups hold 100 devices, 900 fewer"),
+        "{}",
+        size.detail
+    );
 }
 
 #[test]

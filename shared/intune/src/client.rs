@@ -7,7 +7,6 @@ use eucora_connector::credentials::{ArtifactSource, Credentials};
 use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
 use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::evidence::Platform as Kind;
-use eucora_domain::gates::DeviceResult;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -499,8 +498,8 @@ impl<C: Credentials, A: ArtifactSource> Platform for IntuneClient<C, A> {
         &self,
         cx: &mut CallContext,
         job: &Job<'_>,
-    ) -> Result<Vec<DeviceResult>, CallError> {
-        crate::publish::status(self, cx, job).await
+    ) -> Result<eucora_connector::platform::RingStatus, CallError> {
+        crate::status::status(self, cx, job).await
     }
 
     async fn rollback(&self, cx: &mut CallContext, job: &Job<'_>) -> Result<Value, CallError> {

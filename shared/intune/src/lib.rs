@@ -6,9 +6,11 @@
 //!   or create the Win32 LOB app; content version, file, block upload to the storage URI, commit,
 //!   committed content version; wait until published; assign the ring's group by reading the
 //!   assignments and posting the merged list (`assign` replaces all of them).
-//! - Status: the v1.0 `retrieveDeviceAppInstallationStatusReport`, paged with `skip`/`top`; its
-//!   rows (one per device and user) folded into one result per device, the worst state winning
-//!   (`report::one_per_device`).
+//! - Status: the ring's population is its Entra ID group's device members (earlier rings'
+//!   groups' members left out), joined through the managed devices' `azureADDeviceId` with the
+//!   v1.0 `retrieveDeviceAppInstallationStatusReport`, paged side by side; its rows (one per
+//!   device and user) folded into one result per device, the worst state winning
+//!   (`report::one_per_device`); a device without a row is not reported (`status.rs`).
 //! - Rollback: `uninstall` intent for the ring's group, or (re-pin) remove the group from this
 //!   version so the previous version's assignment applies again.
 //! - Every call carries `client-request-id` (the correlation id, as a GUID when it is not one) and
@@ -19,5 +21,6 @@ pub mod intunewin;
 mod model;
 mod publish;
 pub mod report;
+mod status;
 
 pub use client::{IntuneClient, IntuneConfig, client_request_id};

@@ -1,16 +1,15 @@
-//! Publish, status and rollback on Graph.
+//! Publish and rollback on Graph (status: `status.rs`).
 
 use base64::Engine as _;
 use eucora_connector::CallError;
 use eucora_connector::credentials::{ArtifactSource, Credentials};
 use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::{DetectionKind, RollbackStrategy, RunAs};
-use eucora_domain::gates::{DeviceResult, InstallOutcome};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::IntuneClient;
-use crate::model::{ContentFile, Id, ListedFile, Listing, MobileApp, Report};
+use crate::model::{ContentFile, Id, ListedFile, Listing, MobileApp};
 
 const APPS: &str = "/v1.0/deviceAppManagement/mobileApps";
 
@@ -24,13 +23,13 @@ fn marker(job: &Job<'_>) -> String {
     format!("eucora:{}", job.deployment.correlation_id())
 }
 
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     s.replace('\'', "''")
 }
 
 /// Finds the app this deployment created earlier, if any (Graph does not refuse duplicates, so
 /// the connector must look before it creates).
-async fn find_app<C: Credentials, A: ArtifactSource>(
+pub(crate) async fn find_app<C: Credentials, A: ArtifactSource>(
     c: &IntuneClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
@@ -485,82 +484,4 @@ pub async fn rollback<C: Credentials, A: ArtifactSource>(
     };
     set_assignment(c, cx, &app.id, job.group_id, intent).await?;
     Ok(json!({ "app_id": app.id, "group_id": job.group_id, "strategy": strategy }))
-}
-
-fn outcome(state: &Value) -> InstallOutcome {
-    let s = match state {
-        Value::String(s) => s.to_ascii_lowercase(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    };
-    // resultantAppState: installed=1, failed=2, notInstalled=3, uninstallFailed=4,
-    // pendingInstall=5, unknown=99, notApplicable=-1 (names or numbers).
-    match s.as_str() {
-        "installed" | "1" => InstallOutcome::Installed,
-        "failed" | "2" | "uninstallfailed" | "4" => InstallOutcome::Failed,
-        "notapplicable" | "-1" => InstallOutcome::NotApplicable,
-        _ => InstallOutcome::Pending,
-    }
-}
-
-pub async fn status<C: Credentials, A: ArtifactSource>(
-    c: &IntuneClient<C, A>,
-    cx: &mut CallContext,
-    job: &Job<'_>,
-) -> Result<Vec<DeviceResult>, CallError> {
-    let Some(app) = find_app(c, cx, job).await? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let mut skip = 0_u64;
-    loop {
-        let body = json!({
-            "select": ["DeviceId", "DeviceName", "UserPrincipalName", "Platform", "AppVersion", "InstallState", "InstallStateDetail", "ErrorCode", "LastModifiedDateTime", "ApplicationId"],
-            "filter": format!("(ApplicationId eq '{}')", quote(&app.id)),
-            "skip": skip, "top": 50, "orderBy": []
-        });
-        let report: Report = c
-            .graph(
-                cx,
-                "install_status",
-                Method::POST,
-                "/v1.0/deviceManagement/reports/retrieveDeviceAppInstallationStatusReport",
-                Some(&body),
-                json!({ "app_id": app.id }),
-            )
-            .await?
-            .json("install_status")?;
-        let col = |name: &str| report.schema.iter().position(|s| s.column == name);
-        let (Some(device), Some(state)) = (col("DeviceId"), col("InstallState")) else {
-            return Err(CallError::no_answer(
-                "install_status",
-                "the report has no DeviceId or InstallState column",
-            ));
-        };
-        let modified = col("LastModifiedDateTime");
-        let rows = report.values.len();
-        for row in &report.values {
-            let at = modified
-                .and_then(|i| row.get(i))
-                .and_then(Value::as_str)
-                .and_then(|t| eucora_domain::Timestamp::parse(t).ok())
-                .unwrap_or(job.now);
-            out.push(DeviceResult {
-                device_id: row
-                    .get(device)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                platform: eucora_domain::evidence::Platform::Windows,
-                outcome: outcome(row.get(state).unwrap_or(&Value::Null)),
-                site_class: job.deployment.submission.evidence.rollout.site_class,
-                at,
-            });
-        }
-        skip += rows as u64;
-        if rows == 0 || skip >= report.total_row_count {
-            // A row per device and user: a shared PC is one device.
-            return Ok(crate::report::one_per_device(out));
-        }
-    }
 }

@@ -14,7 +14,8 @@ fn severity(outcome: InstallOutcome) -> u8 {
     match outcome {
         InstallOutcome::Failed => 3,
         InstallOutcome::Pending => 2,
-        InstallOutcome::Installed => 1,
+        // A report row is never "not reported"; ranked with installed should one appear.
+        InstallOutcome::Installed | InstallOutcome::NotReported => 1,
         InstallOutcome::NotApplicable => 0,
     }
 }
@@ -70,6 +71,7 @@ mod tests {
             at: Timestamp::parse("2026-01-05T10:00:00Z")
                 .unwrap()
                 .plus(time::Duration::minutes(minute)),
+            last_contact: None,
         }
     }
 

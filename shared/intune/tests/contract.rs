@@ -32,6 +32,19 @@ async fn fixture(config: SimConfig) -> Fixture {
         ..config
     })
     .await;
+    fixture_on(sim).await
+}
+
+/// The default tenant without the simulator's realistic latency.
+fn fast() -> SimConfig {
+    SimConfig {
+        latency: Duration::ZERO,
+        latency_jitter: Duration::ZERO,
+        ..SimConfig::default()
+    }
+}
+
+async fn fixture_on(sim: SimHandle) -> Fixture {
     let artifacts = MemoryArtifacts::default();
     let svc = testing::services();
     let record = testing::dispatched(
@@ -64,6 +77,7 @@ fn job<'a>(f: &'a Fixture, ring: Ring, group: &'a str) -> Job<'a> {
         deployment: &f.record,
         ring,
         group_id: group,
+        earlier_groups: &[],
         artifact: f.record.submission.artifact(Kind::Windows).unwrap(),
         now: f.record.submitted_at,
     }
@@ -75,7 +89,7 @@ fn cx(f: &Fixture) -> CallContext {
 
 #[tokio::test]
 async fn publish_creates_uploads_commits_publishes_and_assigns() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     let mut c = cx(&f);
     let ids = f
         .client
@@ -123,7 +137,7 @@ async fn publish_creates_uploads_commits_publishes_and_assigns() {
 
 #[tokio::test]
 async fn publishing_again_finds_the_app_and_a_second_ring_merges_the_assignments() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     f.client
         .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
         .await
@@ -153,7 +167,7 @@ async fn publishing_again_finds_the_app_and_a_second_ring_merges_the_assignments
 
 #[tokio::test]
 async fn status_reads_the_install_report_with_paging() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     let mut devices = Vec::new();
     for i in 0..60 {
         devices.push(SimDevice::installed(
@@ -175,16 +189,27 @@ async fn status_reads_the_install_report_with_paging() {
         .await
         .unwrap();
     f.sim.advance(Duration::from_secs(7200));
-    let results = f
+    let status = f
         .client
         .query_status(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
         .await
         .unwrap();
+    let results = &status.devices;
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    assert_eq!(results.len(), 62);
     assert_eq!(count(InstallOutcome::Installed), 60);
     assert_eq!(count(InstallOutcome::Failed), 1);
-    assert_eq!(count(InstallOutcome::Pending), 1);
+    assert_eq!(
+        count(InstallOutcome::Pending),
+        1,
+        "checked in, never finished"
+    );
     assert!(results.iter().all(|r| r.platform == Kind::Windows));
+    assert!(
+        results.iter().all(|r| r.last_contact.is_some()),
+        "lastSyncDateTime"
+    );
+    assert_eq!((status.missing, status.earlier_ring_devices), (0, 0));
 }
 
 /// A ring of 20 PCs, 6 of them shared: the report has 36 rows (one per device and user), the
@@ -198,7 +223,7 @@ async fn a_ring_with_shared_pcs_has_one_result_per_device_and_the_gate_counts_de
     use eucora_domain::policy::Policy;
     use eucora_sim_intune::DeviceOutcome;
 
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     let hour = Duration::from_secs(3600);
     let mut devices = Vec::new();
     for i in 0..14 {
@@ -231,7 +256,12 @@ async fn a_ring_with_shared_pcs_has_one_result_per_device_and_the_gate_counts_de
     f.client.publish(&mut cx(&f), &j).await.unwrap();
     f.sim.advance(2 * hour);
 
-    let results = f.client.query_status(&mut cx(&f), &j).await.unwrap();
+    let results = f
+        .client
+        .query_status(&mut cx(&f), &j)
+        .await
+        .unwrap()
+        .devices;
     assert_eq!(results.len(), 20, "one result per device, not per user");
     let mut ids: Vec<&str> = results.iter().map(|r| r.device_id.as_str()).collect();
     ids.sort_unstable();
@@ -254,6 +284,9 @@ async fn a_ring_with_shared_pcs_has_one_result_per_device_and_the_gate_counts_de
             entered_at: entered,
             now: entered.plus(policy.gates.ring(Ring::Canary).min_observation),
             devices: &results,
+            platforms: &[Kind::Windows],
+            statuses: &[],
+            planned_targets: None,
             planned_site_class: SiteClass::Online,
             open_incidents: 0,
             rollback_validated: true,
@@ -265,12 +298,12 @@ async fn a_ring_with_shared_pcs_has_one_result_per_device_and_the_gate_counts_de
     let rate = decision.check(GateKind::SuccessRate).unwrap();
     assert_eq!(rate.status, GateStatus::Fail, "{}", rate.detail);
     assert_eq!(rate.actual.to_string(), "95.00 %");
-    assert!(rate.detail.contains("1 of 20 devices"), "{}", rate.detail);
+    assert!(rate.detail.contains("1 failed of 20"), "{}", rate.detail);
 }
 
 #[tokio::test]
 async fn rollback_assigns_the_uninstall_intent() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     f.client
         .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
         .await
@@ -293,7 +326,7 @@ async fn publish_error(f: &Fixture) -> CallError {
 
 #[tokio::test]
 async fn every_error_class() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     let create =
         || RouteMatch::MethodPath("POST".into(), "/v1.0/deviceAppManagement/mobileApps".into());
 
@@ -353,7 +386,7 @@ async fn every_error_class() {
 
 #[tokio::test]
 async fn an_invalid_payload_is_refused_before_calling() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     let mut record = f.record.clone();
     record.submission.evidence.artifacts[0].install_command = None;
     let j = Job {
@@ -372,7 +405,7 @@ async fn an_invalid_payload_is_refused_before_calling() {
 
 #[tokio::test]
 async fn an_expired_token_and_a_rotated_secret_are_picked_up_without_failing() {
-    let f = fixture(SimConfig::default()).await;
+    let f = fixture(fast()).await;
     f.client
         .publish(&mut cx(&f), &job(&f, Ring::Canary, "grp-canary"))
         .await
@@ -402,7 +435,7 @@ async fn the_tenant_write_limit_answers_429_with_retry_after() {
     let f = fixture(SimConfig {
         write_limit: 3,
         write_window: Duration::from_secs(20),
-        ..SimConfig::default()
+        ..fast()
     })
     .await;
     let e = publish_error(&f).await;

@@ -9,7 +9,6 @@ use eucora_connector::credentials::{ArtifactSource, Credentials};
 use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
 use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::evidence::Platform as Kind;
-use eucora_domain::gates::DeviceResult;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -36,6 +35,14 @@ pub const CONTAINERS_ENV: &str = "JAMF_CONNECTOR_CONTAINERS";
 /// container that dies holding one, and a DynamoDB outage that stops Jamf traffic. The connector
 /// sends a handful of requests per command and SQS already spreads the commands, so the fixed
 /// share costs little throughput and cannot be wrong at run time.
+///
+/// # A status query's budget
+/// A status query reads the ring's membership and its inventory in bulk (a few dozen requests
+/// for 10,000 Macs), then the policy logs of the Macs that may have failed, one request each.
+/// Those stop at `status_budget` after the query started, or after `status_history_reads`
+/// reads, whichever comes first; the Macs left unread stay `Pending` and the next query reads
+/// others first. The 30 s default leaves a 60 s Lambda room for the requests still in flight
+/// (each at most `timeout`) and the connector's own writes.
 #[derive(Debug, Clone)]
 pub struct JamfConfig {
     pub timeout: Duration,
@@ -43,6 +50,10 @@ pub struct JamfConfig {
     pub fleet_limit: usize,
     /// How many containers may call the server at once (at least 1).
     pub containers: usize,
+    /// How long a status query may go on starting policy-log reads.
+    pub status_budget: Duration,
+    /// At most this many policy-log reads per status query.
+    pub status_history_reads: usize,
 }
 
 impl Default for JamfConfig {
@@ -52,6 +63,8 @@ impl Default for JamfConfig {
             timeout: Duration::from_secs(20),
             fleet_limit: JAMF_CONNECTION_LIMIT,
             containers: 1,
+            status_budget: Duration::from_secs(30),
+            status_history_reads: 500,
         }
     }
 }
@@ -174,6 +187,12 @@ pub struct JamfClient<C, A> {
     token: Mutex<Option<CachedToken>>,
     in_flight: Arc<Semaphore>,
     server: Mutex<Option<String>>,
+    /// This container's share of the connection limit.
+    pub(crate) max_in_flight: usize,
+    pub(crate) status_budget: Duration,
+    pub(crate) status_history_reads: usize,
+    /// What status queries learnt that later ones reuse (see `status.rs`).
+    pub(crate) status_memo: crate::status::Memo,
 }
 
 impl<C, A> std::fmt::Debug for JamfClient<C, A> {
@@ -253,6 +272,10 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             token: Mutex::new(None),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             server: Mutex::new(None),
+            max_in_flight,
+            status_budget: cfg.status_budget,
+            status_history_reads: cfg.status_history_reads,
+            status_memo: crate::status::Memo::default(),
         })
     }
 
@@ -613,8 +636,8 @@ impl<C: Credentials, A: ArtifactSource> Platform for JamfClient<C, A> {
         &self,
         cx: &mut CallContext,
         job: &Job<'_>,
-    ) -> Result<Vec<DeviceResult>, CallError> {
-        crate::publish::status(self, cx, job).await
+    ) -> Result<eucora_connector::platform::RingStatus, CallError> {
+        crate::status::status(self, cx, job).await
     }
 
     async fn rollback(&self, cx: &mut CallContext, job: &Job<'_>) -> Result<Value, CallError> {

@@ -11,12 +11,15 @@
 //! - Publish: find or create the package (Jamf Pro API) and upload it; find or create the policy
 //!   (Classic XML API) with the `control-plane-auto` category, the package, the version pin in its
 //!   notes, and the ring's smart group added to its scope.
-//! - Status: the ring group's computers and their policy logs (Classic `computerhistory`).
+//! - Status: the ring's smart group membership less earlier rings' members, then the Jamf Pro
+//!   API's inventory in bulk (last contact and package receipts), and the policy logs (Classic
+//!   `computerhistory`) only of the Macs that may have failed, within a time budget (see `status`).
 //! - Rollback: the package action becomes `Uninstall` (uninstall), or the ring's group leaves the
 //!   scope (re-pin: the previous version's policy applies again).
 
 mod client;
 mod publish;
+mod status;
 mod xml;
 
 pub use client::{CONTAINERS_ENV, JAMF_CONNECTION_LIMIT, JamfClient, JamfConfig};

@@ -1,24 +1,23 @@
-//! Publish, status and rollback on Jamf Pro.
+//! Publish and rollback on Jamf Pro.
 
 use eucora_connector::CallError;
 use eucora_connector::credentials::{ArtifactSource, Credentials};
 use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::RollbackStrategy;
-use eucora_domain::gates::{DeviceResult, InstallOutcome};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::client::{JamfClient, Payload};
 use crate::xml::{
-    CategoryDoc, General, GroupAnswer, GroupsDoc, HistoryAnswer, IdRef, NameRef,
-    PackageConfigurationDoc, PackageRef, PackagesDoc, PolicyAnswer, PolicyDoc, PolicyLog, ScopeDoc,
+    CategoryDoc, General, GroupsDoc, IdRef, MaintenanceDoc, NameRef, PackageConfigurationDoc,
+    PackageRef, PackagesDoc, PolicyAnswer, PolicyDoc, ScopeDoc,
 };
 
 /// The category every policy EUCORA manages carries.
 pub const CATEGORY: &str = "control-plane-auto";
 
-fn package_name(job: &Job<'_>) -> String {
+pub(crate) fn package_name(job: &Job<'_>) -> String {
     let app = &job.deployment.submission.app;
     format!("{} {}", app.name, app.version)
 }
@@ -214,6 +213,9 @@ fn policy_xml(job: &Job<'_>, package_id: &str) -> Result<String, CallError> {
                 }],
             },
         }),
+        // Inventory right after the install, so the package's receipt reaches the Jamf Pro
+        // API's inventory at once (status reads receipts in bulk) instead of a day later.
+        maintenance: Some(MaintenanceDoc { recon: true }),
     };
     to_xml("create_policy", &doc)
 }
@@ -227,7 +229,7 @@ fn scope(groups: &[String]) -> ScopeDoc {
 }
 
 /// The policy's id and document, if it exists.
-async fn find_policy<C: Credentials, A: ArtifactSource>(
+pub(crate) async fn find_policy<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
@@ -432,114 +434,4 @@ pub async fn rollback<C: Credentials, A: ArtifactSource>(
         }
     }
     Ok(json!({ "policy_id": policy_id, "group_id": job.group_id, "strategy": strategy }))
-}
-
-pub async fn status<C: Credentials, A: ArtifactSource>(
-    c: &JamfClient<C, A>,
-    cx: &mut CallContext,
-    job: &Job<'_>,
-) -> Result<Vec<DeviceResult>, CallError> {
-    let Some((policy_id, _)) = find_policy(c, cx, job).await? else {
-        return Ok(Vec::new());
-    };
-    let group = c
-        .call(
-            cx,
-            "read_group",
-            Method::GET,
-            &format!(
-                "/JSSResource/computergroups/id/{}",
-                percent_encode(job.group_id)
-            ),
-            || Payload::None,
-            json!({ "group_id": job.group_id }),
-        )
-        .await?;
-    let computers = group.xml::<GroupAnswer>("read_group")?.computer_ids();
-    let mut out = Vec::new();
-    for id in computers {
-        let history = c
-            .call(
-                cx,
-                "policy_logs",
-                Method::GET,
-                &format!("/JSSResource/computerhistory/id/{id}/subset/PolicyLogs"),
-                || Payload::None,
-                json!({ "computer_id": id }),
-            )
-            .await?;
-        let history: HistoryAnswer = history.xml("policy_logs")?;
-        let log = history
-            .logs()
-            .iter()
-            .rev()
-            .find(|l| l.policy_id.as_deref().map(str::trim) == Some(policy_id.as_str()));
-        let (outcome, at) = match log {
-            Some(l) => {
-                let outcome = match l.status.as_deref().map(str::trim) {
-                    Some("Completed") => InstallOutcome::Installed,
-                    Some("Failed") => InstallOutcome::Failed,
-                    _ => InstallOutcome::Pending,
-                };
-                let at = log_time(l).unwrap_or(job.now);
-                (outcome, at)
-            }
-            None => (InstallOutcome::Pending, job.now),
-        };
-        out.push(DeviceResult {
-            device_id: id,
-            platform: eucora_domain::evidence::Platform::Macos,
-            outcome,
-            site_class: job.deployment.submission.evidence.rollout.site_class,
-            at,
-        });
-    }
-    Ok(out)
-}
-
-/// When a policy log entry was written: `date_time_epoch` (milliseconds), else `date_time_utc`,
-/// which the Classic API writes as `2026-01-04T10:15:30.000+0000` (not RFC 3339: no colon in
-/// the offset).
-fn log_time(log: &PolicyLog) -> Option<eucora_domain::Timestamp> {
-    if let Some(ms) = log
-        .date_time_epoch
-        .as_deref()
-        .and_then(|t| t.trim().parse::<i64>().ok())
-    {
-        return eucora_domain::Timestamp::from_unix_millis(ms).ok();
-    }
-    let utc = log.date_time_utc.as_deref()?.trim().to_owned();
-    let rfc3339 = match utc.strip_suffix("+0000") {
-        Some(head) => format!("{head}Z"),
-        None => utc,
-    };
-    eucora_domain::Timestamp::parse(&rfc3339).ok()
-}
-
-#[cfg(test)]
-mod log_time_tests {
-    use super::log_time;
-    use crate::xml::PolicyLog;
-
-    fn log(xml: &str) -> PolicyLog {
-        crate::xml::read(&format!("<policy_log>{xml}</policy_log>")).unwrap()
-    }
-
-    #[test]
-    fn reads_the_classic_api_log_times() {
-        let at = eucora_domain::Timestamp::parse("2026-01-04T10:15:30Z").unwrap();
-        assert_eq!(
-            log_time(&log(
-                "<date_time_utc>2026-01-04T10:15:30.000+0000</date_time_utc>"
-            )),
-            Some(at)
-        );
-        assert_eq!(
-            log_time(&log(
-                "<date_time_epoch>1767521730000</date_time_epoch><date_time_utc>x</date_time_utc>"
-            )),
-            Some(at)
-        );
-        assert_eq!(log_time(&log("<status>Completed</status>")), None);
-    }
 }

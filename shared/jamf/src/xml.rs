@@ -38,6 +38,14 @@ pub struct PolicyDoc {
     pub scope: Option<ScopeDoc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package_configuration: Option<PackageConfigurationDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceDoc>,
+}
+
+/// `<maintenance>`: `recon` updates inventory after the policy runs.
+#[derive(Debug, Serialize)]
+pub struct MaintenanceDoc {
+    pub recon: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -385,6 +393,7 @@ mod tests {
                 },
             }),
             package_configuration: None,
+            maintenance: None,
         };
         let xml = write(&doc).unwrap();
         assert!(xml.starts_with("<policy><general><name>Bob's &lt;App&gt; &amp; Co</name>"));

@@ -6,6 +6,7 @@ use std::time::Duration;
 use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
 use eucora_connector::platform::{CallContext, Job, Platform};
 use eucora_connector::{CallError, ErrorClass, testing};
+use eucora_domain::ManualClock;
 use eucora_domain::Ring;
 use eucora_domain::evidence::Platform as Kind;
 use eucora_domain::gates::InstallOutcome;
@@ -17,6 +18,8 @@ const SECRET: &str = "jamf-secret-1";
 
 struct Fixture {
     sim: SimHandle,
+    /// The simulator's clock, starting when the deployment was submitted.
+    clock: ManualClock,
     creds: StaticCredentials,
     client: JamfClient<StaticCredentials, MemoryArtifacts>,
     artifacts: MemoryArtifacts,
@@ -29,10 +32,25 @@ fn oauth(sim: &SimHandle, secret: &str) -> String {
 }
 
 async fn fixture(config: SimConfig, creds: impl Fn(&SimHandle) -> String) -> Fixture {
-    let sim = eucora_sim_jamf::start(SimConfig {
-        client_secret: SECRET.into(),
-        ..config
-    })
+    let artifacts = MemoryArtifacts::default();
+    let svc = testing::services();
+    let record = testing::dispatched(
+        &svc,
+        &artifacts,
+        "multi-platform",
+        "dep-jamf",
+        "dp-jamf-1",
+        |_, p| p.to_vec(),
+    )
+    .await;
+    let clock = ManualClock::new(record.submitted_at);
+    let sim = eucora_sim_jamf::start_on(
+        SimConfig {
+            client_secret: SECRET.into(),
+            ..config
+        },
+        Arc::new(clock.clone()),
+    )
     .await;
     sim.add_computer_group(
         41,
@@ -54,21 +72,11 @@ async fn fixture(config: SimConfig, creds: impl Fn(&SimHandle) -> String) -> Fix
             Duration::from_secs(600),
         )],
     );
-    let artifacts = MemoryArtifacts::default();
-    let svc = testing::services();
-    let record = testing::dispatched(
-        &svc,
-        &artifacts,
-        "multi-platform",
-        "dep-jamf",
-        "dp-jamf-1",
-        |_, p| p.to_vec(),
-    )
-    .await;
     let creds = StaticCredentials::new(&creds(&sim));
     let client = JamfClient::new(&JamfConfig::default(), creds.clone(), artifacts.clone()).unwrap();
     Fixture {
         sim,
+        clock,
         creds,
         client,
         artifacts,
@@ -77,7 +85,7 @@ async fn fixture(config: SimConfig, creds: impl Fn(&SimHandle) -> String) -> Fix
 }
 
 async fn default_fixture() -> Fixture {
-    fixture(SimConfig::default(), |sim| oauth(sim, SECRET)).await
+    fixture(SimConfig::instant(), |sim| oauth(sim, SECRET)).await
 }
 
 fn job<'a>(f: &'a Fixture, ring: Ring, group: &'a str) -> Job<'a> {
@@ -85,6 +93,7 @@ fn job<'a>(f: &'a Fixture, ring: Ring, group: &'a str) -> Job<'a> {
         deployment: &f.record,
         ring,
         group_id: group,
+        earlier_groups: &[],
         artifact: f.record.submission.artifact(Kind::Macos).unwrap(),
         now: f.record.submitted_at,
     }
@@ -162,19 +171,25 @@ async fn publishing_again_changes_nothing_and_the_next_ring_extends_the_scope() 
     assert_eq!(p.revision, revision + 1);
 }
 
+fn advance(f: &Fixture, by: Duration) {
+    f.clock
+        .advance(time::Duration::try_from(by).expect("a short duration"));
+}
+
 #[tokio::test]
-async fn status_reads_each_computers_policy_log() {
+async fn status_reads_receipts_in_bulk_and_the_policy_logs_of_macs_that_may_have_failed() {
     let f = default_fixture().await;
     f.client
         .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
         .await
         .unwrap();
-    f.sim.advance(Duration::from_secs(3600));
-    let results = f
+    advance(&f, Duration::from_secs(3600));
+    let status = f
         .client
         .query_status(&mut cx(&f), &job(&f, Ring::Canary, "41"))
         .await
         .unwrap();
+    let results = &status.devices;
     let outcome = |id: &str| {
         results
             .iter()
@@ -183,8 +198,22 @@ async fn status_reads_each_computers_policy_log() {
     };
     assert_eq!(outcome("1"), Some(InstallOutcome::Installed));
     assert_eq!(outcome("2"), Some(InstallOutcome::Failed));
-    assert_eq!(outcome("3"), Some(InstallOutcome::Pending));
+    assert_eq!(outcome("3"), Some(InstallOutcome::NotReported));
+    assert_eq!((status.missing, status.earlier_ring_devices), (0, 0));
     assert!(results.iter().all(|r| r.platform == Kind::Macos));
+    assert!(results.iter().all(|r| r.last_contact.is_some()));
+    // Only the Mac without a receipt that checked in had its policy logs read.
+    let histories: Vec<String> = f
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/JSSResource/computerhistory"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        histories,
+        ["/JSSResource/computerhistory/id/2/subset/PolicyLogs"]
+    );
 }
 
 #[tokio::test]
@@ -223,7 +252,7 @@ async fn the_older_oauth_path_and_basic_tokens_are_fallbacks() {
     let f = fixture(
         SimConfig {
             legacy_oauth_path_only: true,
-            ..SimConfig::default()
+            ..SimConfig::instant()
         },
         |sim| oauth(sim, SECRET),
     )
@@ -246,7 +275,7 @@ async fn the_older_oauth_path_and_basic_tokens_are_fallbacks() {
     let f = fixture(
         SimConfig {
             oauth_enabled: false,
-            ..SimConfig::default()
+            ..SimConfig::instant()
         },
         basic,
     )
@@ -370,7 +399,7 @@ async fn never_more_than_5_requests_in_flight() {
     let f = fixture(
         SimConfig {
             max_concurrency_delay: Duration::from_millis(30),
-            ..SimConfig::default()
+            ..SimConfig::instant()
         },
         |sim| oauth(sim, SECRET),
     )
@@ -388,7 +417,7 @@ async fn never_more_than_5_requests_in_flight() {
             f.client
                 .query_status(&mut c, &job(&f, Ring::Canary, "41"))
                 .await
-                .map(|r| r.len())
+                .map(|r| r.devices.len())
         }));
     }
     for t in tasks {
@@ -407,7 +436,7 @@ async fn two_containers_together_stay_within_jamfs_limit() {
     let f = fixture(
         SimConfig {
             max_concurrency_delay: Duration::from_millis(30),
-            ..SimConfig::default()
+            ..SimConfig::instant()
         },
         |sim| oauth(sim, SECRET),
     )
@@ -431,7 +460,10 @@ async fn two_containers_together_stay_within_jamfs_limit() {
                 if task % 2 == 0 {
                     container.publish(&mut c, &job).await.map(|_| 0)
                 } else {
-                    container.query_status(&mut c, &job).await.map(|r| r.len())
+                    container
+                        .query_status(&mut c, &job)
+                        .await
+                        .map(|r| r.devices.len())
                 }
             }));
         }

@@ -10,8 +10,8 @@ use eucora_domain::{DeploymentId, Ring};
 
 use crate::messages::Envelope;
 use crate::ports::{
-    CreateError, DeploymentStore, IdempotencyRecord, Queue, QueueError, QueueName, StatusSnapshot,
-    StoreError, TelemetryStore,
+    AUDIT_PAGE_MAX_BYTES, AuditPage, CreateError, DeploymentStore, GateRunStore, IdempotencyRecord,
+    Queue, QueueError, QueueName, RunLease, StatusSnapshot, StoreError, TelemetryStore,
 };
 use crate::record::{Change, DeploymentRecord};
 
@@ -23,6 +23,9 @@ struct State {
     telemetry: BTreeMap<(DeploymentId, Ring), BTreeMap<Platform, StatusSnapshot>>,
     sent: Vec<(QueueName, Envelope)>,
     failing_sends: usize,
+    /// The gate run's lease (run id, until) and cursor.
+    gate_lease: Option<(String, eucora_domain::Timestamp)>,
+    gate_cursor: Option<DeploymentId>,
 }
 
 /// Store and queue in one, cloneable (clones share state).
@@ -111,10 +114,9 @@ impl DeploymentStore for Memory {
             return Err(StoreError::Conflict);
         }
         let trail = s.audit.entry(change.record.id.clone()).or_default();
-        for e in &change.events {
-            if trail.iter().any(|x| x.seq == e.seq) {
-                return Err(StoreError::Conflict);
-            }
+        let new: std::collections::BTreeSet<u64> = change.events.iter().map(|e| e.seq).collect();
+        if trail.iter().any(|x| new.contains(&x.seq)) {
+            return Err(StoreError::Conflict);
         }
         trail.extend(change.events.iter().cloned());
         s.deployments
@@ -145,6 +147,36 @@ impl DeploymentStore for Memory {
     async fn audit_trail(&self, id: &DeploymentId) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(self.state().audit.get(id).cloned().unwrap_or_default())
     }
+
+    /// An event's position is its index in the stored trail (DynamoDB's sort key).
+    async fn audit_page(
+        &self,
+        id: &DeploymentId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let s = self.state();
+        let trail = s.audit.get(id).map_or(&[][..], Vec::as_slice);
+        let start = match after {
+            None => 0,
+            Some(a) => usize::try_from(a).map_or(usize::MAX, |a| a.saturating_add(1)),
+        };
+        let rest = trail.get(start..).unwrap_or_default();
+        let mut page = AuditPage::default();
+        let mut bytes = 0;
+        for (i, e) in rest.iter().enumerate() {
+            let size = serde_json::to_string(e).map_or(0, |j| j.len());
+            let full = page.events.len() >= limit.max(1)
+                || (!page.events.is_empty() && bytes + size > AUDIT_PAGE_MAX_BYTES);
+            if full {
+                page.next = u64::try_from(start + i - 1).ok();
+                break;
+            }
+            bytes += size;
+            page.events.push(e.clone());
+        }
+        Ok(page)
+    }
 }
 
 impl TelemetryStore for Memory {
@@ -172,6 +204,35 @@ impl TelemetryStore for Memory {
             .entry((id.clone(), ring))
             .or_default()
             .insert(snapshot.status.platform, snapshot.clone());
+        Ok(())
+    }
+}
+
+impl GateRunStore for Memory {
+    async fn begin_run(
+        &self,
+        run_id: &str,
+        now: eucora_domain::Timestamp,
+        until: eucora_domain::Timestamp,
+    ) -> Result<RunLease, StoreError> {
+        let mut s = self.state();
+        if let Some((_, held)) = &s.gate_lease
+            && *held > now
+        {
+            return Ok(RunLease::Busy { until: *held });
+        }
+        s.gate_lease = Some((run_id.to_owned(), until));
+        Ok(RunLease::Taken {
+            cursor: s.gate_cursor.clone(),
+        })
+    }
+
+    async fn end_run(&self, run_id: &str, cursor: Option<&DeploymentId>) -> Result<(), StoreError> {
+        let mut s = self.state();
+        if s.gate_lease.as_ref().is_some_and(|(r, _)| r == run_id) {
+            s.gate_lease = None;
+            s.gate_cursor = cursor.cloned();
+        }
         Ok(())
     }
 }

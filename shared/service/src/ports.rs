@@ -81,11 +81,39 @@ pub trait DeploymentStore: Send + Sync {
     /// Deployments awaiting a CAB decision.
     fn awaiting_cab(&self) -> impl Future<Output = Result<Vec<DeploymentId>, StoreError>> + Send;
 
-    /// A deployment's audit trail, in order.
+    /// A deployment's whole audit trail, in order (small trails and tests; the API pages with
+    /// [`DeploymentStore::audit_page`]).
     fn audit_trail(
         &self,
         id: &DeploymentId,
     ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+
+    /// One page of a deployment's audit trail, in order: the events stored after position
+    /// `after` (from the start with `None`), at most `limit` of them (a limit of 0 counts as 1),
+    /// and fewer if their JSON would pass [`AUDIT_PAGE_MAX_BYTES`] (but never none while events
+    /// remain). A position is
+    /// where the store put the event (DynamoDB's sort key `AUDIT#<seq>`), not the `seq` the
+    /// event says, so that an altered event cannot send the reader back or forward.
+    fn audit_page(
+        &self,
+        id: &DeploymentId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<AuditPage, StoreError>> + Send;
+}
+
+/// The most JSON one audit page holds (4 MiB), so that an API answer stays under Lambda's 6 MB
+/// response limit however large the events.
+pub const AUDIT_PAGE_MAX_BYTES: usize = 4 << 20;
+
+/// One page of an audit trail.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditPage {
+    /// In order; no more than the limit asked for.
+    pub events: Vec<AuditEvent>,
+    /// The position of the page's last event when more events follow (pass it as `after` for the
+    /// next page); `None` at the end of the trail.
+    pub next: Option<u64>,
 }
 
 /// The queues between functions.
@@ -164,5 +192,34 @@ pub trait TelemetryStore: Send + Sync {
         id: &DeploymentId,
         ring: eucora_domain::Ring,
         snapshot: &StatusSnapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What taking the gate run's lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunLease {
+    /// This run holds the lease; the previous run stopped after `cursor`.
+    Taken { cursor: Option<DeploymentId> },
+    /// Another run holds it until `until`.
+    Busy { until: Timestamp },
+}
+
+/// The gate schedule's own state: a lease, so that runs never overlap, and where the last run
+/// stopped, so that the next one starts after it and no deployment is starved.
+pub trait GateRunStore: Send + Sync {
+    /// Takes the lease for `run_id` until `until`, unless another run holds it past `now`.
+    fn begin_run(
+        &self,
+        run_id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<RunLease, StoreError>> + Send;
+
+    /// Records where run `run_id` stopped and gives its lease up (nothing, if another run has
+    /// taken the lease since).
+    fn end_run(
+        &self,
+        run_id: &str,
+        cursor: Option<&DeploymentId>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

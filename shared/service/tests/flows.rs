@@ -12,7 +12,9 @@ use eucora_service::ports::QueueName;
 use eucora_service::usecases::cab::{DecideError, DecisionInput, decide};
 use eucora_service::usecases::connector::{dispatched, install_results};
 use eucora_service::usecases::exceptions;
-use eucora_service::usecases::gates::{IncidentInput, report_incident, resolve_incident, run};
+use eucora_service::usecases::gates::{
+    IncidentInput, RunLimits, report_incident, resolve_incident, run,
+};
 use eucora_service::usecases::read::{audit_trail, deployment, verify_trail};
 use eucora_service::usecases::score::score;
 use eucora_service::usecases::submit::{SubmitError, SubmitInput, submit};
@@ -146,7 +148,9 @@ async fn low_risk_goes_to_ring_1_without_cab_then_gates_promote_it_to_ring_2() {
 
     // Not observed long enough yet: hold.
     s.queue.drain();
-    let r = run(&s, t(24)).await.unwrap();
+    let r = run(&s, "test-run", t(24), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(r.evaluated[0].verdict, Some(Verdict::Hold));
     // Each run asks the connectors to refresh the ring's install status.
     let asked: Vec<ConnectorAction> = s
@@ -160,7 +164,9 @@ async fn low_risk_goes_to_ring_1_without_cab_then_gates_promote_it_to_ring_2() {
         .collect();
     assert_eq!(asked, vec![ConnectorAction::QueryStatus]);
     // 48 h: promote to Ring 2, no CAB.
-    let r = run(&s, t(48)).await.unwrap();
+    let r = run(&s, "test-run", t(48), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(r.evaluated[0].verdict, Some(Verdict::Promote));
     assert_eq!(
         state(&s, &id).await,
@@ -340,7 +346,9 @@ async fn high_risk_needs_cab_for_ring_1_and_again_for_ring_2() {
     .await
     .unwrap();
     installs(&s, &id, Ring::Canary, Platform::Windows, 100, 0, t(12)).await;
-    let r = run(&s, t(50)).await.unwrap();
+    let r = run(&s, "test-run", t(50), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(r.evaluated[0].verdict, Some(Verdict::Hold));
     assert_eq!(
         state(&s, &id).await,
@@ -428,7 +436,9 @@ async fn an_incident_halts_and_its_resolution_lets_the_gates_resume_the_rollout(
     );
 
     // Halted while the incident is open.
-    run(&s, t(49)).await.unwrap();
+    run(&s, "test-run", t(49), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(
         state(&s, &id).await,
         DeploymentState::Halted { ring: Ring::Canary }
@@ -445,7 +455,9 @@ async fn an_incident_halts_and_its_resolution_lets_the_gates_resume_the_rollout(
     .await
     .unwrap();
     // Re-validated: gates pass, but BUSINESS_CRITICAL now needs CAB (quorum 2) for Ring 2.
-    run(&s, t(51)).await.unwrap();
+    run(&s, "test-run", t(51), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(
         state(&s, &id).await,
         DeploymentState::AwaitingCab { ring: Ring::Pilot }
@@ -479,7 +491,9 @@ async fn multi_platform_waits_for_both_connectors() {
         DeploymentState::Dispatching { ring: Ring::Canary }
     );
     // The gate run re-sends only the platform still pending.
-    run(&s, t(1)).await.unwrap();
+    run(&s, "test-run", t(1), RunLimits::default())
+        .await
+        .unwrap();
     let resent: Vec<QueueName> = s.queue.drain().into_iter().map(|(q, _)| q).collect();
     assert_eq!(resent, vec![QueueName::Connector(Platform::Macos)]);
     dispatched(
@@ -498,7 +512,9 @@ async fn multi_platform_waits_for_both_connectors() {
     );
     installs(&s, &id, Ring::Canary, Platform::Windows, 100, 0, t(3)).await;
     installs(&s, &id, Ring::Canary, Platform::Macos, 50, 0, t(4)).await;
-    run(&s, t(50)).await.unwrap();
+    run(&s, "test-run", t(50), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(
         state(&s, &id).await,
         DeploymentState::Dispatching { ring: Ring::Pilot }
@@ -572,7 +588,9 @@ async fn a_dispatch_halted_by_a_permanent_platform_failure_does_not_resume_on_it
             .await
             .unwrap();
     assert_eq!(halted, DeploymentState::Halted { ring: Ring::Canary });
-    run(&s, t(60)).await.unwrap();
+    run(&s, "test-run", t(60), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(
         state(&s, &id).await,
         DeploymentState::Halted { ring: Ring::Canary }
@@ -625,7 +643,9 @@ async fn an_incident_during_dispatch_resumes_into_the_dispatch_not_the_ring() {
     .await
     .unwrap();
     s.queue.drain();
-    run(&s, t(3)).await.unwrap();
+    run(&s, "test-run", t(3), RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(
         state(&s, &id).await,
         DeploymentState::Dispatching { ring: Ring::Canary }

@@ -22,6 +22,11 @@ pub struct SimConfig {
     pub write_limit: u32,
     /// The sliding window of the write limit, in real time (Intune: 20 s).
     pub write_window: Duration,
+    /// Every answer is held back at least this long (real time): Graph's own latency.
+    pub latency: Duration,
+    /// ... plus up to this much more, drawn per request from the seed (default 100 to 400 ms
+    /// in all, a realistic figure for Graph; tests set both low).
+    pub latency_jitter: Duration,
 }
 
 impl Default for SimConfig {
@@ -34,6 +39,8 @@ impl Default for SimConfig {
             seed: 0x00EC_0A1E,
             write_limit: 200,
             write_window: Duration::from_secs(20),
+            latency: Duration::from_millis(100),
+            latency_jitter: Duration::from_millis(300),
         }
     }
 }
@@ -53,6 +60,16 @@ pub struct SimDevice {
     /// device and user, so a shared device appears once per user; with none named, the device
     /// has one user, derived from its name.
     pub users: Vec<SimUser>,
+    /// Simulated time after an assignment at which the device first checks in (and gets its
+    /// first report row, `pendingInstall`); `None`: it never checks in, so Intune has no row
+    /// for it. Default: right away. A device reports its outcome no earlier than this.
+    pub first_check_in: Option<Duration>,
+    /// The device has been offline this long when the simulator starts: its `lastSyncDateTime`
+    /// stays there. `None`: it syncs regularly (`lastSyncDateTime` is the current time).
+    pub offline_for: Option<Duration>,
+    /// Whether Intune manages the device. An unmanaged device is a member of its Entra ID
+    /// groups but has no managed device, no assignment reaches it and no report row names it.
+    pub managed: bool,
 }
 
 /// A user who has signed in on a device.
@@ -74,6 +91,9 @@ impl SimDevice {
             outcome: DeviceOutcome::Installed,
             after,
             users: Vec::new(),
+            first_check_in: Some(Duration::ZERO),
+            offline_for: None,
+            managed: true,
         }
     }
 
@@ -85,6 +105,9 @@ impl SimDevice {
             outcome: DeviceOutcome::Failed { error_code },
             after,
             users: Vec::new(),
+            first_check_in: Some(Duration::ZERO),
+            offline_for: None,
+            managed: true,
         }
     }
 
@@ -96,7 +119,35 @@ impl SimDevice {
             outcome: DeviceOutcome::NeverReports,
             after: Duration::ZERO,
             users: Vec::new(),
+            first_check_in: Some(Duration::ZERO),
+            offline_for: None,
+            managed: true,
         }
+    }
+
+    /// A device that has been offline for `offline_for` and never checks in: Intune keeps its
+    /// old `lastSyncDateTime` and has no report row for it.
+    pub fn never_checks_in(id: &str, name: &str, offline_for: Duration) -> Self {
+        Self {
+            first_check_in: None,
+            offline_for: Some(offline_for),
+            ..Self::silent(id, name)
+        }
+    }
+
+    /// The device first checks in this long after an assignment (until then it has no report row).
+    #[must_use]
+    pub fn checks_in_after(mut self, after: Duration) -> Self {
+        self.first_check_in = Some(after);
+        self
+    }
+
+    /// The device is in its Entra ID groups but Intune does not manage it (never enrolled, or
+    /// deleted from Intune during the rollout).
+    #[must_use]
+    pub fn unmanaged(mut self) -> Self {
+        self.managed = false;
+        self
     }
 
     /// A shared device: each of these users (user principal names) has signed in on it, and
@@ -156,9 +207,12 @@ impl SimDevice {
 
     /// Whether the device reports at all: some user's row moves on from `pendingInstall`.
     pub(crate) fn reports(&self) -> bool {
-        self.signed_in()
-            .iter()
-            .any(|(_, outcome)| *outcome != DeviceOutcome::NeverReports)
+        self.managed
+            && self.first_check_in.is_some()
+            && self
+                .signed_in()
+                .iter()
+                .any(|(_, outcome)| *outcome != DeviceOutcome::NeverReports)
     }
 }
 
@@ -241,6 +295,13 @@ impl IntuneSim {
 
     pub fn write_window(mut self, window: Duration) -> Self {
         self.config.write_window = window;
+        self
+    }
+
+    /// Each answer is held back `at_least` plus up to `jitter` (real time).
+    pub fn latency(mut self, at_least: Duration, jitter: Duration) -> Self {
+        self.config.latency = at_least;
+        self.config.latency_jitter = jitter;
         self
     }
 

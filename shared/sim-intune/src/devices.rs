@@ -1,9 +1,9 @@
 //! `GET .../deviceManagement/managedDevices` (paged with `$top` and `@odata.nextLink`) and
 //! `GET .../managedDevices/{id}`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::config::SimDevice;
 use crate::graph::{error, intune_error, json_reply};
@@ -11,7 +11,8 @@ use crate::odata;
 use crate::state::State;
 use crate::wire::{Ctx, Reply, derived_guid, encode_query_value, fnv64, iso};
 
-/// Devices per page when the request names no `$top` (small, so paging is exercised).
+/// Devices per page when the request names no `$top` (small, so paging is exercised). Graph's
+/// own default and maximum for `managedDevices` are 1000 (powershell-intune-samples issue #2).
 const DEFAULT_PAGE: usize = 2;
 const MAX_PAGE: usize = 1000;
 
@@ -39,7 +40,29 @@ pub(crate) fn user_name(user_principal_name: &str) -> String {
         .to_owned()
 }
 
-fn device_json(device: &SimDevice, ctx: &Ctx) -> serde_json::Map<String, Value> {
+/// The device's id in Entra ID (`deviceId` of the Entra device, `azureADDeviceId` of the managed
+/// device): not the Entra object's `id`.
+pub(crate) fn entra_device_id(device: &SimDevice) -> String {
+    derived_guid(0xAAD, fnv64(&device.id))
+}
+
+/// The Entra device object's `id` (what group membership lists).
+pub(crate) fn entra_object_id(device: &SimDevice) -> String {
+    derived_guid(0x0B1E, fnv64(&device.id))
+}
+
+/// When the device last synced with Intune: now for a device online, or when it went offline.
+pub(crate) fn last_sync(device: &SimDevice, state: &State, ctx: &Ctx) -> SystemTime {
+    match device.offline_for {
+        Some(offline) => {
+            let epoch = state.epoch(ctx.now);
+            epoch.checked_sub(offline).unwrap_or(epoch)
+        }
+        None => ctx.now,
+    }
+}
+
+fn device_json(device: &SimDevice, state: &State, ctx: &Ctx) -> serde_json::Map<String, Value> {
     let hash = fnv64(&device.id);
     // The primary user: the first who signed in.
     let user = device
@@ -59,9 +82,9 @@ fn device_json(device: &SimDevice, ctx: &Ctx) -> serde_json::Map<String, Value> 
         "managementState": "managed",
         "managedDeviceOwnerType": "company",
         "enrolledDateTime": iso(ctx.now.checked_sub(Duration::from_secs(30 * 86_400)).unwrap_or(ctx.now)),
-        "lastSyncDateTime": iso(ctx.now),
+        "lastSyncDateTime": iso(last_sync(device, state, ctx)),
         "serialNumber": format!("SIM{:010X}", hash % 0xFF_FFFF_FFFF),
-        "azureADDeviceId": derived_guid(0xAAD, hash),
+        "azureADDeviceId": entra_device_id(device),
         "manufacturer": "Contoso",
         "model": "Virtual Machine",
     });
@@ -95,36 +118,57 @@ pub(crate) fn list(state: &State, ctx: &Ctx, version: &str) -> Reply {
         Ok(clauses) => clauses.unwrap_or_default(),
         Err(message) => return error(ctx, 400, "BadRequest", &message),
     };
-    let devices: Vec<_> = state
-        .all_devices()
-        .into_iter()
-        .map(|d| device_json(d, ctx))
-        .filter(|d| odata::matches(&clauses, d))
-        .collect();
-    let page: Vec<Value> = devices
-        .iter()
-        .skip(skip)
-        .take(top)
-        .cloned()
-        .map(Value::Object)
-        .collect();
+    // The skiptoken is a position in the tenant's device list, so a page costs its own devices
+    // only (fleets of tens of thousands stay cheap to page).
+    let all = state.all_devices();
+    let mut page: Vec<Value> = Vec::new();
+    let mut next = None;
+    for (index, device) in all.iter().enumerate().skip(skip) {
+        let object = device_json(device, state, ctx);
+        if !odata::matches(&clauses, &object) {
+            continue;
+        }
+        if page.len() == top {
+            next = Some(index);
+            break;
+        }
+        page.push(Value::Object(select(ctx, object)));
+    }
     let mut body = json!({
         "@odata.context": format!("{}/{version}/$metadata#deviceManagement/managedDevices", ctx.base_url),
         "value": page,
     });
-    if skip + top < devices.len() {
+    if let Some(next) = next {
         let mut link = format!(
             "{}/{version}/deviceManagement/managedDevices?$top={top}&$skiptoken={}",
             ctx.base_url,
-            encode_skiptoken(skip + top)
+            encode_skiptoken(next)
         );
         if let Some(filter) = filter {
             link.push_str("&$filter=");
             link.push_str(&encode_query_value(&filter));
         }
+        if let Some(selected) = ctx.query_param("$select") {
+            link.push_str("&$select=");
+            link.push_str(&encode_query_value(&selected));
+        }
         body["@odata.nextLink"] = Value::String(link);
     }
     json_reply(200, &body)
+}
+
+/// `$select=a,b` keeps those properties (and `id`).
+pub(crate) fn select(ctx: &Ctx, mut object: Map<String, Value>) -> Map<String, Value> {
+    if let Some(selected) = ctx.query_param("$select") {
+        let wanted: Vec<String> = selected
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+        object.retain(|k, _| {
+            k == "@odata.type" || k == "id" || wanted.contains(&k.to_ascii_lowercase())
+        });
+    }
+    object
 }
 
 pub(crate) fn get(state: &State, ctx: &Ctx, version: &str, id: &str) -> Reply {
@@ -134,7 +178,7 @@ pub(crate) fn get(state: &State, ctx: &Ctx, version: &str, id: &str) -> Reply {
         .find(|d| d.id.eq_ignore_ascii_case(id))
     {
         Some(device) => {
-            let mut object = device_json(device, ctx);
+            let mut object = device_json(device, state, ctx);
             object.insert(
                 "@odata.context".into(),
                 json!(format!(

@@ -16,7 +16,7 @@ use crate::state::{
 use crate::wire::{
     Ctx, Reply, derived_guid, fnv64, http_date, inner_error_date, retry_after_value,
 };
-use crate::{devices, odata};
+use crate::{devices, groups, odata};
 
 /// Graph's content type for `OData` answers.
 pub(crate) const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
@@ -85,6 +85,10 @@ enum Kind {
     Report,
     /// The older report action, which only the beta endpoint still has (the fact sheet).
     BetaReport,
+    /// An Entra ID group's direct members.
+    Members,
+    /// An Entra ID group's members, nested groups' members included.
+    TransitiveMembers,
 }
 
 /// Every Graph route the simulator serves, as lower-cased path tokens:
@@ -98,7 +102,7 @@ enum Kind {
 ///
 /// A cast, too, may name the namespace or its alias: `microsoft.graph.win32LobApp` and
 /// `graph.win32LobApp` reach the same resource.
-const ROUTES: [(&str, Kind); 15] = [
+const ROUTES: [(&str, Kind); 17] = [
     ("deviceappmanagement/mobileapps/#app?", Kind::Apps),
     ("deviceappmanagement/mobileapps/#app?/{}/#app?", Kind::App),
     (
@@ -153,6 +157,11 @@ const ROUTES: [(&str, Kind); 15] = [
         "devicemanagement/reports/!getdeviceinstallstatusreport",
         Kind::BetaReport,
     ),
+    ("groups/{}/members/#entra?", Kind::Members),
+    (
+        "groups/{}/transitivemembers/#entra?",
+        Kind::TransitiveMembers,
+    ),
 ];
 
 /// The type names a cast may give to one of the simulator's apps (all Win32 LOB apps): the
@@ -161,6 +170,8 @@ const APP_TYPES: [&str; 3] = ["mobileapp", "mobilelobapp", "win32lobapp"];
 /// The app types that have `contentVersions`.
 const LOB_TYPES: [&str; 2] = ["mobilelobapp", "win32lobapp"];
 const DEVICE_TYPES: [&str; 1] = ["manageddevice"];
+/// The directory object types a group member may be cast to (groups hold devices here).
+const MEMBER_TYPES: [&str; 1] = ["device"];
 
 /// A lower-cased segment's name under the `microsoft.graph` namespace or its alias `graph`.
 fn qualified(segment: &str) -> Option<&str> {
@@ -177,6 +188,7 @@ fn fits(token: &str, segment: &str) -> bool {
         "#app" => cast(&APP_TYPES),
         "#lob" => cast(&LOB_TYPES),
         "#device" => cast(&DEVICE_TYPES),
+        "#entra" => cast(&MEMBER_TYPES),
         action if action.starts_with('!') => {
             let name = &action[1..];
             segment == name || qualified(segment) == Some(name)
@@ -280,6 +292,17 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx, version: &str, segments: &[&s
         (Kind::ManagedDevices, [], &Method::GET) => devices::list(state, ctx, version),
         (Kind::ManagedDevice, [id], &Method::GET) => devices::get(state, ctx, version, id),
         (Kind::Report | Kind::BetaReport, [], &Method::POST) => reports::handle(state, ctx),
+        (Kind::Members, [group], &Method::GET) => {
+            groups::members(state, ctx, version, group, "members", lower.len() == 4)
+        }
+        (Kind::TransitiveMembers, [group], &Method::GET) => groups::members(
+            state,
+            ctx,
+            version,
+            group,
+            "transitiveMembers",
+            lower.len() == 4,
+        ),
         _ => error(
             ctx,
             405,

@@ -6,8 +6,13 @@
 //! `request-id`/`client-request-id` headers and tenant write limit (429 with `Retry-After`);
 //! Win32 LOB apps with the whole content upload (content version, file, SAS blob blocks, commit,
 //! `committedContentVersion`, publishing); assignments that `assign` replaces; managed devices
-//! paged by `@odata.nextLink`; and the install status reports, fed by simulated devices that
-//! report on a simulated clock (`SimHandle::advance`).
+//! paged by `@odata.nextLink`; Entra ID group membership (`members`, `transitiveMembers`, cast
+//! to `microsoft.graph.device`, `$top` up to 999); and the install status reports, fed by
+//! simulated devices that report on a simulated clock (`SimHandle::advance`): a row per device
+//! and user, only once the device has checked in, in no promised order.
+//!
+//! Every answer takes a realistic time (`SimConfig::latency`, 100 to 400 ms by default; tests
+//! set it low), and [`Fleet`] generates fleets of ten thousand devices per ring cheaply.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -31,7 +36,9 @@ mod blob;
 mod config;
 mod devices;
 mod faults;
+mod fleet;
 mod graph;
+mod groups;
 mod odata;
 mod reports;
 mod server;
@@ -41,5 +48,6 @@ mod wire;
 
 pub use config::{DeviceOutcome, IntuneSim, SimConfig, SimDevice, SimUser};
 pub use faults::{Fault, Faults, RouteMatch};
+pub use fleet::Fleet;
 pub use server::{RecordedRequest, SimHandle, start, start_on};
 pub use state::{PublishingState, SimApp, SimAssignment};

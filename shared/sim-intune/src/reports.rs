@@ -34,8 +34,14 @@ const COLUMNS: [(&str, &str); 18] = [
     ("AppInstallStateDetails_loc", "String"),
 ];
 
-/// Rows per answer when the request names no `top` (UNCONFIRMED: the service's own default).
+/// Rows per answer when the request names no `top` (the admin center's and the PowerShell
+/// SDK's page of 50: msgraph-sdk-powershell issue #2081).
 const DEFAULT_TOP: usize = 50;
+/// The most rows one answer carries; a larger `top` is served this many, without an error.
+/// UNCONFIRMED: Microsoft documents no maximum; public clients send 999 (CIPP), 5000 and 10000
+/// without errors, and one reports 50-row pages regardless (msgraph-beta-sdk-dotnet issue #683).
+/// A client must page by the rows it actually receives.
+pub(crate) const MAX_TOP: usize = 1000;
 
 /// Answers one report request.
 pub(crate) fn handle(state: &State, ctx: &Ctx) -> Reply {
@@ -66,7 +72,8 @@ fn build(state: &State, body: &Map<String, Value>) -> Result<Value, String> {
     let skip = count(body, "skip")?.unwrap_or(0);
     let top = count(body, "top")?
         .filter(|t| *t > 0)
-        .unwrap_or(DEFAULT_TOP);
+        .unwrap_or(DEFAULT_TOP)
+        .min(MAX_TOP);
     let search = body
         .get("search")
         .and_then(Value::as_str)
@@ -77,14 +84,29 @@ fn build(state: &State, body: &Map<String, Value>) -> Result<Value, String> {
         .and_then(|a| a.props.get("displayVersion"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut rows: Vec<Map<String, Value>> = state
-        .report_rows(app_id)
+    let order = order_by(body.get("orderBy"))?;
+    let reported = state.report_rows(app_id);
+    // The usual request (filter by app only, no search, no order) builds the page's rows only:
+    // a ring of ten thousand devices stays cheap to page.
+    let app_only = clauses
+        .iter()
+        .all(|c| matches!(c, odata::Clause::Eq(p, _) if p.eq_ignore_ascii_case("ApplicationId")));
+    if app_only && search.is_empty() && order.is_none() {
+        let page: Vec<Map<String, Value>> = reported
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|row| full_row(row, app_id, version))
+            .collect();
+        return Ok(answer(&columns, reported.len(), &page, 0, top));
+    }
+    let mut rows: Vec<Map<String, Value>> = reported
         .iter()
         .map(|row| full_row(row, app_id, version))
         .filter(|row| odata::matches(&clauses, row))
         .filter(|row| search.is_empty() || searchable(row).contains(&search))
         .collect();
-    if let Some(order) = order_by(body.get("orderBy"))? {
+    if let Some(order) = order {
         rows.sort_by(|a, b| {
             let ordering = compare(a.get(&order.0), b.get(&order.0));
             if order.1 {
@@ -95,6 +117,17 @@ fn build(state: &State, body: &Map<String, Value>) -> Result<Value, String> {
         });
     }
     let total = rows.len();
+    Ok(answer(&columns, total, &rows, skip, top))
+}
+
+/// The answer: the rows `skip..skip + top` of `rows`, in the selected columns.
+fn answer(
+    columns: &[&str],
+    total: usize,
+    rows: &[Map<String, Value>],
+    skip: usize,
+    top: usize,
+) -> Value {
     let values: Vec<Value> = rows
         .iter()
         .skip(skip)
@@ -112,7 +145,7 @@ fn build(state: &State, body: &Map<String, Value>) -> Result<Value, String> {
         .iter()
         .map(|c| json!({"Column": c, "PropertyType": COLUMNS.iter().find(|(n, _)| n == c).map_or("String", |(_, t)| *t)}))
         .collect();
-    Ok(json!({"TotalRowCount": total, "Schema": schema, "Values": values, "SessionId": ""}))
+    json!({"TotalRowCount": total, "Schema": schema, "Values": values, "SessionId": ""})
 }
 
 /// The requested columns; asking for `AppInstallState` brings its `_loc` column along, and a

@@ -96,6 +96,21 @@ impl Shared {
         state
     }
 
+    /// How long request `seq` takes: the configured latency plus its seeded share of the jitter.
+    fn latency(&self, seq: u64) -> Duration {
+        let (at_least, jitter) = {
+            let state = lock(&self.state);
+            (state.config.latency, state.config.latency_jitter)
+        };
+        let jitter_ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+        let extra = if jitter_ms == 0 {
+            0
+        } else {
+            crate::wire::mix(self.seed ^ seq.wrapping_mul(0x9E37_79B9)) % (jitter_ms + 1)
+        };
+        at_least + Duration::from_millis(extra)
+    }
+
     /// The simulated wall clock.
     fn now(&self) -> SystemTime {
         self.clock.now().to_system_time()
@@ -222,6 +237,33 @@ impl SimHandle {
     /// Adds (or replaces) a group and its devices.
     pub fn add_group(&self, group_id: &str, devices: Vec<SimDevice>) {
         self.shared.state().add_group(group_id, devices);
+    }
+
+    /// Sets every answer's latency from now on: `at_least` plus up to `jitter`.
+    pub fn set_latency(&self, at_least: Duration, jitter: Duration) {
+        let mut state = lock(&self.shared.state);
+        state.config.latency = at_least;
+        state.config.latency_jitter = jitter;
+    }
+
+    /// Intune forgets a managed device (deleted or retired during the rollout): it stays in its
+    /// Entra ID groups, with no managed device and no report rows. Answers whether it was known.
+    pub fn retire_device(&self, device_id: &str) -> bool {
+        let mut state = self.shared.state();
+        let mut found = false;
+        for (_, devices) in &mut state.groups {
+            for device in devices
+                .iter_mut()
+                .filter(|d| d.id.eq_ignore_ascii_case(device_id))
+            {
+                device.managed = false;
+                found = true;
+            }
+        }
+        state
+            .device_states
+            .retain(|(_, d), _| !d.eq_ignore_ascii_case(device_id));
+        found
     }
 
     /// Moves the simulator's own clock: apps being processed finish publishing, pending upload
@@ -371,6 +413,10 @@ async fn respond(
 ) -> Response<Full<Bytes>> {
     let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
     let arrived = SystemTime::now();
+    let delay = shared.latency(seq);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let wall = shared.now();
     let (parts, body) = request.into_parts();
     let body = body

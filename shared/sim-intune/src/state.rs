@@ -515,22 +515,34 @@ impl State {
         }
     }
 
-    /// Every device of every group, once, in the order groups and devices were added.
+    /// Every device Intune manages, once, in the order groups and devices were added.
     pub(crate) fn all_devices(&self) -> Vec<&SimDevice> {
         let mut seen = HashSet::new();
         self.groups
             .iter()
             .flat_map(|(_, devices)| devices)
-            .filter(|d| seen.insert(d.id.as_str()))
+            .filter(|d| d.managed && seen.insert(d.id.as_str()))
             .collect()
     }
 
+    /// The managed devices of a group (what an Intune assignment to it reaches).
     fn group_devices(&self, group_id: &str) -> Vec<&SimDevice> {
+        self.group_members(group_id)
+            .map(|members| members.iter().filter(|d| d.managed).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every device of an Entra ID group, managed or not; `None` when there is no such group.
+    pub(crate) fn group_members(&self, group_id: &str) -> Option<&[SimDevice]> {
         self.groups
             .iter()
-            .filter(|(id, _)| id.eq_ignore_ascii_case(group_id))
-            .flat_map(|(_, devices)| devices)
-            .collect()
+            .find(|(id, _)| id.eq_ignore_ascii_case(group_id))
+            .map(|(_, devices)| devices.as_slice())
+    }
+
+    /// Simulated time since the start at which the simulator started, on the wall clock.
+    pub(crate) fn epoch(&self, wall_now: SystemTime) -> SystemTime {
+        wall_now.checked_sub(self.clock).unwrap_or(wall_now)
     }
 
     /// The devices an include assignment reaches, less the app's exclusion groups.
@@ -579,7 +591,9 @@ impl State {
                     continue;
                 }
                 for device in self.reached_devices(app, assignment) {
-                    let due = assignment.assigned_at + device.after;
+                    // A device reports at a check-in: not before its first.
+                    let due = assignment.assigned_at
+                        + device.after.max(device.first_check_in.unwrap_or_default());
                     if device.reports()
                         && due <= self.clock
                         && !assignment.reported.contains(&device.id)
@@ -641,18 +655,43 @@ impl State {
     }
 
     /// The install status of every device that has reported for the app, and `pendingInstall`
-    /// for each device a required assignment reaches that has not reported yet: a row per device
-    /// and user, as Intune's report has (a shared device appears once per user).
+    /// for each device a required assignment reaches that has checked in since but not reported
+    /// yet: a row per device and user, as Intune's report has (a shared device appears once per
+    /// user). A device that has not checked in since the assignment has no row at all.
+    ///
+    /// The rows come in no particular order (a seeded shuffle, stable while the rows do not
+    /// change): Intune promises none, and a client must not rely on one.
     pub(crate) fn report_rows(&self, app_id: &str) -> Vec<ReportRow> {
+        let mut rows = self.report_rows_unordered(app_id);
+        let seed = self.config.seed;
+        rows.sort_by_cached_key(|r| {
+            crate::wire::mix(
+                seed ^ crate::wire::fnv64(&r.device_id)
+                    ^ crate::wire::fnv64(&r.user_principal_name).rotate_left(7),
+            )
+        });
+        rows
+    }
+
+    fn report_rows_unordered(&self, app_id: &str) -> Vec<ReportRow> {
         let Some(app) = self.app(app_id) else {
             return Vec::new();
         };
         let mut pending: HashMap<&str, SystemTime> = HashMap::new();
         for assignment in app.assignments.iter().filter(|a| a.intent == "required") {
             for device in self.reached_devices(app, assignment) {
+                let Some(check_in) = device.first_check_in else {
+                    continue;
+                };
+                let due = assignment.assigned_at + check_in;
+                if due > self.clock {
+                    continue;
+                }
+                let at = assignment.assigned_wall + check_in;
                 pending
                     .entry(device.id.as_str())
-                    .or_insert(assignment.assigned_wall);
+                    .and_modify(|t| *t = (*t).min(at))
+                    .or_insert(at);
             }
         }
         let mut rows = Vec::new();

@@ -37,7 +37,11 @@ async fn managed_devices_page_by_next_link() {
     let ring_1 = (1..=3)
         .map(|i| SimDevice::installed(&format!("d{i}"), &format!("PC-0{i}"), minute))
         .collect();
-    let sim = IntuneSim::new().group("ring-1", ring_1).start().await;
+    let sim = IntuneSim::new()
+        .latency(std::time::Duration::ZERO, std::time::Duration::ZERO)
+        .group("ring-1", ring_1)
+        .start()
+        .await;
     sim.add_group(
         "ring-2",
         (3..=5)

@@ -204,6 +204,8 @@ async fn the_transient_rate_is_seeded_and_spares_the_token_endpoint() {
     async fn statuses(seed: u64) -> Vec<u16> {
         let sim = start(SimConfig {
             seed,
+            latency: std::time::Duration::ZERO,
+            latency_jitter: std::time::Duration::ZERO,
             ..SimConfig::default()
         })
         .await;
@@ -245,6 +247,7 @@ async fn the_transient_rate_is_seeded_and_spares_the_token_endpoint() {
 #[tokio::test]
 async fn the_tenant_write_limit_answers_429_with_a_fractional_retry_after() {
     let sim = IntuneSim::new()
+        .latency(std::time::Duration::ZERO, std::time::Duration::ZERO)
         .write_limit(5)
         .write_window(Duration::from_millis(400))
         .start()

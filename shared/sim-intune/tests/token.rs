@@ -258,6 +258,7 @@ async fn graph_answers_401_without_a_token_and_after_expire_tokens() {
 #[tokio::test]
 async fn a_short_token_lifetime_expires_in_real_time() {
     let sim = eucora_sim_intune::IntuneSim::new()
+        .latency(std::time::Duration::ZERO, std::time::Duration::ZERO)
         .token_lifetime(std::time::Duration::from_millis(200))
         .start()
         .await;

@@ -21,7 +21,7 @@ pub enum RouteMatch {
 }
 
 impl RouteMatch {
-    fn matches(&self, method: &str, path: &str) -> bool {
+    pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
         match self {
             RouteMatch::Any => true,
             RouteMatch::Token => TOKEN_PATHS.contains(&path),

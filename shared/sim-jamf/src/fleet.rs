@@ -12,9 +12,16 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::catalog::Package;
 use crate::cluster::Origin;
 use crate::policy::Policy;
+use crate::rng::SplitMix64;
 use crate::xml::Element;
+
+/// How often a Mac that checks in contacts Jamf Pro (Jamf's default check-in frequency).
+pub(crate) const CHECK_IN_EVERY: Duration = Duration::from_secs(15 * 60);
+/// How often a Mac submits inventory when no policy asks for it (Jamf's default: once a day).
+pub(crate) const INVENTORY_EVERY: Duration = Duration::from_secs(86_400);
 
 /// A simulated Mac, given to [`crate::SimHandle::add_computer_group`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +45,52 @@ impl SimComputer {
             outcome,
             after,
         }
+    }
+}
+
+/// The make-up of a generated fleet (see [`SimComputer::generate`]): per mille of the Macs that fail
+/// the policy and that never check in, the rest complete it; each runs it at a time spread
+/// evenly over `within` after it starts applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetMix {
+    pub failed_per_mille: u32,
+    pub never_check_in_per_mille: u32,
+    pub within: Duration,
+    /// Seeds who fails, who never checks in and when each runs: the same seed, the same fleet.
+    pub seed: u64,
+}
+
+impl Default for FleetMix {
+    /// 1 % fail, 1 % never check in, the rest complete within 24 hours.
+    fn default() -> Self {
+        Self {
+            failed_per_mille: 10,
+            never_check_in_per_mille: 10,
+            within: Duration::from_secs(86_400),
+            seed: 7,
+        }
+    }
+}
+
+impl SimComputer {
+    /// `count` Macs with ids `first_id..first_id + count`, outcomes and check-in delays drawn
+    /// from `mix`. Cheap: 10,000 Macs take a few megabytes and a few milliseconds.
+    pub fn generate(first_id: u32, count: u32, mix: &FleetMix) -> Vec<SimComputer> {
+        let mut rng = SplitMix64::new(mix.seed ^ u64::from(first_id));
+        let within = mix.within.as_secs().max(1);
+        (first_id..first_id.saturating_add(count))
+            .map(|id| {
+                let roll = u32::try_from(rng.below(1000)).unwrap_or(0);
+                let outcome = if roll < mix.never_check_in_per_mille {
+                    ComputerOutcome::NeverCheckIn
+                } else if roll < mix.never_check_in_per_mille + mix.failed_per_mille {
+                    ComputerOutcome::Failed
+                } else {
+                    ComputerOutcome::Completed
+                };
+                SimComputer::new(id, outcome, Duration::from_secs(1 + rng.below(within)))
+            })
+            .collect()
     }
 }
 
@@ -72,8 +125,59 @@ pub struct SimPolicyLog {
 #[derive(Debug, Clone)]
 pub(crate) struct Computer {
     pub(crate) spec: SimComputer,
+    /// Its last contact that the fleet recorded (added, or ran a policy); see
+    /// [`Computer::last_contact_at`] for the regular check-ins in between.
     pub(crate) last_contact: OffsetDateTime,
     pub(crate) enrolled: OffsetDateTime,
+    /// Packages Jamf Pro installed on it, each with the inventory report that first listed it.
+    pub(crate) receipts: Vec<Receipt>,
+    /// Its last inventory report besides those that brought receipts: when it was added, or
+    /// when it ran a policy that updates inventory (whatever the run's outcome).
+    pub(crate) inventoried: OffsetDateTime,
+}
+
+/// A "Packages installed by Jamf Pro" receipt (the package's file name), as inventory lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct Receipt {
+    pub(crate) file_name: String,
+    /// When an inventory report first carried it: at once when the policy updates inventory
+    /// (`maintenance/recon`), else at the Mac's next daily inventory.
+    pub(crate) reported: OffsetDateTime,
+}
+
+impl Computer {
+    /// Its last contact by `now`: a Mac that checks in contacts Jamf every [`CHECK_IN_EVERY`]
+    /// from its last recorded contact; one that never checks in keeps its last one.
+    pub(crate) fn last_contact_at(&self, now: OffsetDateTime) -> OffsetDateTime {
+        if self.spec.outcome == ComputerOutcome::NeverCheckIn || now <= self.last_contact {
+            return self.last_contact;
+        }
+        let since = Duration::try_from(now - self.last_contact).unwrap_or(Duration::ZERO);
+        let every = CHECK_IN_EVERY.as_secs();
+        self.last_contact + Duration::from_secs(since.as_secs() / every * every)
+    }
+
+    /// The receipts inventory reports by `now`, each file name once.
+    pub(crate) fn receipts_at(&self, now: OffsetDateTime) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .receipts
+            .iter()
+            .filter(|r| r.reported <= now)
+            .map(|r| r.file_name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Its last inventory report by `now`.
+    pub(crate) fn report_date_at(&self, now: OffsetDateTime) -> OffsetDateTime {
+        self.receipts
+            .iter()
+            .map(|r| r.reported)
+            .filter(|at| *at <= now)
+            .fold(self.inventoried.min(now), OffsetDateTime::max)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +242,8 @@ impl Fleet {
                     spec,
                     last_contact,
                     enrolled,
+                    receipts: Vec::new(),
+                    inventoried: last_contact,
                 },
             );
         }
@@ -162,17 +268,33 @@ impl Fleet {
             .filter(move |g| g.members.contains(&computer))
     }
 
+    /// Removes a computer from the inventory (Classic reads answer 404, the Jamf Pro API's
+    /// inventory leaves it out). Group memberships are the harness's and stay as they are, as
+    /// a membership read just before the deletion would list it.
+    pub(crate) fn delete(&mut self, id: u32) -> bool {
+        self.computers.remove(&id).is_some()
+    }
+
     /// Moves the clock and lets every computer run what has come due.
-    pub(crate) fn advance(&mut self, by: Duration, policies: &BTreeMap<u32, Policy>) {
-        self.evaluate(policies);
+    pub(crate) fn advance(
+        &mut self,
+        by: Duration,
+        policies: &BTreeMap<u32, Policy>,
+        packages: &BTreeMap<u32, Package>,
+    ) {
+        self.evaluate(policies, packages);
         self.elapsed += by;
-        self.evaluate(policies);
+        self.evaluate(policies, packages);
     }
 
     /// Brings the run bookkeeping up to date with the policies and groups as they are now: new
     /// (policy, computer) pairs start waiting, pairs no longer in scope stop waiting, and waits
     /// that have come due are logged.
-    pub(crate) fn evaluate(&mut self, policies: &BTreeMap<u32, Policy>) {
+    pub(crate) fn evaluate(
+        &mut self,
+        policies: &BTreeMap<u32, Policy>,
+        packages: &BTreeMap<u32, Package>,
+    ) {
         let now = self.now();
         let mut applicable = BTreeSet::new();
         for policy in policies.values().filter(|p| p.enabled && p.trigger_checkin) {
@@ -215,10 +337,28 @@ impl Fleet {
                 "Completed"
             };
             computer.last_contact = computer.last_contact.max(at);
-            let policy_name = policies
-                .get(&key.policy)
-                .map(|p| p.name.clone())
-                .unwrap_or_default();
+            let policy = policies.get(&key.policy);
+            if policy.is_some_and(Policy::updates_inventory) {
+                computer.inventoried = computer.inventoried.max(at);
+            }
+            if status == "Completed"
+                && let Some(policy) = policy
+            {
+                let reported = if policy.updates_inventory() {
+                    at
+                } else {
+                    at + INVENTORY_EVERY
+                };
+                for package in policy.packages.iter().filter(|p| p.installs()) {
+                    if let Some(file) = packages.get(&package.id).map(|p| p.text("fileName")) {
+                        computer.receipts.push(Receipt {
+                            file_name: file,
+                            reported,
+                        });
+                    }
+                }
+            }
+            let policy_name = policy.map(|p| p.name.clone()).unwrap_or_default();
             self.logs.push(SimPolicyLog {
                 computer_id: key.computer,
                 policy_id: key.policy,

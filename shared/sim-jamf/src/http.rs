@@ -107,6 +107,9 @@ async fn handle(
     if !shared.hold.is_zero() {
         tokio::time::sleep(shared.hold).await;
     }
+    if !shared.latency.is_zero() {
+        tokio::time::sleep(shared.latency).await;
+    }
     let fault = shared.faults.take(&request.method, &request.path);
     if let Some(Fault::Slow(pause)) = &fault {
         tokio::time::sleep(*pause).await;
@@ -133,6 +136,12 @@ async fn handle(
         Some(Fault::Conflict) => Reply::error(family, 409, "CONFLICT", "Duplicate name"),
         Some(Fault::Slow(_)) | None => routes::dispatch(&shared, &request),
     };
+    let per_record = shared
+        .latency_per_record
+        .saturating_mul(u32::try_from(reply.records).unwrap_or(u32::MAX));
+    if !per_record.is_zero() {
+        tokio::time::sleep(per_record).await;
+    }
     record(&shared, &request, reply.status);
     // The server's own clock, as every Jamf Pro answer carries it (a client can measure token
     // lifetimes against it whatever its own clock says).
@@ -335,6 +344,8 @@ pub(crate) struct Reply {
     content_type: Option<&'static str>,
     body: Vec<u8>,
     headers: Vec<(&'static str, String)>,
+    /// How many records the answer lists (for [`crate::SimConfig::latency_per_record`]).
+    pub(crate) records: usize,
 }
 
 const JSON: &str = "application/json;charset=UTF-8";
@@ -348,6 +359,7 @@ impl Reply {
             content_type: Some(JSON),
             body: value.to_string().into_bytes(),
             headers: Vec::new(),
+            records: 0,
         }
     }
 
@@ -357,6 +369,7 @@ impl Reply {
             content_type: Some(XML),
             body: element.to_document().into_bytes(),
             headers: Vec::new(),
+            records: 0,
         }
     }
 
@@ -375,6 +388,7 @@ impl Reply {
             content_type: None,
             body: Vec::new(),
             headers: Vec::new(),
+            records: 0,
         }
     }
 
@@ -385,6 +399,7 @@ impl Reply {
             content_type: Some(HTML),
             body: status_page(status, detail).into_bytes(),
             headers: Vec::new(),
+            records: 0,
         }
     }
 
@@ -417,6 +432,7 @@ impl Reply {
                 content_type: Some("text/plain;charset=UTF-8"),
                 body: description.as_bytes().to_vec(),
                 headers: Vec::new(),
+                records: 0,
             },
         }
     }
@@ -426,6 +442,24 @@ impl Reply {
             Family::Classic => Self::page(401, "The request requires user authentication"),
             _ => Self::pro_error(401, "INVALID_TOKEN", "Unauthorized", None),
         }
+    }
+
+    /// The API client's role lacks the privilege: the Classic API answers 401 (not 403), the
+    /// Jamf Pro API 403 `INVALID_PRIVILEGE`.
+    pub(crate) fn missing_privilege(family: Family) -> Self {
+        match family {
+            Family::Classic => Self::page(
+                401,
+                "The authenticated user does not have the privilege required to access this resource",
+            ),
+            _ => Self::pro_error(403, "INVALID_PRIVILEGE", "Forbidden", None),
+        }
+    }
+
+    #[must_use]
+    pub(crate) fn with_records(mut self, records: usize) -> Self {
+        self.records = records;
+        self
     }
 
     pub(crate) fn not_found(family: Family) -> Self {

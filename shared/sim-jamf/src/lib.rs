@@ -48,8 +48,12 @@
 //!   repeated or comma-separated, default `GENERAL`, v1 `ComputerSection`, v3 `ComputerSectionV3`
 //!   (no `PLUGINS` or `FONTS`)) → `{"totalCount","results":[{"id","udid","general":{...}}]}`.
 //!   `GET /api/v{1,3}/computers-inventory/{id}` (with `section`) and
-//!   `/api/v{1,3}/computers-inventory-detail/{id}` (every section). Only `GENERAL` and
-//!   `GROUP_MEMBERSHIPS` hold data; other sections are `null`.
+//!   `/api/v{1,3}/computers-inventory-detail/{id}` (every section). Only `GENERAL`,
+//!   `PACKAGE_RECEIPTS` and `GROUP_MEMBERSHIPS` hold data; other sections are `null`. An
+//!   oversized `page-size` is clamped to 2000 without an error, as Jamf does. `general.lastContactTime`
+//!   moves with the Mac's check-ins (every 15 minutes, except for Macs that never check in);
+//!   `packageReceipts.installedByJamfPro` lists the file names of the packages policies installed,
+//!   from the moment an inventory report carried them (see "Policies and simulated time").
 //! - `POST /api/v1/packages` → 201 `{"id","href"}`. Every missing required field (`packageName,
 //!   fileName, categoryId ("-1" for none), priority, fillUserTemplate, rebootRequired, osInstall,
 //!   suppressUpdates, suppressFromDock, suppressEula, suppressRegistration`) is one
@@ -123,14 +127,27 @@
 //! policy when the policy is enabled, has `trigger_checkin` true, and its scope reaches the computer
 //! (`all_computers`, the computer, or a computer group it is in, less exclusions). It runs the
 //! policy its [`SimComputer::after`] past the moment all of that first became true, and the log
-//! records its [`ComputerOutcome`] (`NeverCheckIn` computers never run anything). Each policy runs
+//! records its [`ComputerOutcome`] (`NeverCheckIn` computers never run anything). A `Completed` run
+//! leaves a receipt for each package the policy installs, which inventory reports at once when
+//! the policy updates inventory (`<maintenance><recon>true</recon></maintenance>`), else with the
+//! Mac's next daily inventory, a day later; a run of a policy that updates inventory, failed or
+//! not, moves the Mac's `reportDate`. Each policy runs
 //! once per computer whatever its frequency; changing a policy's packages acts as a log flush, so
 //! computers in scope run it again.
 //!
-//! # Concurrency and faults
+//! # Fleets at scale
 //!
-//! Each request is counted in flight from arrival until it is answered (or dropped), and the peak
-//! is kept ([`SimHandle::peak_concurrency`]). [`SimConfig::max_concurrency_delay`] holds every
+//! [`SimComputer::generate`] makes a ring of 10,000 Macs from a [`FleetMix`] (failures, Macs that
+//! never check in, check-in delays) cheaply; [`SimHandle::delete_computer`] deletes one
+//! mid-rollout; [`SimHandle::revoke_privilege`] takes a privilege away (the Classic API answers
+//! 401, not 403).
+//!
+//! # Latency, concurrency and faults
+//!
+//! Every answer takes [`SimConfig::latency`] (200 ms by default, what Jamf Cloud answers in), and
+//! list answers [`SimConfig::latency_per_record`] more per record; [`SimConfig::instant`] has
+//! neither. Each request is counted in flight from arrival until it is answered (or dropped), and
+//! the peak is kept ([`SimHandle::peak_concurrency`], [`SimHandle::reset_peak_concurrency`]). [`SimConfig::max_concurrency_delay`] holds every
 //! request that long first, so a connector's concurrency limit becomes measurable. Faults
 //! ([`SimHandle::faults`]) apply to any route, token routes included, before the route runs; see
 //! [`Fault`] for what each does.
@@ -171,7 +188,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use faults::{Fault, Faults, RouteMatch};
-pub use fleet::{ComputerOutcome, SimComputer, SimPolicyLog};
+pub use fleet::{ComputerOutcome, FleetMix, SimComputer, SimPolicyLog};
 pub use views::{RecordedRequest, SimPackage, SimPolicy};
 
 use crate::catalog::Category;
@@ -198,6 +215,29 @@ pub struct SimConfig {
     pub seed: u64,
     /// How long every request is held before it is handled (default 0).
     pub max_concurrency_delay: Duration,
+    /// How long the server takes to answer any request (default [`REALISTIC_LATENCY`]); tests
+    /// set it low (see [`SimConfig::instant`]).
+    pub latency: Duration,
+    /// How much longer a list answer takes for each record it lists (default
+    /// [`REALISTIC_LATENCY_PER_RECORD`]): a page of 2,000 computers takes 2 s more than one of 1.
+    pub latency_per_record: Duration,
+}
+
+/// What a Jamf Cloud server takes to answer a small request: 150–300 ms is what one answers.
+pub const REALISTIC_LATENCY: Duration = Duration::from_millis(200);
+/// What each listed record adds to a list answer (an estimate: large inventory pages with
+/// several sections take seconds on Jamf Cloud).
+pub const REALISTIC_LATENCY_PER_RECORD: Duration = Duration::from_millis(1);
+
+impl SimConfig {
+    /// The defaults without latency: every answer as fast as the machine gives it.
+    pub fn instant() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            latency_per_record: Duration::ZERO,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -212,6 +252,8 @@ impl Default for SimConfig {
             token_lifetime: state::OAUTH_TOKEN_LIFETIME,
             seed: 42,
             max_concurrency_delay: Duration::ZERO,
+            latency: REALISTIC_LATENCY,
+            latency_per_record: REALISTIC_LATENCY_PER_RECORD,
         }
     }
 }
@@ -321,6 +363,27 @@ impl SimHandle {
         state.evaluate();
     }
 
+    /// Deletes a Mac, as an administrator deleting it mid-rollout: the Classic API answers 404 for
+    /// it and the Jamf Pro API's inventory leaves it out. Group memberships stay as the harness
+    /// set them (a membership read just before the deletion lists it), so a connector sees a
+    /// member the server no longer has. `false` when there was no such Mac.
+    pub fn delete_computer(&self, id: u32) -> bool {
+        self.shared.lock().fleet.delete(id)
+    }
+
+    /// Takes a privilege away from the API client's role for the requests `matcher` covers,
+    /// until [`SimHandle::restore_privileges`]: the Classic API answers them 401 (Jamf's answer
+    /// to a missing privilege there, the same status as a bad token), the Jamf Pro API 403
+    /// `INVALID_PRIVILEGE`. Checked after the token, so a bad token still gets 401.
+    pub fn revoke_privilege(&self, matcher: RouteMatch) {
+        self.shared.lock().denied.push(matcher);
+    }
+
+    /// Gives back every privilege [`SimHandle::revoke_privilege`] took.
+    pub fn restore_privileges(&self) {
+        self.shared.lock().denied.clear();
+    }
+
     /// Adds (or renames) category `id`, visible on both nodes at once.
     pub fn add_category(&self, id: u32, name: &str) {
         let mut state = self.shared.lock();
@@ -397,9 +460,23 @@ impl SimHandle {
             .collect()
     }
 
-    /// The most requests ever in flight at once.
+    /// The most requests ever in flight at once (arrived and not yet answered, whatever their
+    /// connection): a client keeping to Jamf's 5 connections never makes this more than 5.
     pub fn peak_concurrency(&self) -> usize {
         self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    /// The requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Starts measuring [`SimHandle::peak_concurrency`] afresh (from the requests in flight now).
+    pub fn reset_peak_concurrency(&self) {
+        self.shared.peak.store(
+            self.shared.in_flight.load(Ordering::SeqCst),
+            Ordering::SeqCst,
+        );
     }
 
     /// Every request answered (or dropped) so far, in the order they finished.

@@ -61,6 +61,16 @@ pub(crate) struct PolicyPackage {
     pub(crate) priority: Option<i64>,
 }
 
+impl PolicyPackage {
+    /// Whether the policy installs it (action `Install`, or the cache-and-install ones).
+    pub(crate) fn installs(&self) -> bool {
+        matches!(
+            self.action.as_str(),
+            "Install" | "Install Cached" | "Install Cached Packages"
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     pub(crate) id: u32,
@@ -105,6 +115,15 @@ impl Policy {
             package_generation: 0,
             origin,
         }
+    }
+
+    /// Whether the policy updates inventory after it runs (`<maintenance><recon>true`).
+    pub(crate) fn updates_inventory(&self) -> bool {
+        self.sections
+            .iter()
+            .find(|s| s.name == "maintenance")
+            .and_then(|m| m.text_at("recon"))
+            .is_some_and(|r| r.trim().eq_ignore_ascii_case("true"))
     }
 
     /// Applies a posted `<policy>` document (partial for an update).

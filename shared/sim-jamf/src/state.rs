@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::SimConfig;
 use crate::catalog::{CONTROL_PLANE_CATEGORY, Category, Package};
 use crate::cluster::{Vantage, node_cookies};
-use crate::faults::Faults;
+use crate::faults::{Faults, RouteMatch};
 use crate::fleet::Fleet;
 use crate::policy::{Policy, Refs};
 use crate::rng::SplitMix64;
@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) lag: AtomicBool,
     pub(crate) cookies: [String; 2],
     pub(crate) hold: Duration,
+    pub(crate) latency: Duration,
+    pub(crate) latency_per_record: Duration,
 }
 
 impl Shared {
@@ -54,6 +56,8 @@ impl Shared {
             lag: AtomicBool::new(true),
             cookies: node_cookies(config.seed),
             hold: config.max_concurrency_delay,
+            latency: config.latency,
+            latency_per_record: config.latency_per_record,
         }
     }
 
@@ -65,7 +69,7 @@ impl Shared {
         if behind.is_positive() {
             let by = Duration::try_from(behind).unwrap_or(Duration::ZERO);
             let state = &mut *state;
-            state.fleet.advance(by, &state.policies);
+            state.fleet.advance(by, &state.policies, &state.packages);
         }
         state
     }
@@ -135,6 +139,8 @@ pub(crate) struct State {
     next_policy: u32,
     next_group: u32,
     pub(crate) requests: Vec<RecordedRequest>,
+    /// Routes the API client's role has no privilege for (see `SimHandle::revoke_privilege`).
+    pub(crate) denied: Vec<RouteMatch>,
 }
 
 impl State {
@@ -174,6 +180,7 @@ impl State {
             next_policy: 1,
             next_group: 1,
             requests: Vec::new(),
+            denied: Vec::new(),
         }
     }
 
@@ -253,7 +260,7 @@ impl State {
 
     /// Lets the fleet catch up with a change to policies or groups.
     pub(crate) fn evaluate(&mut self) {
-        self.fleet.evaluate(&self.policies);
+        self.fleet.evaluate(&self.policies, &self.packages);
     }
 }
 

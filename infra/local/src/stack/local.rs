@@ -14,7 +14,7 @@ use eucora_aws::{DynamoStore, QueueUrls, SqsQueue};
 use eucora_domain::Timestamp;
 use eucora_domain::cab::Role;
 use eucora_service::usecases::Services;
-use eucora_service::usecases::gates::RunReport;
+use eucora_service::usecases::gates::{RunLimits, RunReport};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -46,6 +46,9 @@ pub struct Options {
     pub jwt_key: Vec<u8>,
     /// The template's `Stage` parameter.
     pub stage: String,
+    /// The simulators answer as slowly as the real platforms (Graph 100–400 ms, Jamf Cloud
+    /// 200 ms a call); off, they answer at once (the system tests).
+    pub realistic_latency: bool,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             port: 0,
             jwt_key: uuid::Uuid::new_v4().as_bytes().to_vec(),
             stage: "local".into(),
+            realistic_latency: true,
         }
     }
 }
@@ -135,6 +139,8 @@ fn schedule_event(stage: &str, now: Timestamp) -> EventBridgeEvent {
     ))
     .expect("the sample schedule event is JSON");
     v["time"] = now.to_rfc3339().into();
+    // Each run its own id, as the Scheduler's execution ids are.
+    v["id"] = format!("local-run-{}", now.unix_millis()).into();
     v["resources"][0] = format!(
         "arn:aws:scheduler:{}:{}:schedule/default/eucora-{stage}-gate-evaluation",
         super::provision::REGION,
@@ -161,6 +167,7 @@ impl LocalStack {
         let sims = platforms::start_simulators(
             opts.devices,
             Arc::clone(&clock) as Arc<dyn eucora_domain::Clock>,
+            opts.realistic_latency,
         )
         .await;
         platforms::put_credentials(&sdk, &resources, &sims).await?;
@@ -251,15 +258,29 @@ impl LocalStack {
     }
 
     /// One run of the gate function, as the schedule triggers it.
+    ///
+    /// While the background schedule's run holds the lease, this one waits for it to finish
+    /// (as the next scheduled run would), then runs.
     pub async fn run_gates(&self) -> Result<RunReport> {
-        let now = self.now();
-        gate_evaluation::handler::scheduled_run(
-            &self.svc,
-            &schedule_event(&self.resources.names.params["Stage"], now),
-            now,
-        )
-        .await
-        .map_err(|e| anyhow!("{e}"))
+        let started = Instant::now();
+        loop {
+            let now = self.now();
+            let report = gate_evaluation::handler::scheduled_run(
+                &self.svc,
+                &schedule_event(&self.resources.names.params["Stage"], now),
+                now,
+                RunLimits::default(),
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+            if report.overlapped.is_none() {
+                return Ok(report);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("another gate run kept the lease for a minute");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Builds the submission's packages and puts them in the artifact bucket (see
@@ -431,7 +452,14 @@ fn spawn_schedule(
             let now = clock.now();
             if now >= due {
                 let event = schedule_event(&stage, now);
-                match gate_evaluation::handler::scheduled_run(&svc, &event, now).await {
+                match gate_evaluation::handler::scheduled_run(
+                    &svc,
+                    &event,
+                    now,
+                    RunLimits::default(),
+                )
+                .await
+                {
                     Ok(report) => {
                         tracing::info!(evaluated = report.evaluated.len(), "scheduled gate run");
                     }

@@ -44,11 +44,28 @@ pub struct Simulators {
 /// Starts both simulators with `devices` Windows PCs and `devices` Macs in each ring's group
 /// (ring 0, the lab, gets a fifth of that; every fifth PC shared by three users), reporting their
 /// installs over the first hour, on the stack's clock.
-pub async fn start_simulators(devices: u32, clock: Arc<dyn eucora_domain::Clock>) -> Simulators {
-    let intune =
-        eucora_sim_intune::start_on(eucora_sim_intune::SimConfig::default(), Arc::clone(&clock))
-            .await;
-    let jamf = eucora_sim_jamf::start_on(eucora_sim_jamf::SimConfig::default(), clock).await;
+pub async fn start_simulators(
+    devices: u32,
+    clock: Arc<dyn eucora_domain::Clock>,
+    realistic_latency: bool,
+) -> Simulators {
+    let (intune_config, jamf_config) = if realistic_latency {
+        (
+            eucora_sim_intune::SimConfig::default(),
+            eucora_sim_jamf::SimConfig::default(),
+        )
+    } else {
+        (
+            eucora_sim_intune::SimConfig {
+                latency: Duration::ZERO,
+                latency_jitter: Duration::ZERO,
+                ..eucora_sim_intune::SimConfig::default()
+            },
+            eucora_sim_jamf::SimConfig::instant(),
+        )
+    };
+    let intune = eucora_sim_intune::start_on(intune_config, Arc::clone(&clock)).await;
+    let jamf = eucora_sim_jamf::start_on(jamf_config, clock).await;
     for ring in Ring::ALL {
         let n = u32::from(ring.number());
         let count = if ring == Ring::Lab {

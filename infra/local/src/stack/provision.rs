@@ -184,13 +184,14 @@ async fn create_tables(
             .into_iter()
             .flatten()
         {
+            let projection = match g["Projection"]["ProjectionType"].as_str() {
+                Some("KEYS_ONLY") => ProjectionType::KeysOnly,
+                Some("INCLUDE") => ProjectionType::Include,
+                _ => ProjectionType::All,
+            };
             let mut b = GlobalSecondaryIndex::builder()
                 .index_name(g["IndexName"].as_str().unwrap_or_default())
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                );
+                .projection(Projection::builder().projection_type(projection).build());
             for k in g["KeySchema"].as_sequence().into_iter().flatten() {
                 b = b.key_schema(key(k)?);
             }

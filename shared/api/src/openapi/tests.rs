@@ -388,3 +388,107 @@ fn the_rules_of_the_small_bodies_are_stated() {
         }
     }
 }
+
+#[test]
+fn the_audit_routes_declare_their_query_parameters_and_answers() {
+    use crate::query::{CURSOR_PATTERN, cursor};
+    use eucora_domain::audit::{ChainError, ChainHead, Checkpoint};
+    let doc = document();
+    let param = |id: RouteId, name: &str| {
+        let r = route(id);
+        doc["paths"][r.path][r.method.to_ascii_lowercase()]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name && p["in"] == "query")
+            .cloned()
+            .unwrap_or_else(|| panic!("{} has no query parameter {name}", r.key()))
+    };
+    let cursor_param = param(RouteId::GetAudit, "cursor");
+    assert_eq!(cursor_param["required"], false);
+    assert_eq!(cursor_param["schema"]["pattern"], CURSOR_PATTERN);
+    let limit_param = param(RouteId::GetAudit, "limit");
+    assert_eq!(
+        limit_param["schema"],
+        json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 200 })
+    );
+    let checkpoint_param = param(RouteId::VerifyAudit, "checkpoint");
+    assert_eq!(checkpoint_param["schema"]["pattern"], Checkpoint::PATTERN);
+
+    // The patterns accept exactly what the readers accept.
+    let pattern =
+        |p: &str| jsonschema::validator_for(&json!({ "type": "string", "pattern": p })).unwrap();
+    let (cursors, checkpoints) = (pattern(CURSOR_PATTERN), pattern(Checkpoint::PATTERN));
+    let hash = "0123456789abcdef".repeat(4);
+    for text in [
+        cursor(0),
+        cursor(u64::MAX),
+        "0".into(),
+        "00000000000000000".into(),
+        "000000000000000G".into(),
+        format!("0.{hash}"),
+        format!("12.{hash}"),
+        format!("012.{hash}"),
+        format!("9999999999999999999.{hash}"),
+        format!("99999999999999999999.{hash}"),
+        format!("1.{}", hash.to_uppercase()),
+        format!("1.{hash}0"),
+    ] {
+        let instance = json!(text);
+        let is_cursor = text.len() == 16
+            && u64::from_str_radix(&text, 16).is_ok()
+            && text == text.to_lowercase();
+        assert_eq!(cursors.is_valid(&instance), is_cursor, "{text}");
+        assert_eq!(
+            checkpoints.is_valid(&instance),
+            Checkpoint::parse(&text).is_ok(),
+            "{text}"
+        );
+    }
+
+    // The answers.
+    let page = validator(&doc, "AuditTrail");
+    assert!(page.is_valid(&json!({ "events": [], "next_cursor": null })));
+    assert!(page.is_valid(&json!({ "events": [], "next_cursor": cursor(41) })));
+    assert!(
+        !page.is_valid(&json!({ "events": [] })),
+        "next_cursor is always there"
+    );
+    assert!(!page.is_valid(&json!({ "events": [], "next_cursor": "41" })));
+    let checkpoint = Checkpoint {
+        seq: 4,
+        hash: hash.clone(),
+    };
+    let answer = eucora_service::usecases::read::Verification {
+        deployment_id: DeploymentId::parse("dep-1").unwrap(),
+        valid: false,
+        events: 4,
+        checked: 0,
+        head: ChainHead {
+            len: 5,
+            hash: hash.clone(),
+        },
+        from: Some(checkpoint.clone()),
+        checkpoint: Some(checkpoint),
+        problem: Some(ChainError::CheckpointMismatch { seq: 4 }),
+        message: Some("m".into()),
+    };
+    let verification = validator(&doc, "Verification");
+    assert_eq!(
+        errors(&verification, &serde_json::to_value(&answer).unwrap()),
+        Vec::<String>::new()
+    );
+    for problem in [
+        ChainError::UnknownCheckpoint { seq: 9, len: 5 },
+        ChainError::Unrecorded { len: 5 },
+        ChainError::Altered { index: 2 },
+    ] {
+        let mut body = serde_json::to_value(&answer).unwrap();
+        body["problem"] = serde_json::to_value(&problem).unwrap();
+        assert_eq!(
+            errors(&verification, &body),
+            Vec::<String>::new(),
+            "{problem}"
+        );
+    }
+}

@@ -112,7 +112,7 @@ fn gsi(name: &str, pk: &str, sk: &str) -> GlobalSecondaryIndex {
         .key_schema(key(sk, KeyType::Range))
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::KeysOnly)
                 .build(),
         )
         .build()

@@ -1,6 +1,7 @@
 //! Gate evaluation (the 5-minute schedule) and incidents.
 //!
-//! Each run looks at every deployment in flight: a deployment live in a ring has its gates
+//! Each run (one at a time, under a lease) looks at the deployments in flight, from where the
+//! last run stopped, several at once, within a time budget: a deployment live in a ring has its gates
 //! evaluated and is promoted, held or halted; a halted one with no open incident is re-validated
 //! and resumes if its gates no longer halt; one still dispatching has its commands re-sent. An
 //! incident halts at once; resolving it lets the next run re-validate and resume.
@@ -15,7 +16,9 @@ use serde::Serialize;
 use super::read::load;
 use super::{CONFLICT_RETRIES, Common, Services, dispatch};
 use crate::actor::{Actor, Forbidden};
-use crate::ports::{DeploymentStore, Queue, QueueError, StoreError, TelemetryStore};
+use crate::ports::{
+    DeploymentStore, GateRunStore, Queue, QueueError, RunLease, StoreError, TelemetryStore,
+};
 use crate::record::{Change, DeploymentRecord, Incident, Resolution};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,23 +48,112 @@ pub struct RunReport {
     pub evaluated: Vec<Evaluated>,
     /// Deployments that could not be evaluated this run (retried next run).
     pub failed: Vec<(DeploymentId, String)>,
+    /// Deployments in flight left for the next run: this run's time ran out first. The next
+    /// run starts with them.
+    pub deferred: usize,
+    /// Another run held the lease (until then): this one did nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlapped: Option<Timestamp>,
 }
 
-/// One scheduled run over every deployment in flight.
-pub async fn run<S: DeploymentStore + TelemetryStore, Q: Queue>(
-    svc: &Services<S, Q>,
-    now: Timestamp,
-) -> Result<RunReport, StoreError> {
-    let mut report = RunReport::default();
-    for id in svc.store.in_flight().await? {
-        match evaluate_one(svc, &id, now).await {
-            Ok(e) => report.evaluated.push(e),
-            Err(e) => {
-                tracing::warn!(deployment_id = %id, error = %e, "gate evaluation failed");
-                report.failed.push((id, e.to_string()));
-            }
+/// How much one run may do.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Wall-clock time the run may spend starting evaluations: the function's timeout less a
+    /// margin for the evaluations in progress and the cursor's write.
+    pub budget: std::time::Duration,
+    /// Deployments evaluated at once.
+    pub concurrency: usize,
+    /// At most this many deployments per run, whatever the time.
+    pub max_per_run: Option<usize>,
+    /// How long the run's lease lasts: past the function's timeout, so that a run that died
+    /// without giving it up does not hold the next run back for long.
+    pub lease: time::Duration,
+}
+
+impl Default for RunLimits {
+    /// For a 60-second function: 40 s of starting evaluations, 16 at a time, a 90-second lease.
+    fn default() -> Self {
+        RunLimits {
+            budget: std::time::Duration::from_secs(40),
+            concurrency: 16,
+            max_per_run: None,
+            lease: time::Duration::seconds(90),
         }
     }
+}
+
+/// The in-flight ids in the order this run takes them: from the first after `cursor` (where
+/// the last run stopped) round to the cursor itself, so that a run cut short by its budget
+/// never makes the same deployments wait again.
+fn fair_order(mut ids: Vec<DeploymentId>, cursor: Option<&DeploymentId>) -> Vec<DeploymentId> {
+    ids.sort();
+    ids.dedup();
+    if let Some(c) = cursor {
+        let start = ids.partition_point(|id| id <= c);
+        ids.rotate_left(start);
+    }
+    ids
+}
+
+/// One scheduled run over the deployments in flight: under a lease (runs never overlap), in
+/// fair order from where the last run stopped, `limits.concurrency` at a time, until every one
+/// is evaluated or the budget is spent.
+pub async fn run<S: DeploymentStore + TelemetryStore + GateRunStore, Q: Queue>(
+    svc: &Services<S, Q>,
+    run_id: &str,
+    now: Timestamp,
+    limits: RunLimits,
+) -> Result<RunReport, StoreError> {
+    let cursor = match svc
+        .store
+        .begin_run(run_id, now, now.plus(limits.lease))
+        .await?
+    {
+        RunLease::Taken { cursor } => cursor,
+        RunLease::Busy { until } => {
+            tracing::warn!(%until, "another gate run holds the lease: not running");
+            return Ok(RunReport {
+                overlapped: Some(until),
+                ..RunReport::default()
+            });
+        }
+    };
+    let order = fair_order(svc.store.in_flight().await?, cursor.as_ref());
+    let started = std::time::Instant::now();
+    let mut report = RunReport::default();
+    let mut last = cursor;
+    let mut done = 0;
+    for batch in order.chunks(limits.concurrency.max(1)) {
+        if started.elapsed() >= limits.budget || limits.max_per_run.is_some_and(|m| done >= m) {
+            break;
+        }
+        let take = limits
+            .max_per_run
+            .map_or(batch.len(), |m| batch.len().min(m - done));
+        let batch = &batch[..take];
+        let results =
+            futures_util::future::join_all(batch.iter().map(|id| evaluate_one(svc, id, now))).await;
+        for (id, result) in batch.iter().zip(results) {
+            match result {
+                Ok(e) => report.evaluated.push(e),
+                Err(e) => {
+                    tracing::warn!(deployment_id = %id, error = %e, "gate evaluation failed");
+                    report.failed.push((id.clone(), e.to_string()));
+                }
+            }
+        }
+        done += batch.len();
+        last = batch.last().cloned();
+    }
+    report.deferred = order.len() - done;
+    if report.deferred > 0 {
+        tracing::warn!(
+            deferred = report.deferred,
+            "gate run out of time: the rest go first next run"
+        );
+    }
+    svc.store.end_run(run_id, last.as_ref()).await?;
     Ok(report)
 }
 

@@ -1,6 +1,6 @@
 //! Reading a deployment, its audit trail, and verifying the trail's hash chain.
 
-use eucora_domain::audit::{AuditEvent, ChainError, verify};
+use eucora_domain::audit::{AuditEvent, ChainError, ChainHead, ChainVerifier, Checkpoint};
 use eucora_domain::cab::{
     BlastRadiusClass, CabRequirement, CabStatus, Role, approval_window, cab_requirement, cab_status,
 };
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Common, Services};
 use crate::actor::Actor;
-use crate::ports::DeploymentStore;
+use crate::ports::{AuditPage, DeploymentStore};
 use crate::record::{DeploymentRecord, Incident};
 
 /// Every role may read.
@@ -168,6 +168,7 @@ pub async fn deployment<S: DeploymentStore, Q>(
     Ok(DeploymentView::of(&r, now, &svc.policy))
 }
 
+/// The whole trail, in order (small trails and tests; the API reads pages with [`audit_page`]).
 pub async fn audit_trail<S: DeploymentStore, Q>(
     svc: &Services<S, Q>,
     actor: &Actor,
@@ -178,34 +179,143 @@ pub async fn audit_trail<S: DeploymentStore, Q>(
     Ok(svc.store.audit_trail(id).await?)
 }
 
+/// Events per page unless asked otherwise.
+pub const AUDIT_PAGE_DEFAULT: usize = 200;
+/// The most events one page holds.
+pub const AUDIT_PAGE_MAX: usize = 1000;
+/// Events read per page while verifying.
+pub const VERIFY_PAGE: usize = 1000;
+
+/// One page of the trail: the events after position `after`, at most `limit` (clamped to
+/// 1..=[`AUDIT_PAGE_MAX`]), and where the next page starts.
+pub async fn audit_page<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<AuditPage, Common> {
+    actor.require(READERS)?;
+    load(svc, id).await?;
+    Ok(svc
+        .store
+        .audit_page(id, after, limit.clamp(1, AUDIT_PAGE_MAX))
+        .await?)
+}
+
 /// The answer of a verification.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub deployment_id: DeploymentId,
+    /// True only if every event read links to the one before it (or to the checkpoint) and the
+    /// last one is the head the deployment records.
     pub valid: bool,
+    /// How many events of the trail are verified (counting those up to the checkpoint): its
+    /// length when valid, else how many precede the break.
     pub events: u64,
-    pub head: eucora_domain::audit::ChainHead,
+    /// How many events this verification read and checked (those after the checkpoint).
+    pub checked: u64,
+    /// The head the deployment records (the trail as of this verification).
+    pub head: ChainHead,
+    /// The checkpoint verification resumed from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Checkpoint>,
+    /// The last verified event, when valid: resume from it next time (`checkpoint=<seq>.<hash>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<ChainError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
+/// Verifies the whole trail.
 pub async fn verify_trail<S: DeploymentStore, Q>(
     svc: &Services<S, Q>,
     actor: &Actor,
     id: &DeploymentId,
 ) -> Result<Verification, Common> {
+    verify_trail_from(svc, actor, id, None).await
+}
+
+/// Verifies the trail page by page in bounded memory (one page of [`VERIFY_PAGE`] events and the
+/// verifier's constant state), from the start or from a checkpoint of an earlier verification,
+/// up to the head the deployment records. Events after that head are appended meanwhile only if
+/// the deployment, read again, records them; otherwise they are a problem.
+pub async fn verify_trail_from<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+    from: Option<&Checkpoint>,
+) -> Result<Verification, Common> {
     actor.require(READERS)?;
-    let r = load(svc, id).await?;
-    let events = svc.store.audit_trail(id).await?;
-    let result = verify(id, &events, Some(&r.audit_head));
+    let head = load(svc, id).await?.audit_head;
+    let mut v = match from {
+        Some(c) => ChainVerifier::resume(id, c),
+        None => ChainVerifier::new(id),
+    };
+    let result = match walk(svc, id, &mut v, from.map(|c| c.seq), head.len).await? {
+        Ok(()) => v.finish(&head),
+        Err(e) => Err(e),
+    };
+    let result = match result {
+        Ok(c) => match unrecorded(svc, id, &head).await? {
+            Some(e) => Err(e),
+            None => Ok(c),
+        },
+        Err(e) => Err(e),
+    };
     Ok(Verification {
         deployment_id: id.clone(),
         valid: result.is_ok(),
-        events: u64::try_from(events.len()).unwrap_or(u64::MAX),
-        head: r.audit_head,
+        events: v.verified().min(head.len),
+        checked: v.checked(),
+        head,
+        from: from.cloned(),
         message: result.as_ref().err().map(ToString::to_string),
+        checkpoint: result.as_ref().ok().cloned().flatten(),
         problem: result.err(),
     })
+}
+
+/// Pushes the stored events after `after` into the verifier, page by page, up to position
+/// `until` (exclusive) or the trail's end.
+async fn walk<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    id: &DeploymentId,
+    v: &mut ChainVerifier,
+    mut after: Option<u64>,
+    until: u64,
+) -> Result<Result<(), ChainError>, Common> {
+    while v.verified() < until {
+        let left = usize::try_from(until - v.verified()).unwrap_or(usize::MAX);
+        let page = svc
+            .store
+            .audit_page(id, after, left.min(VERIFY_PAGE))
+            .await?;
+        for e in &page.events {
+            if let Err(problem) = v.push(e) {
+                return Ok(Err(problem));
+            }
+        }
+        match page.next {
+            Some(next) if !page.events.is_empty() => after = Some(next),
+            _ => break,
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// An event stored after `head` that the deployment, read again, does not record either.
+async fn unrecorded<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    id: &DeploymentId,
+    head: &ChainHead,
+) -> Result<Option<ChainError>, Common> {
+    let after = head.len.checked_sub(1);
+    if svc.store.audit_page(id, after, 1).await?.events.is_empty() {
+        return Ok(None);
+    }
+    let now = load(svc, id).await?.audit_head;
+    Ok((now.len <= head.len).then_some(ChainError::Unrecorded { len: head.len }))
 }

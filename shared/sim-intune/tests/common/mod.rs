@@ -9,9 +9,18 @@ use serde_json::{Value, json};
 
 pub const APPS: &str = "/v1.0/deviceAppManagement/mobileApps";
 
-/// A simulator with the default tenant.
+/// A simulator with the default tenant, answering without the realistic latency.
 pub async fn sim() -> SimHandle {
-    start(SimConfig::default()).await
+    start(fast()).await
+}
+
+/// The default configuration without latency.
+pub fn fast() -> SimConfig {
+    SimConfig {
+        latency: Duration::ZERO,
+        latency_jitter: Duration::ZERO,
+        ..SimConfig::default()
+    }
 }
 
 /// One answer, read completely.

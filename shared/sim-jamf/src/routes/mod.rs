@@ -27,6 +27,13 @@ pub(crate) fn dispatch(shared: &Shared, request: &Request) -> Reply {
     if !authorised {
         return Reply::unauthorized(family);
     }
+    if state
+        .denied
+        .iter()
+        .any(|m| m.matches(&request.method, &request.path))
+    {
+        return Reply::missing_privilege(family);
+    }
     match family {
         Family::Pro => pro::route(&mut state, request),
         _ => classic::route(&mut state, request),

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
 
 use crate::catalog::{Category, FieldError, Package, Upload, package_fields};
 use crate::fleet::Computer;
@@ -179,7 +180,8 @@ fn list<T>(
         .take(page_size)
         .map(render)
         .collect();
-    Reply::json(200, &json!({ "totalCount": total, "results": results }))
+    let records = results.len();
+    Reply::json(200, &json!({ "totalCount": total, "results": results })).with_records(records)
 }
 
 fn number_param(request: &Request, name: &str, default: usize) -> Result<usize, Reply> {
@@ -404,24 +406,26 @@ fn inventory(state: &State, request: &Request, kind: Inventory) -> Reply {
         Err(reply) => return reply,
     };
     let computers: Vec<&Computer> = state.fleet.computers.values().collect();
+    let now = state.fleet.now();
     list(
         request,
         computers,
         &INVENTORY_SELECTORS,
         "general.name:asc",
-        |c, field| inventory_field(c, field),
+        |c, field| inventory_field(c, field, now),
         |c| computer_json(state, c, kind, &sections),
     )
 }
 
 /// A selector's value for filtering and sorting; `None` (null) for what the simulator does not hold.
-fn inventory_field(computer: &Computer, field: &str) -> Option<String> {
+fn inventory_field(computer: &Computer, field: &str, now: OffsetDateTime) -> Option<String> {
     Some(match field {
         "id" => computer.spec.id.to_string(),
         "udid" => computer.spec.udid.clone(),
         "general.name" => computer.spec.name.clone(),
         "general.platform" => "Mac".to_owned(),
-        "general.lastContactTime" | "general.reportDate" => iso_millis(computer.last_contact),
+        "general.lastContactTime" => iso_millis(computer.last_contact_at(now)),
+        "general.reportDate" => iso_millis(computer.report_date_at(now)),
         "general.lastEnrolledDate" => iso_millis(computer.enrolled),
         "general.managementId" => management_id(computer),
         "general.remoteManagement.managed" => "true".to_owned(),
@@ -456,6 +460,7 @@ fn computer_json(
     kind: Inventory,
     sections: &Sections,
 ) -> Value {
+    let now = state.fleet.now();
     let mut out = serde_json::Map::new();
     out.insert("id".to_owned(), json!(computer.spec.id.to_string()));
     out.insert("udid".to_owned(), json!(computer.spec.udid));
@@ -468,14 +473,20 @@ fn computer_json(
                 "lastIpAddress": null,
                 "lastReportedIp": null,
                 "platform": "Mac",
-                "reportDate": iso_millis(computer.last_contact),
-                "lastContactTime": iso_millis(computer.last_contact),
+                "reportDate": iso_millis(computer.report_date_at(now)),
+                "lastContactTime": iso_millis(computer.last_contact_at(now)),
                 "lastEnrolledDate": iso_millis(computer.enrolled),
                 "remoteManagement": { "managed": true, "managementUsername": "jamfmanage" },
                 "supervised": false,
                 "site": { "id": "-1", "name": "None" },
                 "managementId": management_id(computer),
                 "extensionAttributes": []
+            })
+        } else if *section == "PACKAGE_RECEIPTS" {
+            json!({
+                "installedByJamfPro": computer.receipts_at(now),
+                "installedByInstallerSwu": [],
+                "cached": []
             })
         } else if *section == "GROUP_MEMBERSHIPS" {
             let groups: Vec<Value> = state

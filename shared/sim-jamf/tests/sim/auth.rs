@@ -33,7 +33,7 @@ async fn basic_token(base: &str, user: &str, password: &str) -> reqwest::Respons
 
 #[tokio::test]
 async fn oauth_answers_on_both_paths_and_the_token_opens_both_apis() {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let sim = start(config.clone()).await;
     for path in ["/api/v1/oauth/token", "/api/oauth/token"] {
         let response = oauth(
@@ -65,7 +65,7 @@ async fn oauth_answers_on_both_paths_and_the_token_opens_both_apis() {
 
 #[tokio::test]
 async fn oauth_refuses_bad_credentials_and_other_grants() {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let sim = start(config.clone()).await;
     let response = oauth(
         &sim.base_url(),
@@ -94,7 +94,7 @@ async fn oauth_refuses_bad_credentials_and_other_grants() {
 async fn legacy_only_servers_answer_404_on_the_v1_path() {
     let config = SimConfig {
         legacy_oauth_path_only: true,
-        ..SimConfig::default()
+        ..SimConfig::instant()
     };
     let sim = start(config.clone()).await;
     let v1 = oauth(
@@ -119,7 +119,7 @@ async fn legacy_only_servers_answer_404_on_the_v1_path() {
 async fn without_oauth_both_paths_are_404_and_basic_tokens_work() {
     let config = SimConfig {
         oauth_enabled: false,
-        ..SimConfig::default()
+        ..SimConfig::instant()
     };
     let sim = start(config.clone()).await;
     for path in ["/api/v1/oauth/token", "/api/oauth/token"] {
@@ -148,7 +148,7 @@ async fn without_oauth_both_paths_are_404_and_basic_tokens_work() {
 
 #[tokio::test]
 async fn basic_tokens_expire_after_1800_seconds_and_refuse_bad_passwords() {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let sim = start(config.clone()).await;
     assert_eq!(
         basic_token(&sim.base_url(), &config.username, "nope")
@@ -174,7 +174,7 @@ async fn basic_tokens_expire_after_1800_seconds_and_refuse_bad_passwords() {
 
 #[tokio::test]
 async fn keep_alive_replaces_the_token_and_invalidate_ends_it() {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let sim = start(config.clone()).await;
     let http = pinned_client();
     let base = sim.base_url();
@@ -277,7 +277,7 @@ async fn requests_without_a_valid_token_get_401_in_each_apis_shape() {
     );
 
     // Basic auth is not accepted on the Classic API (removed in Jamf Pro 11.5).
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let response = sim
         .http
         .get(sim.url("/JSSResource/policies"))
@@ -301,7 +301,7 @@ async fn expire_tokens_ends_every_token() {
 async fn tokens_expire_by_real_time() {
     let config = SimConfig {
         token_lifetime: Duration::from_millis(800),
-        ..SimConfig::default()
+        ..SimConfig::instant()
     };
     let sim = Sim::with(config.clone()).await;
     assert_eq!(sim.get("/api/v1/packages").await.status(), 200);
@@ -319,7 +319,7 @@ async fn tokens_expire_by_real_time() {
 
 #[tokio::test]
 async fn rotating_the_secret_refuses_the_old_one_and_keeps_issued_tokens() {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let sim = Sim::with(config.clone()).await;
     sim.handle.rotate_secret("rotated-secret");
     let base = sim.handle.base_url();

@@ -34,7 +34,7 @@ async fn every_answer_sets_the_ingress_cookie() {
 
 #[tokio::test]
 async fn without_the_cookie_create_then_use_can_land_on_a_node_that_has_not_seen_it() {
-    let sim = Sim::with_client(SimConfig::default(), unpinned_client()).await;
+    let sim = Sim::with_client(SimConfig::instant(), unpinned_client()).await;
     // The token request went to node A; the create goes to node B, the read to node A.
     let id = sim.create_package("Firefox-128.0").await;
     let response = sim.get(&format!("/api/v1/packages/{id}")).await;
@@ -93,7 +93,7 @@ async fn with_the_cookie_create_then_use_always_works() {
 
 #[tokio::test]
 async fn duplicate_checks_are_cluster_wide() {
-    let sim = Sim::with_client(SimConfig::default(), unpinned_client()).await;
+    let sim = Sim::with_client(SimConfig::instant(), unpinned_client()).await;
     sim.create_package("Firefox-128.0").await;
     // This lands on the node that cannot list it yet, but the database refuses the duplicate.
     let response = sim
@@ -104,7 +104,7 @@ async fn duplicate_checks_are_cluster_wide() {
 
 #[tokio::test]
 async fn the_other_node_catches_up_after_a_second() {
-    let sim = Sim::with_client(SimConfig::default(), unpinned_client()).await;
+    let sim = Sim::with_client(SimConfig::instant(), unpinned_client()).await;
     let id = sim.create_package("Firefox-128.0").await;
     tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(
@@ -115,7 +115,7 @@ async fn the_other_node_catches_up_after_a_second() {
 
 #[tokio::test]
 async fn replication_lag_can_be_turned_off() {
-    let sim = Sim::with_client(SimConfig::default(), unpinned_client()).await;
+    let sim = Sim::with_client(SimConfig::instant(), unpinned_client()).await;
     sim.handle.set_replication_lag(false);
     let id = sim.create_package("Firefox-128.0").await;
     assert_eq!(

@@ -26,7 +26,7 @@ mod futures_util_free {
 async fn peak_for(parallel: usize) -> usize {
     let config = SimConfig {
         max_concurrency_delay: Duration::from_millis(400),
-        ..SimConfig::default()
+        ..SimConfig::instant()
     };
     let sim = Sim::with(config).await;
     let requests: Vec<_> = (0..parallel)

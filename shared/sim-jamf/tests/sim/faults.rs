@@ -162,7 +162,7 @@ async fn malformed_body_is_a_200_that_does_not_parse_after_the_request_took_effe
 
 #[tokio::test]
 async fn the_token_matcher_hits_token_requests_only() {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     let sim = start(config.clone()).await;
     sim.faults()
         .fail_next(RouteMatch::Token, Fault::ServiceUnavailable, 1);
@@ -186,7 +186,7 @@ async fn the_token_matcher_hits_token_requests_only() {
 async fn statuses_at_rate(seed: u64, percent: u8, count: usize) -> Vec<u16> {
     let sim = Sim::with(SimConfig {
         seed,
-        ..SimConfig::default()
+        ..SimConfig::instant()
     })
     .await;
     sim.handle.faults().transient_rate(percent);

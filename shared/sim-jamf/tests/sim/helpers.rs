@@ -38,7 +38,7 @@ pub async fn oauth_token(http: &Client, base: &str, config: &SimConfig) -> Strin
 
 impl Sim {
     pub async fn start() -> Self {
-        Self::with(SimConfig::default()).await
+        Self::with(SimConfig::instant()).await
     }
 
     pub async fn with(config: SimConfig) -> Self {

@@ -11,3 +11,4 @@ mod openapi;
 mod packages;
 mod policies;
 mod pro_schema;
+mod scale;

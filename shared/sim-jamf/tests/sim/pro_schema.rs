@@ -207,7 +207,7 @@ async fn every_jamf_pro_api_route_answers_as_jamfs_schema_declares() {
 }
 
 async fn tokens(sim: &Sim, audit: &mut Audit) {
-    let config = SimConfig::default();
+    let config = SimConfig::instant();
     for path in ["/api/v1/oauth/token", "/api/oauth/token"] {
         let form = [
             ("grant_type", "client_credentials"),
