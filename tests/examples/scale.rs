@@ -12,12 +12,16 @@
 //!   listed record). One gate run sends one status query per platform; the figure is the wall
 //!   time until both connectors have collected and stored their snapshots, with the calls each
 //!   made and the most connections Jamf saw at once.
-//! - `gates`: 500 deployments live in Ring 1 in the table (moto), each with a stored snapshot of
-//!   200 devices; one gate run over all of them with the default limits: wall time, how many were
-//!   evaluated and left for the next run, and the process's peak memory.
+//! - `gates`: 500 deployments live in Ring 1, each with a stored snapshot of 200 devices; one gate
+//!   run over all of them with the default limits (16 at a time, 40 s budget): wall time, how many
+//!   were evaluated and left for the next run, and the process's peak memory. Twice: over the
+//!   in-memory store with DynamoDB's latency added to every call (10 ms a read, 25 ms a write:
+//!   generous for DynamoDB in-region), and over the table in moto. Moto deep-copies the whole
+//!   table for every item of every `TransactWriteItems` (its rollback copy, `moto/dynamodb/
+//!   models/__init__.py`), so there a run's time grows with the table's size: a figure of the
+//!   emulator, not of DynamoDB.
 //!
-//! A debug build against moto (which serialises its DynamoDB operations) is slower than Lambda
-//! against DynamoDB: the figures are upper bounds.
+//! A debug build, with the simulators in the same process: the figures are upper bounds.
 
 use std::time::{Duration, Instant};
 
@@ -115,14 +119,13 @@ async fn status() {
 }
 
 /// `n` low-risk deployments live in Ring 1, each with a 200-device snapshot.
-async fn live_in_ring_1(
-    svc: &eucora_service::usecases::Services<
-        eucora_aws::DynamoStore,
-        eucora_service::memory::Memory,
-    >,
+async fn live_in_ring_1<S>(
+    svc: &eucora_service::usecases::Services<S, eucora_service::memory::Memory>,
     n: usize,
     t0: Timestamp,
-) {
+) where
+    S: eucora_service::ports::DeploymentStore + TelemetryStore,
+{
     let body = serde_json::to_string(&sample("low-risk")).expect("JSON");
     let packager = eucora_service::Actor::new(
         eucora_domain::ActorId::parse("packager-alice").expect("id"),
@@ -182,6 +185,20 @@ async fn live_in_ring_1(
 }
 
 async fn gates() {
+    let t0 = Timestamp::parse(eucora_system_tests::TEST_START).expect("RFC 3339");
+    let slow = eucora_service::usecases::Services {
+        store: Slow(eucora_service::memory::Memory::new()),
+        queue: eucora_service::memory::Memory::new(),
+        policy: eucora_domain::policy::Policy::bundled(),
+    };
+    live_in_ring_1(&slow, 500, t0).await;
+    one_run(
+        "memory store + DynamoDB latency",
+        &slow,
+        t0.plus(time::Duration::hours(2)),
+    )
+    .await;
+
     let repo = eucora_system_tests::local::repo();
     let moto = eucora_local::stack::moto::Moto::start(&repo).expect("moto");
     let sdk = moto.sdk().await;
@@ -198,32 +215,136 @@ async fn gates() {
         queue: eucora_service::memory::Memory::new(),
         policy: eucora_domain::policy::Policy::bundled(),
     };
-    let t0 = Timestamp::parse(eucora_system_tests::TEST_START).expect("RFC 3339");
     let t = Instant::now();
     live_in_ring_1(&svc, 500, t0).await;
     println!(
         "gates: 500 deployments live in Ring 1 with 200-device snapshots, set up in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    one_run("moto", &svc, t0.plus(time::Duration::hours(2))).await;
+}
+
+/// The in-memory store with DynamoDB's latency on every call.
+#[derive(Clone)]
+struct Slow(eucora_service::memory::Memory);
+
+const READ: Duration = Duration::from_millis(10);
+const WRITE: Duration = Duration::from_millis(25);
+
+impl eucora_service::ports::DeploymentStore for Slow {
+    async fn create(
+        &self,
+        change: &eucora_service::record::Change,
+        claims: &[eucora_service::ports::IdempotencyRecord],
+    ) -> Result<(), eucora_service::ports::CreateError> {
+        self.0.create(change, claims).await
+    }
+    async fn idempotency(
+        &self,
+        key: &str,
+    ) -> Result<Option<eucora_service::ports::IdempotencyRecord>, eucora_service::ports::StoreError>
+    {
+        self.0.idempotency(key).await
+    }
+    async fn get(
+        &self,
+        id: &DeploymentId,
+    ) -> Result<Option<eucora_service::record::DeploymentRecord>, eucora_service::ports::StoreError>
+    {
+        tokio::time::sleep(READ).await;
+        self.0.get(id).await
+    }
+    async fn save(
+        &self,
+        change: &eucora_service::record::Change,
+    ) -> Result<(), eucora_service::ports::StoreError> {
+        tokio::time::sleep(WRITE).await;
+        self.0.save(change).await
+    }
+    async fn in_flight(&self) -> Result<Vec<DeploymentId>, eucora_service::ports::StoreError> {
+        tokio::time::sleep(READ).await;
+        self.0.in_flight().await
+    }
+    async fn awaiting_cab(&self) -> Result<Vec<DeploymentId>, eucora_service::ports::StoreError> {
+        self.0.awaiting_cab().await
+    }
+    async fn audit_trail(
+        &self,
+        id: &DeploymentId,
+    ) -> Result<Vec<eucora_domain::audit::AuditEvent>, eucora_service::ports::StoreError> {
+        self.0.audit_trail(id).await
+    }
+    async fn audit_page(
+        &self,
+        id: &DeploymentId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<eucora_service::ports::AuditPage, eucora_service::ports::StoreError> {
+        self.0.audit_page(id, after, limit).await
+    }
+}
+
+impl TelemetryStore for Slow {
+    async fn snapshots(
+        &self,
+        id: &DeploymentId,
+        ring: Ring,
+    ) -> Result<Vec<StatusSnapshot>, eucora_service::ports::StoreError> {
+        // The heads, then each head's chunks.
+        tokio::time::sleep(READ * 2).await;
+        self.0.snapshots(id, ring).await
+    }
+    async fn record(
+        &self,
+        id: &DeploymentId,
+        ring: Ring,
+        snapshot: &StatusSnapshot,
+    ) -> Result<(), eucora_service::ports::StoreError> {
+        self.0.record(id, ring, snapshot).await
+    }
+}
+
+impl eucora_service::ports::GateRunStore for Slow {
+    async fn begin_run(
+        &self,
+        run_id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<eucora_service::ports::RunLease, eucora_service::ports::StoreError> {
+        tokio::time::sleep(WRITE).await;
+        self.0.begin_run(run_id, now, until).await
+    }
+    async fn end_run(
+        &self,
+        run_id: &str,
+        cursor: Option<&DeploymentId>,
+    ) -> Result<(), eucora_service::ports::StoreError> {
+        tokio::time::sleep(WRITE).await;
+        self.0.end_run(run_id, cursor).await
+    }
+}
+
+/// One gate run over `svc`'s deployments, printed.
+async fn one_run<S>(
+    label: &str,
+    svc: &eucora_service::usecases::Services<S, eucora_service::memory::Memory>,
+    now: Timestamp,
+) where
+    S: eucora_service::ports::DeploymentStore
+        + TelemetryStore
+        + eucora_service::ports::GateRunStore,
+{
     let before = peak_rss_mib();
     let t = Instant::now();
-    let report = run(
-        &svc,
-        "bench-run",
-        t0.plus(time::Duration::hours(2)),
-        RunLimits::default(),
-    )
-    .await
-    .expect("gate run");
+    let report = run(svc, &format!("bench-{label}"), now, RunLimits::default())
+        .await
+        .expect("gate run");
     println!(
-        "gates: one run evaluated {} deployments ({} failed, {} left for the next run) in {:.1} s with the default limits (16 at a time, 40 s budget)",
+        "gates: {label}: one run evaluated {} deployments ({} failed, {} left for the next run) in {:.1} s (16 at a time, 40 s budget); peak memory {:.0} MiB (before {before:.0} MiB)",
         report.evaluated.len(),
         report.failed.len(),
         report.deferred,
-        t.elapsed().as_secs_f64()
-    );
-    println!(
-        "gates: peak memory of the process {:.0} MiB (before the run {before:.0} MiB)",
+        t.elapsed().as_secs_f64(),
         peak_rss_mib()
     );
 }
