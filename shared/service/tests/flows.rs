@@ -8,7 +8,7 @@ use eucora_domain::lifecycle::DeploymentState;
 use eucora_domain::{ActorId, DeploymentId, ExceptionId, IncidentId, Ring, Timestamp};
 use eucora_service::memory::Memory;
 use eucora_service::messages::{Body, ConnectorAction};
-use eucora_service::ports::QueueName;
+use eucora_service::ports::{DeploymentStore, QueueName};
 use eucora_service::usecases::cab::{DecideError, DecisionInput, decide};
 use eucora_service::usecases::connector::{dispatched, install_results};
 use eucora_service::usecases::exceptions;
@@ -511,6 +511,30 @@ async fn multi_platform_waits_for_both_connectors() {
         DeploymentState::InRing { ring: Ring::Canary }
     );
     installs(&s, &id, Ring::Canary, Platform::Windows, 100, 0, t(3)).await;
+    // Every Windows PC installed, but Jamf has not reported: the ring holds.
+    let r = run(&s, "test-run", t(49), RunLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(r.evaluated[0].verdict, Some(Verdict::Hold));
+    assert_eq!(
+        state(&s, &id).await,
+        DeploymentState::InRing { ring: Ring::Canary }
+    );
+    let gate = s.store.get(&id).await.unwrap().unwrap().last_gate.unwrap();
+    let coverage = gate["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["gate"] == "coverage")
+        .unwrap();
+    assert_eq!(coverage["status"], "pending", "{gate}");
+    assert!(
+        coverage["detail"]
+            .as_str()
+            .unwrap()
+            .contains("macos has not reported since the ring began"),
+        "{gate}"
+    );
     installs(&s, &id, Ring::Canary, Platform::Macos, 50, 0, t(4)).await;
     run(&s, "test-run", t(50), RunLimits::default())
         .await
