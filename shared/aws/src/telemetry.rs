@@ -211,27 +211,12 @@ impl TelemetryStore for DynamoStore {
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
-        self.batch_write(requests).await?;
+        if let Err(e) = self.batch_write(requests).await {
+            // Nothing points at these chunks yet: take them back, best effort, and fail.
+            let _ = self.delete_chunks(&pk, &prefix, parts.len()).await;
+            return Err(e);
+        }
 
-        let previous = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key("pk", s(&pk))
-            .key("sk", s(head_sk(ring, platform)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?
-            .item()
-            .and_then(|i| {
-                let generation = i.get("gen").and_then(|v| v.as_s().ok()).cloned()?;
-                let chunks = i
-                    .get("chunks")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<usize>().ok())?;
-                Some((generation, chunks))
-            });
         let queried_ms = snapshot.status.queried_at.unix_millis().to_string();
         let head = Item::from([
             ("pk".into(), s(&pk)),
@@ -248,13 +233,27 @@ impl TelemetryStore for DynamoStore {
             .set_item(Some(head))
             .condition_expression("attribute_not_exists(queried_ms) OR queried_ms <= :q")
             .expression_attribute_values(":q", AttributeValue::N(queried_ms))
+            // The head this one replaced, as DynamoDB saw it: its chunks are the ones to delete.
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
         match put {
-            Ok(_) => {
-                if let Some((old, count)) = previous.filter(|(g, _)| *g != generation) {
-                    self.delete_chunks(&pk, &chunk_prefix(ring, platform, &old), count)
-                        .await?;
+            Ok(out) => {
+                let previous = out.attributes().and_then(|i| {
+                    let generation = i.get("gen").and_then(|v| v.as_s().ok()).cloned()?;
+                    let chunks = i
+                        .get("chunks")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<usize>().ok())?;
+                    Some((generation, chunks))
+                });
+                if let Some((old, count)) = previous.filter(|(g, _)| *g != generation)
+                    && let Err(e) = self
+                        .delete_chunks(&pk, &chunk_prefix(ring, platform, &old), count)
+                        .await
+                {
+                    // The new snapshot is in place: the old chunks are only storage now.
+                    tracing::warn!(error = %e, "old status chunks not deleted");
                 }
                 Ok(())
             }

@@ -356,9 +356,11 @@ where
             }
         }
 
+        // The groups of the rings this deployment went through before this one; rings below its
+        // first were never deployed, and their devices (in a nested group) count here.
         let earlier_groups: Vec<String> = self
             .ring_groups
-            .range(..command.ring)
+            .range(record.lifecycle.first_ring..command.ring)
             .map(|(_, g)| g.clone())
             .collect();
         let job = Job {

@@ -23,6 +23,7 @@
 //! holds; otherwise the deployment is promoted, or completed if this was its last ring.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use time::Duration;
@@ -299,23 +300,52 @@ fn success_rate(input: &GateInput<'_>, threshold: Percent, policy: &Policy) -> G
         "{} of {} reported; {} installed, {} pending{stale}, {} failed of {applicable}",
         t.reported, t.targeted, t.installed, t.pending, t.failed
     );
-    let (status, detail) = if t.targeted == 0 {
+    let (mut status, mut detail) = if t.targeted == 0 {
         (
             GateStatus::Pending,
             "no devices known in the ring yet".to_owned(),
         )
     } else if applicable == 0 {
         (GateStatus::Pending, format!("{counts}: none applicable"))
-    } else if threshold.is_met_by(t.installed, applicable) {
-        (GateStatus::Pass, counts)
-    } else if !threshold.is_met_by(t.installed + t.pending, applicable) {
-        (
-            GateStatus::Fail,
-            format!("{counts}; {threshold} can no longer be reached"),
-        )
     } else {
-        (GateStatus::Pending, counts)
+        match rate_status(t, threshold) {
+            GateStatus::Fail => (
+                GateStatus::Fail,
+                format!("{counts}; {threshold} can no longer be reached"),
+            ),
+            other => (other, counts),
+        }
     };
+    let mut actual = actual;
+    // Each platform must reach the threshold on its own: a pooled rate would let a platform
+    // that failed hide behind a larger one that did not. The platform that decides is named.
+    if input.platforms.len() > 1 {
+        for &platform in input.platforms {
+            let p = tally(
+                input.devices.iter().filter(|d| d.platform == platform),
+                stale_before(input, policy),
+            );
+            if p.applicable() == 0 {
+                continue;
+            }
+            let mine = rate_status(p, threshold);
+            if severity(mine) > severity(status) {
+                status = mine;
+                actual = Percent::ratio(p.installed, p.applicable()).unwrap_or_default();
+                let _ = write!(
+                    detail,
+                    "; {platform}: {} of {} installed ({actual}), {}",
+                    p.installed,
+                    p.applicable(),
+                    if mine == GateStatus::Fail {
+                        format!("{threshold} can no longer be reached there")
+                    } else {
+                        format!("not yet {threshold}")
+                    }
+                );
+            }
+        }
+    }
     GateCheck {
         gate: GateKind::SuccessRate,
         site_class: None,
@@ -325,6 +355,27 @@ fn success_rate(input: &GateInput<'_>, threshold: Percent, policy: &Policy) -> G
         status,
         detail,
         waived_by: None,
+    }
+}
+
+/// Where a tally with applicable devices stands against `threshold`.
+fn rate_status(t: Tally, threshold: Percent) -> GateStatus {
+    let applicable = t.applicable();
+    if threshold.is_met_by(t.installed, applicable) {
+        GateStatus::Pass
+    } else if !threshold.is_met_by(t.installed + t.pending, applicable) {
+        GateStatus::Fail
+    } else {
+        GateStatus::Pending
+    }
+}
+
+/// How bad a check's status is for the verdict: the higher, the worse.
+fn severity(s: GateStatus) -> u8 {
+    match s {
+        GateStatus::Pass | GateStatus::Waived => 0,
+        GateStatus::Pending => 1,
+        GateStatus::Fail => 2,
     }
 }
 
@@ -457,7 +508,9 @@ fn time_to_compliance(
                 }
                 None => {
                     let so_far = input.now.since(input.entered_at);
-                    let status = if so_far <= limit {
+                    // No applicable device has reported in this class: nothing has missed the
+                    // limit yet (the coverage and success-rate gates hold the ring meanwhile).
+                    let status = if so_far <= limit || devices.is_empty() {
                         GateStatus::Pending
                     } else {
                         GateStatus::Fail
@@ -515,11 +568,20 @@ fn coverage(input: &GateInput<'_>, policy: &Policy) -> Vec<Coverage> {
 }
 
 fn coverage_check(coverage: &[Coverage]) -> GateCheck {
-    let have = coverage.iter().filter(|c| c.queried_at.is_some()).count();
+    // A platform whose group holds no device has not shown anything: an empty or wrong group
+    // must not let the ring promote with that platform untested.
+    let have = coverage
+        .iter()
+        .filter(|c| c.queried_at.is_some() && c.targeted > 0)
+        .count();
     let parts: Vec<String> = coverage
         .iter()
         .map(|c| match c.queried_at {
             None => format!("{} has not reported since the ring began", c.platform),
+            Some(_) if c.targeted == 0 => format!(
+                "{} reported no device in the ring's group: is the group empty or wrong?",
+                c.platform
+            ),
             Some(_) => {
                 let stale = if c.stale > 0 {
                     format!(", {} stale", c.stale)

@@ -645,17 +645,17 @@ fn devices_silent_for_longer_than_the_policy_allows_are_named_stale() {
     let mut c = Case::passing(Ring::Canary);
     let at = t0().plus(Duration::hours(1));
     let long_ago = t0().plus(-Duration::days(30));
-    c.devices = population(100, 97, at, long_ago);
+    c.devices = population(200, 194, at, long_ago);
     let d = c.run();
     let rate = d.check(GateKind::SuccessRate).unwrap();
-    // 97 of 100 meets Canary's 97 %; the three silent ones are named stale, not hidden.
-    assert_eq!(rate.status, GateStatus::Pass);
-    assert!(rate.detail.contains("3 stale"), "{}", rate.detail);
+    // 97 of 100 on each platform meets Canary's 97 %; the six silent ones are named stale.
+    assert_eq!(rate.status, GateStatus::Pass, "{}", rate.detail);
+    assert!(rate.detail.contains("6 stale"), "{}", rate.detail);
     let stale: u64 = d.coverage.iter().map(|c| c.stale).sum();
-    assert_eq!(stale, 3);
+    assert_eq!(stale, 6);
 
     // Seen recently: pending, not stale.
-    c.devices = population(100, 97, at, at);
+    c.devices = population(200, 194, at, at);
     let d = c.run();
     assert!(
         !d.check(GateKind::SuccessRate)
@@ -664,4 +664,57 @@ fn devices_silent_for_longer_than_the_policy_allows_are_named_stale() {
             .contains("stale")
     );
     assert_eq!(d.coverage.iter().map(|c| c.stale).sum::<u64>(), 0);
+}
+
+#[test]
+fn each_platform_must_reach_the_threshold_on_its_own() {
+    let mut c = Case::passing(Ring::Canary);
+    let at = t0().plus(Duration::hours(1));
+    // 970 PCs installed and 30 Macs failed: 97 % pooled, 0 % on macOS.
+    c.devices = (0..1000)
+        .map(|i| DeviceResult {
+            device_id: format!("dev-{i}"),
+            platform: if i < 970 {
+                Platform::Windows
+            } else {
+                Platform::Macos
+            },
+            outcome: if i < 970 {
+                InstallOutcome::Installed
+            } else {
+                InstallOutcome::Failed
+            },
+            site_class: SiteClass::Online,
+            at,
+            last_contact: Some(at),
+        })
+        .collect();
+    let d = c.run();
+    let rate = d.check(GateKind::SuccessRate).unwrap();
+    assert_eq!(rate.status, GateStatus::Fail, "{}", rate.detail);
+    assert_eq!(rate.actual.to_string(), "0.00 %");
+    assert!(
+        rate.detail.contains("macos: 0 of 30 installed"),
+        "{}",
+        rate.detail
+    );
+    assert_eq!(d.verdict, Verdict::Halt);
+}
+
+#[test]
+fn a_platform_whose_group_holds_no_device_is_not_covered() {
+    let mut c = Case::passing(Ring::Canary);
+    // Jamf answered, but the smart group is empty: macOS was never tested.
+    c.devices.retain(|d| d.platform == Platform::Windows);
+    let d = c.run();
+    let coverage = d.check(GateKind::Coverage).unwrap();
+    assert_eq!(coverage.status, GateStatus::Pending, "{}", coverage.detail);
+    assert!(
+        coverage
+            .detail
+            .contains("macos reported no device in the ring's group"),
+        "{}",
+        coverage.detail
+    );
+    assert_eq!(d.verdict, Verdict::Hold);
 }
