@@ -243,8 +243,7 @@ where
             });
         };
         let key = command.idempotency_key(&envelope.correlation_id);
-        let once = command.action != ConnectorAction::QueryStatus;
-        if !once {
+        if command.action == ConnectorAction::QueryStatus {
             // One status query in flight per deployment, ring and platform: a query sent while
             // another still runs has nothing to add.
             if let Claim::Busy { until } = self.ledger.claim(&key, now, LEASE).await? {
@@ -264,22 +263,20 @@ where
             self.ledger.release(&key).await?;
             return outcome;
         }
-        {
-            match self.ledger.claim(&key, now, LEASE).await? {
-                Claim::Acquired => {}
-                Claim::Duplicate(first) => {
-                    tracing::info!(%key, "duplicate command: 409, nothing changed");
-                    return Ok(Outcome::Duplicate { status: 409, first });
-                }
-                Claim::Busy { until } => {
-                    let wait = until.since(now).try_into().unwrap_or(LEASE);
-                    return Ok(retry(
-                        attempt,
-                        Some(wait),
-                        jitter,
-                        "another worker holds the command",
-                    ));
-                }
+        match self.ledger.claim(&key, now, LEASE).await? {
+            Claim::Acquired => {}
+            Claim::Duplicate(first) => {
+                tracing::info!(%key, "duplicate command: 409, nothing changed");
+                return Ok(Outcome::Duplicate { status: 409, first });
+            }
+            Claim::Busy { until } => {
+                let wait = until.since(now).try_into().unwrap_or(LEASE);
+                return Ok(retry(
+                    attempt,
+                    Some(wait),
+                    jitter,
+                    "another worker holds the command",
+                ));
             }
         }
         if let Err(reason) = authorised(&record, command) {

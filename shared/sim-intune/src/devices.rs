@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::config::SimDevice;
-use crate::graph::{error, intune_error, json_reply};
+use crate::graph::{error, intune_error, json_reply, select};
 use crate::odata;
 use crate::state::State;
 use crate::wire::{Ctx, Reply, derived_guid, encode_query_value, fnv64, iso};
@@ -155,20 +155,6 @@ pub(crate) fn list(state: &State, ctx: &Ctx, version: &str) -> Reply {
         body["@odata.nextLink"] = Value::String(link);
     }
     json_reply(200, &body)
-}
-
-/// `$select=a,b` keeps those properties (and `id`).
-pub(crate) fn select(ctx: &Ctx, mut object: Map<String, Value>) -> Map<String, Value> {
-    if let Some(selected) = ctx.query_param("$select") {
-        let wanted: Vec<String> = selected
-            .split(',')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .collect();
-        object.retain(|k, _| {
-            k == "@odata.type" || k == "id" || wanted.contains(&k.to_ascii_lowercase())
-        });
-    }
-    object
 }
 
 pub(crate) fn get(state: &State, ctx: &Ctx, version: &str, id: &str) -> Reply {

@@ -495,7 +495,7 @@ fn json_object(ctx: &Ctx, empty_ok: bool) -> Result<Map<String, Value>, Reply> {
 }
 
 /// `$select=a,b` keeps those properties (and `@odata.type`, `id`).
-fn select(ctx: &Ctx, mut object: Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn select(ctx: &Ctx, mut object: Map<String, Value>) -> Map<String, Value> {
     if let Some(selected) = ctx.query_param("$select") {
         let wanted: Vec<String> = selected
             .split(',')

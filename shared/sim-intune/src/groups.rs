@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::devices::{entra_device_id, entra_object_id, last_sync, select};
-use crate::graph::{error, json_reply};
+use crate::devices::{entra_device_id, entra_object_id, last_sync};
+use crate::graph::{error, json_reply, select};
 use crate::state::State;
 use crate::wire::{Ctx, Reply, encode_query_value, iso};
 
