@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eucora_connector::breaker::BreakerPolicy;
-use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::credentials::StaticCredentials;
 use eucora_connector::execute::Connector;
 use eucora_connector::memory::{MemoryBreaker, MemoryLedger};
 use eucora_domain::{ManualClock, Ring};
@@ -52,6 +53,7 @@ fn connector<P: eucora_connector::Platform>(
             .into_iter()
             .map(|(r, g)| (r, g.to_owned()))
             .collect::<BTreeMap<_, _>>(),
+        work_budget: None,
     }
 }
 

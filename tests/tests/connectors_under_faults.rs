@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use eucora_connector::breaker::BreakerPolicy;
-use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::credentials::StaticCredentials;
 use eucora_connector::execute::Connector;
 use eucora_connector::memory::{MemoryBreaker, MemoryLedger};
 use eucora_connector::testing;
@@ -130,6 +131,7 @@ fn connector<P: eucora_connector::Platform>(
         platform,
         breaker_policy: BreakerPolicy::default(),
         ring_groups: BTreeMap::from([(Ring::Canary, group.to_owned())]),
+        work_budget: None,
     }
 }
 

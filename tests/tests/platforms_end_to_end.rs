@@ -3,7 +3,7 @@
 //! decision, and a breaker per platform that isolates one platform's failures from the other.
 
 use eucora_connector::breaker::{BreakerPolicy, BreakerStatus};
-use eucora_connector::credentials::MemoryArtifacts;
+use eucora_connector::artifact::MemoryArtifacts;
 use eucora_connector::testing;
 use eucora_domain::audit::AuditKind;
 use eucora_domain::evidence::Platform;

@@ -1,7 +1,7 @@
 //! No secret value — client secrets, passwords, access tokens — appears in any log line or audit
 //! event, through token refreshes, a 401, a rotation and a refused credential.
 
-use eucora_connector::credentials::MemoryArtifacts;
+use eucora_connector::artifact::MemoryArtifacts;
 use eucora_connector::testing;
 use eucora_domain::evidence::Platform;
 use eucora_service::ports::{DeploymentStore, QueueName};

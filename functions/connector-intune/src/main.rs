@@ -34,7 +34,7 @@ async fn main() -> Result<(), Error> {
 mod tests {
     use aws_lambda_events::sqs::SqsEvent;
     use eucora_aws::connector_lambda::handle_batch;
-    use eucora_connector::credentials::MemoryArtifacts;
+    use eucora_connector::artifact::MemoryArtifacts;
     use eucora_connector::testing;
     use eucora_domain::lifecycle::DeploymentState;
     use eucora_domain::{DeploymentId, Ring};

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
 mod tests {
     use aws_lambda_events::sqs::SqsEvent;
     use eucora_aws::connector_lambda::handle_batch;
-    use eucora_connector::credentials::MemoryArtifacts;
+    use eucora_connector::artifact::MemoryArtifacts;
     use eucora_connector::testing;
     use eucora_domain::DeploymentId;
     use eucora_service::ports::DeploymentStore;

@@ -73,16 +73,42 @@ where
     P: Platform,
     M: MessageControl,
 {
+    // One deadline for the batch: its commands share the invocation's timeout.
+    let deadline = connector
+        .work_budget
+        .map(|b| std::time::Instant::now() + b);
     each_command(event, control, |envelope, attempt, message_id| async move {
         let Body::ConnectorCommand(command) = &envelope.body else {
             return Disposition::DeadLetter("not a connector command".into());
         };
-        let outcome = connector.execute(&envelope, command, attempt, jitter(&message_id), now).await;
+        let outcome = connector
+            .execute_until(&envelope, command, attempt, jitter(&message_id), now, deadline)
+            .await;
         tracing::info!(outcome = ?outcome, action = ?command.action, ring = command.ring.number(), "command handled");
         disposition(&outcome)
     })
     .await
 }
+
+/// How long one invocation works on a command (`CONNECTOR_WORK_BUDGET_SECONDS`, below the
+/// function's timeout): a long upload hands the rest to the next invocation.
+pub fn work_budget() -> Result<std::time::Duration, MissingEnv> {
+    match std::env::var("CONNECTOR_WORK_BUDGET_SECONDS") {
+        Err(_) => Ok(DEFAULT_WORK_BUDGET),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                MissingEnv("CONNECTOR_WORK_BUDGET_SECONDS (a whole number of seconds above 0)".to_owned())
+            }),
+    }
+}
+
+/// Without `CONNECTOR_WORK_BUDGET_SECONDS`.
+pub const DEFAULT_WORK_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How long the platform secret is trusted before it is read again (a 401 re-reads it at once).
 pub const SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
@@ -141,6 +167,7 @@ impl<P: Platform> ConnectorRuntime<P> {
                 platform,
                 breaker_policy: eucora_connector::breaker::BreakerPolicy::default(),
                 ring_groups,
+                work_budget: Some(work_budget()?),
             },
             control: crate::consumer::SqsControl {
                 client: aws_sdk_sqs::Client::new(&sdk),

@@ -30,6 +30,9 @@ impl ErrorClass {
     }
 }
 
+/// The code of [`CallError::resume_later`].
+pub const RESUME_LATER: &str = "RESUME_LATER";
+
 /// A failed external call. Carries what the platform said, never a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{class:?} error from {operation}: HTTP {}: {code}: {message}", status.map_or_else(|| "-".to_owned(), |s| s.to_string()))]
@@ -86,6 +89,25 @@ impl CallError {
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// Not a failure: the work goes on in a later invocation (a long upload past this one's
+    /// budget, a platform step still processing). The message comes back after `after`, and the
+    /// circuit breaker does not count it.
+    pub fn resume_later(operation: &str, why: impl Into<String>, after: Duration) -> CallError {
+        CallError {
+            class: ErrorClass::Transient,
+            operation: operation.to_owned(),
+            status: None,
+            code: RESUME_LATER.into(),
+            message: why.into(),
+            retry_after: Some(after),
+        }
+    }
+
+    /// Whether this is [`CallError::resume_later`].
+    pub fn is_resume_later(&self) -> bool {
+        self.code == RESUME_LATER
     }
 
     /// Parses a `Retry-After` header: seconds, possibly fractional (Graph sends `2.128`).

@@ -154,6 +154,9 @@ pub struct Connector<S, L, B, P> {
     pub breaker_policy: BreakerPolicy,
     /// The platform's group for each ring.
     pub ring_groups: BTreeMap<Ring, String>,
+    /// How long one invocation (a batch of commands) works before it hands the rest to the next
+    /// (`None`: until done). Below the function's timeout.
+    pub work_budget: Option<Duration>,
 }
 
 fn retry(
@@ -208,7 +211,26 @@ where
         jitter: f64,
         now: Timestamp,
     ) -> Outcome {
-        match self.run(envelope, command, attempt, jitter, now).await {
+        let deadline = self.work_budget.map(|b| std::time::Instant::now() + b);
+        self.execute_until(envelope, command, attempt, jitter, now, deadline)
+            .await
+    }
+
+    /// [`Connector::execute`], with long work stopped at `deadline` (the batch's: a function
+    /// invocation handles several commands within one timeout).
+    pub async fn execute_until(
+        &self,
+        envelope: &Envelope,
+        command: &ConnectorCommand,
+        attempt: u32,
+        jitter: f64,
+        now: Timestamp,
+        deadline: Option<std::time::Instant>,
+    ) -> Outcome {
+        match self
+            .run(envelope, command, attempt, jitter, now, deadline)
+            .await
+        {
             Ok(o) => o,
             Err(e) if e.is_retryable() => retry(attempt, None, jitter, format!("storage: {e}")),
             Err(e) => Outcome::Failed {
@@ -225,6 +247,7 @@ where
         attempt: u32,
         jitter: f64,
         now: Timestamp,
+        deadline: Option<std::time::Instant>,
     ) -> Result<Outcome, StoreError> {
         if command.platform != self.platform.kind() {
             return Ok(Outcome::Failed {
@@ -256,7 +279,7 @@ where
             let outcome = match authorised(&record, command) {
                 Err(reason) => Ok(Outcome::Skipped { reason }),
                 Ok(()) => {
-                    self.call_platform(&record, envelope, command, attempt, jitter, now)
+                    self.call_platform(&record, envelope, command, attempt, jitter, now, deadline)
                         .await
                 }
             };
@@ -285,7 +308,7 @@ where
             return Ok(Outcome::Skipped { reason });
         }
         let outcome = self
-            .call_platform(&record, envelope, command, attempt, jitter, now)
+            .call_platform(&record, envelope, command, attempt, jitter, now, deadline)
             .await?;
         match &outcome {
             Outcome::Done { platform_ids } => {
@@ -301,6 +324,7 @@ where
         Ok(outcome)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn call_platform(
         &self,
         record: &DeploymentRecord,
@@ -309,6 +333,7 @@ where
         attempt: u32,
         jitter: f64,
         now: Timestamp,
+        deadline: Option<std::time::Instant>,
     ) -> Result<Outcome, StoreError> {
         let kind = self.platform.kind();
         let Some(group_id) = self.ring_groups.get(&command.ring) else {
@@ -368,7 +393,8 @@ where
             artifact,
             now,
         };
-        let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now);
+        let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now)
+            .with_deadline(deadline);
         let result = match command.action {
             ConnectorAction::Publish => self.platform.publish(&mut cx, &job).await,
             ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,
@@ -448,6 +474,15 @@ where
         jitter: f64,
         report_: &mut ConnectorReport,
     ) -> Outcome {
+        if e.is_resume_later() {
+            tracing::info!(platform = %self.platform.kind(), operation = %e.operation, reason = %e.message, "resuming later");
+            return Outcome::Retry {
+                after_ms: e
+                    .retry_after
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                reason: e.message.clone(),
+            };
+        }
         tracing::warn!(platform = %self.platform.kind(), error_class = ?e.class, status = ?e.status, code = %e.code, operation = %e.operation, "platform call failed");
         match e.class {
             ErrorClass::Transient | ErrorClass::Unauthorized => {

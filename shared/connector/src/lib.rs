@@ -12,6 +12,7 @@
 //! - [`execute`]: the use case that runs one command through all of the above and records every
 //!   external call as an audit event (correlation id, HTTP status, error class, platform ids).
 
+pub mod artifact;
 pub mod backoff;
 pub mod breaker;
 pub mod credentials;

@@ -52,6 +52,8 @@ pub struct CallContext {
     pub auth_refreshed: bool,
     started_at: Timestamp,
     started: std::time::Instant,
+    /// When this invocation stops working and hands the rest to a later one.
+    deadline: Option<std::time::Instant>,
 }
 
 impl CallContext {
@@ -69,7 +71,29 @@ impl CallContext {
             auth_refreshed: false,
             started_at: now,
             started: std::time::Instant::now(),
+            deadline: None,
         }
+    }
+
+    /// Limits the work of this invocation (its start plus the work budget, below the function's
+    /// timeout); without a deadline the command works until it is done.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Option<std::time::Instant>) -> CallContext {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Limits the work to `budget` from now.
+    #[must_use]
+    pub fn with_budget(self, budget: std::time::Duration) -> CallContext {
+        self.with_deadline(Some(std::time::Instant::now() + budget))
+    }
+
+    /// Whether the deadline has passed: long work (an upload) stops at its next safe point and
+    /// returns [`crate::CallError::resume_later`], to go on from the platform's state next time.
+    pub fn out_of_time(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// When a call happens: the command's start plus the time elapsed since.

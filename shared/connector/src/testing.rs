@@ -13,7 +13,7 @@ use eucora_service::usecases::score::score;
 use eucora_service::usecases::submit::{SubmitInput, submit};
 use sha2::Digest;
 
-use crate::credentials::MemoryArtifacts;
+use crate::artifact::MemoryArtifacts;
 
 /// A sample deployment, dispatching into its first ring.
 ///
@@ -62,7 +62,7 @@ pub async fn dispatched(
             .repeat(64)
             .into_bytes();
         let bytes = package(platform, &payload);
-        a["sha256"] = crate::credentials::hex_lower(&sha2::Sha256::digest(&bytes)).into();
+        a["sha256"] = crate::artifact::hex_lower(&sha2::Sha256::digest(&bytes)).into();
         a["size_bytes"] = bytes.len().into();
         a["location"] = location.clone().into();
         artifacts.put(&location, bytes);

@@ -53,8 +53,12 @@ impl Scripted {
             operation: "create_app".into(),
             method: "POST".into(),
             endpoint: "/v1.0/deviceAppManagement/mobileApps".into(),
-            status: Some(r.as_ref().map_or_else(|e| e.status.unwrap_or(0), |_| 201)),
-            error_class: r.as_ref().err().map(|e| e.class),
+            // A hand-off to a later invocation follows calls that succeeded.
+            status: Some(r.as_ref().map_or_else(
+                |e| if e.is_resume_later() { 201 } else { e.status.unwrap_or(0) },
+                |_| 201,
+            )),
+            error_class: r.as_ref().err().filter(|e| !e.is_resume_later()).map(|e| e.class),
             platform_ids: json!({ "app_id": "app-1" }),
             duration_ms: 3,
             at: job.now,
@@ -167,6 +171,7 @@ async fn setup() -> (
             (Ring::Canary, "grp-canary".to_owned()),
             (Ring::Pilot, "grp-pilot".to_owned()),
         ]),
+        work_budget: None,
     };
     (connector, platform)
 }
@@ -272,6 +277,43 @@ async fn a_transient_failure_retries_with_backoff_and_honours_retry_after() {
         Outcome::Done { .. }
     ));
     assert_eq!(p.calls(), 3);
+}
+
+#[tokio::test]
+async fn work_handed_to_later_invocations_is_neither_a_failure_nor_a_halt() {
+    let (c, p) = setup().await;
+    let (e, cmd) = publish();
+    for i in 1..=8 {
+        p.push(Err(CallError::resume_later(
+            "upload_block",
+            format!("{i} of 9 parts uploaded"),
+            std::time::Duration::from_secs(15),
+        )));
+        match c.execute(&e, &cmd, i, 0.9, now()).await {
+            // The delay asked for, not the backoff of the attempt.
+            Outcome::Retry { after_ms, reason } => {
+                assert_eq!(after_ms, 15_000);
+                assert!(reason.contains("of 9 parts"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        c.breaker
+            .state(Kind::Windows)
+            .status(now(), &BreakerPolicy::default()),
+        BreakerStatus::Closed,
+        "progress never opens the breaker"
+    );
+    assert_eq!(
+        state(&c).await,
+        DeploymentState::Dispatching { ring: Ring::Canary }
+    );
+    assert!(matches!(
+        c.execute(&e, &cmd, 9, 0.9, now()).await,
+        Outcome::Done { .. }
+    ));
+    assert_eq!(p.calls(), 9);
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 
 use base64::Engine as _;
 use eucora_connector::CallError;
-use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::artifact::ArtifactSource;
+use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::{DetectionKind, RollbackStrategy, RunAs};
 use reqwest::Method;

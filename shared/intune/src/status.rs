@@ -61,7 +61,8 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use eucora_connector::CallError;
-use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::artifact::ArtifactSource;
+use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, RingStatus, percent_encode};
 use eucora_domain::Timestamp;
 use eucora_domain::evidence::Platform as Kind;

@@ -6,7 +6,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::credentials::StaticCredentials;
 use eucora_connector::platform::{CallContext, Job, Platform, RingStatus};
 use eucora_connector::testing;
 use eucora_domain::Ring;

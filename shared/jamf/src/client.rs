@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::artifact::ArtifactSource;
+use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
 use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::evidence::Platform as Kind;

@@ -1,7 +1,8 @@
 //! Publish and rollback on Jamf Pro.
 
 use eucora_connector::CallError;
-use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::artifact::ArtifactSource;
+use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::RollbackStrategy;
 use reqwest::Method;

@@ -42,7 +42,8 @@ use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use eucora_connector::credentials::{ArtifactSource, Credentials};
+use eucora_connector::artifact::ArtifactSource;
+use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, RingStatus, percent_encode};
 use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::Timestamp;

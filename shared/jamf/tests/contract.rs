@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::credentials::StaticCredentials;
 use eucora_connector::platform::{CallContext, Job, Platform};
 use eucora_connector::{CallError, ErrorClass, testing};
 use eucora_domain::ManualClock;

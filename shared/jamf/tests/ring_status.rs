@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eucora_connector::credentials::{MemoryArtifacts, StaticCredentials};
+use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::credentials::StaticCredentials;
 use eucora_connector::platform::{CallContext, Job, Platform, RingStatus};
 use eucora_connector::testing;
 use eucora_domain::evidence::Platform as Kind;

@@ -190,6 +190,7 @@ fn connector<P: eucora_connector::Platform>(
         platform,
         breaker_policy: BreakerPolicy::default(),
         ring_groups,
+        work_budget: None,
     }
 }
 

@@ -29,6 +29,22 @@ string_enum!(
     /// The operating system an artifact is for; it decides the connector (Intune or Jamf).
     Platform { Windows => "windows", Macos => "macos" }
 );
+
+impl Platform {
+    /// The largest package the platform takes, in bytes, and the limit as its owner states it.
+    /// Intune: 30 GB per Win32 app (decimal GB, so never more generous than Microsoft's
+    /// limit). Jamf Pro: the Jamf Cloud Distribution Service's 20 GB per file.
+    pub fn package_size_limit(self) -> (u64, &'static str) {
+        match self {
+            Platform::Windows => (30_000_000_000, "Intune's limit of 30 GB per Win32 app"),
+            Platform::Macos => (
+                20_000_000_000,
+                "the Jamf Cloud Distribution Service's limit of 20 GB per package",
+            ),
+        }
+    }
+}
+
 string_enum!(
     /// How reachable the target sites are; it sets the time-to-compliance limit.
     SiteClass { Online => "online", Intermittent => "intermittent", AirGapped => "air_gapped" }

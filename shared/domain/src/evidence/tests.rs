@@ -122,3 +122,33 @@ fn duplicate_platform_and_non_contiguous_rings_are_refused() {
     );
     assert!(fields.contains(&"evidence.rollout.rings"), "{fields:?}");
 }
+
+#[test]
+fn packages_up_to_each_platforms_limit_are_taken_and_larger_ones_named() {
+    let mut v: serde_json::Value = serde_json::from_str(MULTI).unwrap();
+    // 4 GiB, and each platform's own limit: taken.
+    v["evidence"]["artifacts"][0]["size_bytes"] = (4_u64 << 30).into();
+    v["evidence"]["artifacts"][1]["size_bytes"] = 20_000_000_000_u64.into();
+    assert!(Submission::from_value(&v).is_ok());
+    v["evidence"]["artifacts"][0]["size_bytes"] = 30_000_000_000_u64.into();
+    assert!(Submission::from_value(&v).is_ok());
+    // One byte over: refused, naming the field and the limit.
+    v["evidence"]["artifacts"][0]["size_bytes"] = 30_000_000_001_u64.into();
+    v["evidence"]["artifacts"][1]["size_bytes"] = 20_000_000_001_u64.into();
+    let err = Submission::from_value(&v).unwrap_err();
+    let named = |field: &str| {
+        err.fields()
+            .iter()
+            .find(|f| f.field == field)
+            .map(|f| f.problem.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        named("evidence.artifacts[0].size_bytes").contains("Intune's limit of 30 GB"),
+        "{err:?}"
+    );
+    assert!(
+        named("evidence.artifacts[1].size_bytes").contains("20 GB"),
+        "{err:?}"
+    );
+}
