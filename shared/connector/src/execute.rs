@@ -216,6 +216,13 @@ where
             .await
     }
 
+    /// How long a claim protects a running command: the ledger's lease, or longer when one
+    /// invocation may work longer (a long upload), so that no second worker starts meanwhile.
+    fn lease(&self) -> Duration {
+        self.work_budget
+            .map_or(LEASE, |b| (b + Duration::from_secs(120)).max(LEASE))
+    }
+
     /// [`Connector::execute`], with long work stopped at `deadline` (the batch's: a function
     /// invocation handles several commands within one timeout).
     pub async fn execute_until(
@@ -269,7 +276,7 @@ where
         if command.action == ConnectorAction::QueryStatus {
             // One status query in flight per deployment, ring and platform: a query sent while
             // another still runs has nothing to add.
-            if let Claim::Busy { until } = self.ledger.claim(&key, now, LEASE).await? {
+            if let Claim::Busy { until } = self.ledger.claim(&key, now, self.lease()).await? {
                 return Ok(Outcome::Skipped {
                     reason: format!(
                         "a status query for this ring is already running (lease until {until})"
@@ -286,14 +293,14 @@ where
             self.ledger.release(&key).await?;
             return outcome;
         }
-        match self.ledger.claim(&key, now, LEASE).await? {
+        match self.ledger.claim(&key, now, self.lease()).await? {
             Claim::Acquired => {}
             Claim::Duplicate(first) => {
                 tracing::info!(%key, "duplicate command: 409, nothing changed");
                 return Ok(Outcome::Duplicate { status: 409, first });
             }
             Claim::Busy { until } => {
-                let wait = until.since(now).try_into().unwrap_or(LEASE);
+                let wait = until.since(now).try_into().unwrap_or(self.lease());
                 return Ok(retry(
                     attempt,
                     Some(wait),

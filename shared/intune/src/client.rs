@@ -8,7 +8,7 @@ use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
 use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::evidence::Platform as Kind;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -23,12 +23,27 @@ pub struct IntuneConfig {
     /// `https://graph.microsoft.com` (or the simulator).
     pub graph_base: String,
     pub timeout: Duration,
-    /// Polls of Graph's asynchronous steps (upload URI, commit, publishing) within one invocation;
-    /// when they run out, the command is retried later rather than sleeping on in Lambda.
+    /// Polls of Graph's asynchronous steps (storage URI, its renewal, commit, publishing) within
+    /// one invocation; when they run out the command resumes later (`resume_after`), waiting on
+    /// the same content version and file, rather than sleeping on in Lambda.
     pub poll_interval: Duration,
     pub poll_attempts: u32,
-    /// Block size for the storage upload (Graph's samples use 6 MiB).
+    /// How long a slow background step is left before the next invocation looks again.
+    pub resume_after: Duration,
+    /// Block size for the storage upload (Graph's samples use 6 MiB), and the size of the
+    /// package's range reads.
     pub chunk_size: usize,
+    /// Blocks uploaded at once (each holds one block in memory).
+    pub upload_concurrency: usize,
+    /// Retries of one storage request on a transient failure (500, 503, a dropped connection),
+    /// after `block_retry_backoff`, doubled each time.
+    pub block_retries: u32,
+    pub block_retry_backoff: Duration,
+    /// A storage URI is renewed (`renewUpload`) once it has been used this long (Microsoft's
+    /// samples renew at 7.5 minutes; Intune's URIs are seen to expire 7 to 15 minutes in).
+    pub sas_renew_after: Duration,
+    /// The largest package accepted (Intune's Win32 app limit, 30 GB).
+    pub max_package_bytes: u64,
 }
 
 impl Default for IntuneConfig {
@@ -39,7 +54,13 @@ impl Default for IntuneConfig {
             timeout: Duration::from_secs(20),
             poll_interval: Duration::from_millis(500),
             poll_attempts: 20,
+            resume_after: Duration::from_secs(30),
             chunk_size: 6 * 1024 * 1024,
+            upload_concurrency: 3,
+            block_retries: 3,
+            block_retry_backoff: Duration::from_millis(500),
+            sas_renew_after: Duration::from_secs(7 * 60),
+            max_package_bytes: crate::intunewin::intune_max_bytes(),
         }
     }
 }
@@ -123,7 +144,7 @@ impl<C: Credentials, A: ArtifactSource> IntuneClient<C, A> {
     }
 
     #[allow(clippy::too_many_arguments)] // one audit record's fields
-    fn record(
+    pub(crate) fn record(
         cx: &mut CallContext,
         operation: &str,
         method: &Method,
@@ -407,82 +428,6 @@ impl<C: Credentials, A: ArtifactSource> IntuneClient<C, A> {
             ids,
         );
         Err(err)
-    }
-
-    /// A request to the storage URI Graph handed out (no bearer token; the signature is in the
-    /// URL, so the recorded endpoint drops the query string).
-    pub(crate) async fn storage_put(
-        &self,
-        cx: &mut CallContext,
-        op: &str,
-        url: &str,
-        body: Vec<u8>,
-        blob_header: bool,
-    ) -> Result<(), CallError> {
-        let endpoint = reqwest::Url::parse(url)
-            .map(|u| u.path().to_owned())
-            .unwrap_or_default();
-        let mut req = self
-            .http
-            .put(url)
-            .header("X-Correlation-ID", cx.correlation_id.as_str())
-            .body(body);
-        if blob_header {
-            req = req.header("x-ms-blob-type", "BlockBlob");
-        }
-        let started = Instant::now();
-        match req.send().await {
-            Ok(r) if r.status().is_success() => {
-                Self::record(
-                    cx,
-                    op,
-                    &Method::PUT,
-                    &endpoint,
-                    Some(r.status().as_u16()),
-                    None,
-                    started,
-                    Value::Null,
-                );
-                Ok(())
-            }
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let err = CallError::http(
-                    op,
-                    status,
-                    StatusCode::from_u16(status)
-                        .ok()
-                        .and_then(|s| s.canonical_reason())
-                        .unwrap_or("Error"),
-                    "storage upload refused",
-                    None,
-                );
-                Self::record(
-                    cx,
-                    op,
-                    &Method::PUT,
-                    &endpoint,
-                    Some(status),
-                    Some(err.class),
-                    started,
-                    Value::Null,
-                );
-                Err(err)
-            }
-            Err(e) => {
-                Self::record(
-                    cx,
-                    op,
-                    &Method::PUT,
-                    &endpoint,
-                    None,
-                    Some(ErrorClass::Transient),
-                    started,
-                    Value::Null,
-                );
-                Err(CallError::no_answer(op, e.without_url().to_string()))
-            }
-        }
     }
 }
 

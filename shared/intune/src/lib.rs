@@ -2,10 +2,19 @@
 //!
 //! - Token: `OAuth2` client credentials at `{login}/{tenant}/oauth2/v2.0/token`, cached, refreshed
 //!   5 minutes before it expires, and on a 401 (token and secret refreshed once, then one retry).
-//! - Publish: find the app (by display name and the `eucora:` note carrying the correlation id)
-//!   or create the Win32 LOB app; content version, file, block upload to the storage URI, commit,
-//!   committed content version; wait until published; assign the ring's group by reading the
-//!   assignments and posting the merged list (`assign` replaces all of them).
+//! - Publish: find the app (by display name and the `eucora:` note carrying the correlation id,
+//!   matched as the whole note or a whole line of it) or create the Win32 LOB app with
+//!   `setupFilePath` from the package's `Detection.xml`; content version, file, block upload to
+//!   the storage URI, commit, committed content version; wait until published; assign the ring's
+//!   group by reading the assignments and posting the merged list (`assign` replaces all of them).
+//!   The package is read by range and streamed, never held whole (`intunewin.rs`, `upload.rs`):
+//!   its encrypted file goes to Azure in `chunk_size` blocks, a few at a time, resumable from
+//!   Azure's block list across invocations; the storage URI is renewed before it gets old and on
+//!   Azure's 403 for its expiry; the block list and the file are committed only once every byte's
+//!   SHA-256 is the evidence pack's. Slow background steps (storage URI, renewal, commit,
+//!   publishing) are waited on across invocations (`CallError::resume_later`), on the same
+//!   content version; a failed commit halts with Intune's state. Packages over Intune's 30 GB
+//!   are refused before anything is created.
 //! - Status: the ring's population is its Entra ID group's device members (earlier rings'
 //!   groups' members left out), joined through the managed devices' `azureADDeviceId` with the
 //!   v1.0 `retrieveDeviceAppInstallationStatusReport`, paged side by side; its rows (one per
@@ -22,5 +31,6 @@ mod model;
 mod publish;
 pub mod report;
 mod status;
+mod upload;
 
 pub use client::{IntuneClient, IntuneConfig, client_request_id};

@@ -52,21 +52,22 @@ pub struct Id {
     pub id: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A content file (`mobileAppContentFile`) as the upload reads it.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ListedFile {
+pub struct ContentFile {
     pub id: String,
     pub upload_state: String,
     #[serde(default)]
     pub azure_storage_uri: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContentFile {
-    pub upload_state: String,
     #[serde(default)]
-    pub azure_storage_uri: Option<String>,
+    pub azure_storage_uri_expiration_date_time: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub size_encrypted: Option<u64>,
+    #[serde(default)]
+    pub is_committed: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

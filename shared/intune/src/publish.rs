@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use eucora_connector::CallError;
+use eucora_connector::ErrorClass;
 use eucora_connector::artifact::ArtifactSource;
 use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, percent_encode};
@@ -10,7 +11,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::IntuneClient;
-use crate::model::{ContentFile, Id, ListedFile, Listing, MobileApp};
+use crate::intunewin::Package;
+use crate::model::{ContentFile, Id, Listing, MobileApp};
+use crate::upload::{Target, is_pending, renew_deadline, settle};
 
 const APPS: &str = "/v1.0/deviceAppManagement/mobileApps";
 
@@ -22,6 +25,12 @@ fn display_name(job: &Job<'_>) -> String {
 /// The note that marks an app as this deployment's (the correlation id makes it unique).
 fn marker(job: &Job<'_>) -> String {
     format!("eucora:{}", job.deployment.correlation_id())
+}
+
+/// Whether an app's notes carry the marker: the whole notes, or one whole line of them (so
+/// `eucora:CHG1` is not found in `eucora:CHG12`).
+pub(crate) fn has_marker(notes: &str, marker: &str) -> bool {
+    notes.trim() == marker || notes.lines().any(|line| line.trim() == marker)
 }
 
 pub(crate) fn quote(s: &str) -> String {
@@ -42,11 +51,11 @@ pub(crate) async fn find_app<C: Credentials, A: ArtifactSource>(
             .graph(cx, "find_app", Method::GET, &url, None, Value::Null)
             .await?
             .json("find_app")?;
-        if let Some(app) = page
-            .value
-            .into_iter()
-            .find(|a| a.notes.as_deref().is_some_and(|n| n.contains(&marker(job))))
-        {
+        if let Some(app) = page.value.into_iter().find(|a| {
+            a.notes
+                .as_deref()
+                .is_some_and(|n| has_marker(n, &marker(job)))
+        }) {
             return Ok(Some(app));
         }
         match page.next_link {
@@ -78,7 +87,7 @@ fn detection_rule(job: &Job<'_>) -> Value {
     }
 }
 
-fn new_app(job: &Job<'_>) -> Value {
+fn new_app(job: &Job<'_>, package: &Package) -> Value {
     let s = &job.deployment.submission;
     let run_as = match s.evidence.installation.run_as {
         RunAs::User => "user",
@@ -91,7 +100,8 @@ fn new_app(job: &Job<'_>) -> Value {
         "publisher": s.app.vendor,
         "notes": marker(job),
         "fileName": job.artifact.file_name,
-        "setupFilePath": job.artifact.file_name.trim_end_matches(".intunewin"),
+        // The installer's path inside the package, as Detection.xml names it.
+        "setupFilePath": package.setup_file,
         "installCommandLine": job.artifact.install_command,
         "uninstallCommandLine": job.artifact.uninstall_command,
         "applicableArchitectures": "x64",
@@ -106,62 +116,20 @@ fn new_app(job: &Job<'_>) -> Value {
     })
 }
 
-/// Polls `path` until `done(state)` or the attempts run out (then a transient error: the
-/// command comes back later instead of sleeping on in Lambda).
-async fn poll_file<C: Credentials, A: ArtifactSource>(
-    c: &IntuneClient<C, A>,
-    cx: &mut CallContext,
-    op: &str,
-    path: &str,
-    want: &str,
-    ids: &Value,
-) -> Result<ContentFile, CallError> {
-    for _ in 0..c.cfg.poll_attempts {
-        let f: ContentFile = c
-            .graph(cx, op, Method::GET, path, None, ids.clone())
-            .await?
-            .json(op)?;
-        if f.upload_state == want {
-            return Ok(f);
-        }
-        if f.upload_state.ends_with("Failed")
-            || f.upload_state.ends_with("TimedOut")
-            || f.upload_state == "error"
-        {
-            return Err(CallError::http(
-                op,
-                500,
-                f.upload_state,
-                "Intune reported the upload step failed",
-                None,
-            ));
-        }
-        tokio::time::sleep(c.cfg.poll_interval).await;
-    }
-    Err(CallError::no_answer(op, format!("{want} not reached yet")))
+/// The latest content version an earlier attempt left behind, and its file.
+enum Latest {
+    None,
+    Version(String),
+    File(String, ContentFile),
 }
 
-/// Where an earlier attempt left the content (the platform's state is the progress).
-enum Resume {
-    /// Start a new content version.
-    Fresh,
-    /// The file exists with a storage URI: upload (again) and commit.
-    Upload {
-        cv: String,
-        file: String,
-        uri: String,
-    },
-    /// The file is committed (or committing): set the committed content version.
-    Committed { cv: String, file: String },
-}
-
-/// Looks at the latest content version an earlier attempt left behind.
-async fn resume_point<C: Credentials, A: ArtifactSource>(
+/// Looks at the latest content version (the platform's state is the progress).
+async fn latest<C: Credentials, A: ArtifactSource>(
     c: &IntuneClient<C, A>,
     cx: &mut CallContext,
     base: &str,
     ids: &Value,
-) -> Result<Resume, CallError> {
+) -> Result<Latest, CallError> {
     let versions: Listing<Id> = c
         .graph(
             cx,
@@ -173,10 +141,15 @@ async fn resume_point<C: Credentials, A: ArtifactSource>(
         )
         .await?
         .json("list_content_versions")?;
-    let Some(cv) = versions.value.last() else {
-        return Ok(Resume::Fresh);
+    // Content version ids count up from 1.
+    let Some(cv) = versions
+        .value
+        .into_iter()
+        .max_by_key(|v| (v.id.parse::<u64>().unwrap_or(0), v.id.clone()))
+    else {
+        return Ok(Latest::None);
     };
-    let files: Listing<ListedFile> = c
+    let files: Listing<ContentFile> = c
         .graph(
             cx,
             "list_content_files",
@@ -187,165 +160,212 @@ async fn resume_point<C: Credentials, A: ArtifactSource>(
         )
         .await?
         .json("list_content_files")?;
-    let Some(f) = files.value.into_iter().next() else {
-        return Ok(Resume::Fresh);
-    };
-    Ok(match (f.upload_state.as_str(), f.azure_storage_uri) {
-        ("commitFileSuccess" | "commitFilePending", _) => Resume::Committed {
-            cv: cv.id.clone(),
-            file: f.id,
-        },
-        ("azureStorageUriRequestSuccess", Some(uri)) => Resume::Upload {
-            cv: cv.id.clone(),
-            file: f.id,
-            uri,
-        },
-        _ => Resume::Fresh,
+    Ok(match files.value.into_iter().last() {
+        Some(f) => Latest::File(cv.id, f),
+        None => Latest::Version(cv.id),
     })
 }
 
-/// Uploads the encrypted payload in blocks to the storage URI and commits the file.
-#[allow(clippy::too_many_arguments)]
-async fn upload_and_commit<C: Credentials, A: ArtifactSource>(
+async fn create_version<C: Credentials, A: ArtifactSource>(
     c: &IntuneClient<C, A>,
     cx: &mut CallContext,
-    package: &crate::intunewin::IntuneWin,
     base: &str,
-    cv: &str,
-    file: &str,
-    uri: &str,
-    app_id: &str,
-) -> Result<(), CallError> {
-    let mut block_ids = Vec::new();
-    for (i, chunk) in package
-        .encrypted
-        .chunks(c.cfg.chunk_size.max(1))
-        .enumerate()
-    {
-        let id = base64::engine::general_purpose::STANDARD.encode(format!("block-{i:08}"));
-        c.storage_put(
+    ids: &Value,
+) -> Result<String, CallError> {
+    let cv: Id = c
+        .graph(
             cx,
-            "upload_block",
-            &format!("{uri}&comp=block&blockid={}", percent_encode(&id)),
-            chunk.to_vec(),
-            true,
+            "create_content_version",
+            Method::POST,
+            base,
+            Some(&json!({})),
+            ids.clone(),
         )
-        .await?;
-        block_ids.push(id);
-    }
-    let list = block_ids.iter().fold(String::new(), |mut acc, b| {
-        acc.push_str("<Latest>");
-        acc.push_str(b);
-        acc.push_str("</Latest>");
-        acc
-    });
-    c.storage_put(
-        cx,
-        "commit_blocks",
-        &format!("{uri}&comp=blocklist"),
-        format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>")
-            .into_bytes(),
-        false,
-    )
-    .await?;
-    let fids = json!({ "app_id": app_id, "content_version": cv, "file_id": file });
-    c.graph(
-        cx,
-        "commit_file",
-        Method::POST,
-        &format!("{base}/{cv}/files/{file}/commit"),
-        Some(&json!({ "fileEncryptionInfo": package.encryption_info })),
-        fids,
-    )
-    .await?;
-    Ok(())
+        .await?
+        .json("create_content_version")?;
+    Ok(cv.id)
 }
 
-/// Creates (or resumes) the content version, uploads the `.intunewin`'s encrypted payload,
+async fn create_file<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    package: &Package,
+    base: &str,
+    cv: &str,
+    ids: &Value,
+) -> Result<ContentFile, CallError> {
+    c.graph(
+        cx,
+        "create_content_file",
+        Method::POST,
+        &format!("{base}/{cv}/files"),
+        Some(&json!({
+            "@odata.type": "#microsoft.graph.mobileAppContentFile",
+            "name": job.artifact.file_name,
+            "size": package.unencrypted_size,
+            "sizeEncrypted": package.content.size,
+            "manifest": null,
+            "isDependency": false
+        })),
+        ids.clone(),
+    )
+    .await?
+    .json("create_content_file")
+}
+
+/// A failed step of the upload: permanent, naming Intune's state.
+fn step_failed(op: &str, state: &str, what: &str) -> CallError {
+    CallError {
+        class: ErrorClass::Permanent,
+        operation: op.to_owned(),
+        status: None,
+        code: state.to_owned(),
+        message: format!("Intune reported {state}: {what}"),
+        retry_after: None,
+    }
+}
+
+/// The committed file is the one uploaded: committed, with the sizes sent.
+fn check_committed(file: &ContentFile, package: &Package) -> Result<(), CallError> {
+    let problem = if file.is_committed == Some(false) {
+        Some("it is not committed (isCommitted false)".to_owned())
+    } else if file.size_encrypted != Some(package.content.size) {
+        Some(format!(
+            "sizeEncrypted is {:?}, {} bytes were uploaded",
+            file.size_encrypted, package.content.size
+        ))
+    } else if file.size != Some(package.unencrypted_size) {
+        Some(format!(
+            "size is {:?}, the package says {}",
+            file.size, package.unencrypted_size
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(CallError::invalid_payload(
+            "await_commit",
+            "INTUNE_COMMITTED_FILE_MISMATCH",
+            format!(
+                "the committed content file {} is not the upload: {why}",
+                file.id
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Creates (or resumes) the content version and its file, uploads the package's encrypted file,
 /// commits it with the package's encryption information, and sets the committed version.
+/// A content version whose file is still being processed is waited on (across invocations),
+/// never replaced by a new one.
 async fn upload_content<C: Credentials, A: ArtifactSource>(
     c: &IntuneClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
+    package: &Package,
     app_id: &str,
-) -> Result<Value, CallError> {
+) -> Result<String, CallError> {
     let base = format!("{APPS}/{app_id}/microsoft.graph.win32LobApp/contentVersions");
     let ids = json!({ "app_id": app_id });
-    let resume = resume_point(c, cx, &base, &ids).await?;
-    let (cv, file_id) = match resume {
-        Resume::Committed { cv, file } => (cv, file),
-        other => {
-            let package = crate::intunewin::read(
-                &c.artifacts
-                    .fetch(&job.artifact.location, job.artifact.sha256.as_str())
-                    .await?,
-            )?;
-            let (cv, file, uri) = match other {
-                Resume::Upload { cv, file, uri } => (cv, file, uri),
-                _ => {
-                    let cv: Id = c
-                        .graph(
-                            cx,
-                            "create_content_version",
-                            Method::POST,
-                            &base,
-                            Some(&json!({})),
-                            ids.clone(),
-                        )
-                        .await?
-                        .json("create_content_version")?;
-                    let file: Id = c
-                        .graph(cx, "create_content_file", Method::POST, &format!("{base}/{}/files", cv.id), Some(&json!({
-                            "@odata.type": "#microsoft.graph.mobileAppContentFile",
-                            "name": job.artifact.file_name, "size": package.unencrypted_size, "sizeEncrypted": package.encrypted.len(),
-                            "manifest": null, "isDependency": false
-                        })), ids.clone())
-                        .await?
-                        .json("create_content_file")?;
-                    let path = format!("{base}/{}/files/{}", cv.id, file.id);
-                    let fids =
-                        json!({ "app_id": app_id, "content_version": cv.id, "file_id": file.id });
-                    let ready = poll_file(
-                        c,
-                        cx,
-                        "await_storage_uri",
-                        &path,
-                        "azureStorageUriRequestSuccess",
-                        &fids,
-                    )
-                    .await?;
-                    let uri = ready.azure_storage_uri.ok_or_else(|| {
-                        CallError::no_answer("await_storage_uri", "no azureStorageUri")
-                    })?;
-                    (cv.id, file.id, uri)
-                }
-            };
-            upload_and_commit(c, cx, &package, &base, &cv, &file, &uri, app_id).await?;
-            (cv, file)
+    let (cv, mut file, mut fresh) = match latest(c, cx, &base, &ids).await? {
+        Latest::File(cv, f)
+            if !matches!(
+                f.upload_state.as_str(),
+                "azureStorageUriRequestFailed" | "azureStorageUriRequestTimedOut"
+            ) =>
+        {
+            (cv, f, false)
+        }
+        Latest::Version(cv) => {
+            let f = create_file(c, cx, job, package, &base, &cv, &ids).await?;
+            (cv, f, true)
+        }
+        // Nothing yet, or Intune could not give the last file storage: a new content version.
+        _ => {
+            let cv = create_version(c, cx, &base, &ids).await?;
+            let f = create_file(c, cx, job, package, &base, &cv, &ids).await?;
+            (cv, f, true)
         }
     };
-    let ids = json!({ "app_id": app_id, "content_version": cv, "file_id": file_id });
-    poll_file(
-        c,
-        cx,
-        "await_commit",
-        &format!("{base}/{cv}/files/{file_id}"),
-        "commitFileSuccess",
-        &ids,
-    )
-    .await?;
-    c.graph(
-        cx,
-        "set_committed_version",
-        Method::PATCH,
-        &format!("{APPS}/{app_id}"),
-        Some(&json!({
-            "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": cv
-        })),
-        ids.clone(),
-    )
-    .await?;
-    Ok(ids)
+    let path = format!("{base}/{cv}/files/{}", file.id);
+    let ids = json!({ "app_id": app_id, "content_version": cv, "file_id": file.id });
+    let mut committed = false;
+    // Each pass moves the file on one step; a few are enough for any path through its states.
+    for _ in 0..6 {
+        if is_pending(&file.upload_state) {
+            file = settle(c, cx, "await_upload_state", &path, &ids).await?;
+            continue;
+        }
+        match file.upload_state.as_str() {
+            "azureStorageUriRequestSuccess" | "azureStorageUriRenewalSuccess" if !committed => {
+                let Some(uri) = file.azure_storage_uri.clone() else {
+                    return Err(CallError::no_answer(
+                        "await_storage_uri",
+                        "no azureStorageUri",
+                    ));
+                };
+                let mut target = Target {
+                    path: path.clone(),
+                    ids: ids.clone(),
+                    renew_at: renew_deadline(
+                        &c.cfg,
+                        cx,
+                        file.azure_storage_uri_expiration_date_time.as_deref(),
+                        fresh,
+                    ),
+                    uri,
+                };
+                crate::upload::upload(c, cx, job, package, &mut target).await?;
+                c.graph(
+                    cx,
+                    "commit_file",
+                    Method::POST,
+                    &format!("{path}/commit"),
+                    Some(&json!({ "fileEncryptionInfo": package.encryption_info })),
+                    ids.clone(),
+                )
+                .await?;
+                committed = true;
+                file = settle(c, cx, "await_commit", &path, &ids).await?;
+            }
+            "azureStorageUriRenewalFailed" | "azureStorageUriRenewalTimedOut" => {
+                let mut target = Target {
+                    path: path.clone(),
+                    ids: ids.clone(),
+                    uri: file.azure_storage_uri.clone().unwrap_or_default(),
+                    renew_at: std::time::Instant::now(),
+                };
+                crate::upload::renew(c, cx, &mut target).await?;
+                file = crate::upload::get_file(c, cx, "await_renewal", &path, &ids).await?;
+                fresh = true;
+            }
+            "commitFileSuccess" => {
+                check_committed(&file, package)?;
+                return Ok(cv);
+            }
+            state @ ("commitFileFailed" | "commitFileTimedOut") => {
+                return Err(step_failed(
+                    "await_commit",
+                    state,
+                    "the content file was not committed; the deployment needs a person",
+                ));
+            }
+            state => {
+                return Err(step_failed(
+                    "await_upload_state",
+                    state,
+                    "the content file cannot be uploaded",
+                ));
+            }
+        }
+    }
+    Err(CallError::resume_later(
+        "await_upload_state",
+        format!("the content file is {}", file.upload_state),
+        c.cfg.resume_after,
+    ))
 }
 
 async fn await_published<C: Credentials, A: ArtifactSource>(
@@ -371,9 +391,10 @@ async fn await_published<C: Credentials, A: ArtifactSource>(
         }
         tokio::time::sleep(c.cfg.poll_interval).await;
     }
-    Err(CallError::no_answer(
+    Err(CallError::resume_later(
         "await_published",
         "the app is not published yet",
+        c.cfg.resume_after,
     ))
 }
 
@@ -424,6 +445,28 @@ async fn set_assignment<C: Credentials, A: ArtifactSource>(
     Ok(())
 }
 
+/// The package's layout. When it is not a readable `.intunewin`, the bytes are checked against
+/// the evidence pack first: bytes other than the approved ones are that, not a broken package.
+async fn read_package<C: Credentials, A: ArtifactSource>(
+    c: &IntuneClient<C, A>,
+    job: &Job<'_>,
+) -> Result<Package, CallError> {
+    let location = &job.artifact.location;
+    match crate::intunewin::inspect(&c.artifacts, location, c.cfg.max_package_bytes).await {
+        Err(e) if e.code == "INTUNEWIN_INVALID" => {
+            eucora_connector::artifact::digest(
+                &c.artifacts,
+                location,
+                job.artifact.sha256.as_str(),
+                false,
+            )
+            .await?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
 pub async fn publish<C: Credentials, A: ArtifactSource>(
     c: &IntuneClient<C, A>,
     cx: &mut CallContext,
@@ -436,21 +479,35 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
             "a Win32 app needs install and uninstall command lines",
         ));
     }
-    let app = match find_app(c, cx, job).await? {
+    let found = find_app(c, cx, job).await?;
+    let needs_content = found.as_ref().is_none_or(|app| {
+        app.publishing_state.as_deref() != Some("published")
+            && app
+                .committed_content_version
+                .as_deref()
+                .is_none_or(str::is_empty)
+    });
+    // The package's layout (range reads), before the app is created: its setup file and size.
+    let package = if needs_content {
+        Some(read_package(c, job).await?)
+    } else {
+        None
+    };
+    let no_package = || CallError::no_answer("read_intunewin", "the package was not read");
+    let app = match found {
         Some(app) => app,
         None => {
-            let created: MobileApp = c
-                .graph(
-                    cx,
-                    "create_app",
-                    Method::POST,
-                    APPS,
-                    Some(&new_app(job)),
-                    Value::Null,
-                )
-                .await?
-                .json("create_app")?;
-            created
+            let package = package.as_ref().ok_or_else(no_package)?;
+            c.graph(
+                cx,
+                "create_app",
+                Method::POST,
+                APPS,
+                Some(&new_app(job, package)),
+                Value::Null,
+            )
+            .await?
+            .json("create_app")?
         }
     };
     let mut ids = json!({ "app_id": app.id, "group_id": job.group_id });
@@ -459,8 +516,20 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
             // An earlier attempt got as far as committing: only publishing is left to wait for.
             Some(cv) if !cv.is_empty() => ids["content_version"] = json!(cv),
             _ => {
-                let uploaded = upload_content(c, cx, job, &app.id).await?;
-                ids["content_version"] = uploaded["content_version"].clone();
+                let package = package.as_ref().ok_or_else(no_package)?;
+                let cv = upload_content(c, cx, job, package, &app.id).await?;
+                c.graph(
+                    cx,
+                    "set_committed_version",
+                    Method::PATCH,
+                    &format!("{APPS}/{}", app.id),
+                    Some(&json!({
+                        "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": cv
+                    })),
+                    json!({ "app_id": app.id, "content_version": cv }),
+                )
+                .await?;
+                ids["content_version"] = json!(cv);
             }
         }
         await_published(c, cx, &app.id).await?;
@@ -485,4 +554,57 @@ pub async fn rollback<C: Credentials, A: ArtifactSource>(
     };
     set_assignment(c, cx, &app.id, job.group_id, intent).await?;
     Ok(json!({ "app_id": app.id, "group_id": job.group_id, "strategy": strategy }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_is_the_whole_notes_or_a_whole_line() {
+        assert!(has_marker("eucora:CHG1", "eucora:CHG1"));
+        assert!(has_marker("Packaged by IT\neucora:CHG1\n", "eucora:CHG1"));
+        assert!(!has_marker("eucora:CHG12", "eucora:CHG1"));
+        assert!(!has_marker("see eucora:CHG1 too", "eucora:CHG1"));
+    }
+
+    fn package() -> Package {
+        Package {
+            size: 1000,
+            setup_file: "setup.exe".into(),
+            file_name: "IntunePackage.intunewin".into(),
+            unencrypted_size: 900,
+            encryption_info: json!({}),
+            content: crate::intunewin::ContentEntry {
+                data_start: 80,
+                compressed_size: 912,
+                size: 912,
+                deflated: false,
+            },
+        }
+    }
+
+    fn committed(size: u64, encrypted: u64, is: bool) -> ContentFile {
+        serde_json::from_value(json!({
+            "id": "f1", "uploadState": "commitFileSuccess", "size": size,
+            "sizeEncrypted": encrypted, "isCommitted": is
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_committed_file_must_be_the_upload() {
+        assert!(check_committed(&committed(900, 912, true), &package()).is_ok());
+        for wrong in [
+            committed(900, 911, true),
+            committed(899, 912, true),
+            committed(900, 912, false),
+        ] {
+            let e = check_committed(&wrong, &package()).unwrap_err();
+            assert_eq!(
+                (e.class, e.code.as_str()),
+                (ErrorClass::Permanent, "INTUNE_COMMITTED_FILE_MISMATCH")
+            );
+        }
+    }
 }

@@ -27,6 +27,19 @@ pub struct SimConfig {
     /// ... plus up to this much more, drawn per request from the seed (default 100 to 400 ms
     /// in all, a realistic figure for Graph; tests set both low).
     pub latency_jitter: Duration,
+    /// How long a content file's SAS URI is valid after it is issued or renewed, on the
+    /// simulator's clock (default 15 minutes: uploads are seen to fail 7 to 15 minutes in).
+    pub sas_lifetime: Duration,
+    /// How many answers show each slow upload state before it settles: the storage URI request,
+    /// its renewal, the commit, and publishing after `committedContentVersion` (default 1: seen
+    /// once). `SimHandle::advance` settles them all.
+    pub pending_polls: u32,
+    /// A blob keeps its blocks' bytes while it holds at most this many (default 64 MiB); past it,
+    /// each further block only its length and SHA-256, so a package of gigabytes is not stored.
+    pub blob_bytes_kept: u64,
+    /// How fast one storage request takes its body, in bytes per second (default 50 MiB/s): a
+    /// block takes its length over this on top of the latency. `None`: no extra time.
+    pub storage_bytes_per_second: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -41,6 +54,10 @@ impl Default for SimConfig {
             write_window: Duration::from_secs(20),
             latency: Duration::from_millis(100),
             latency_jitter: Duration::from_millis(300),
+            sas_lifetime: Duration::from_secs(15 * 60),
+            pending_polls: 1,
+            blob_bytes_kept: 64 * 1024 * 1024,
+            storage_bytes_per_second: Some(50 * 1024 * 1024),
         }
     }
 }
@@ -302,6 +319,30 @@ impl IntuneSim {
     pub fn latency(mut self, at_least: Duration, jitter: Duration) -> Self {
         self.config.latency = at_least;
         self.config.latency_jitter = jitter;
+        self
+    }
+
+    /// How long a SAS URI is valid after it is issued or renewed (simulator's clock).
+    pub fn sas_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.sas_lifetime = lifetime;
+        self
+    }
+
+    /// How many answers show each slow upload or publishing state before it settles.
+    pub fn pending_polls(mut self, polls: u32) -> Self {
+        self.config.pending_polls = polls;
+        self
+    }
+
+    /// A blob keeps block bytes up to this many, then only lengths and digests.
+    pub fn blob_bytes_kept(mut self, bytes: u64) -> Self {
+        self.config.blob_bytes_kept = bytes;
+        self
+    }
+
+    /// Storage upload throughput per request (`None`: unlimited).
+    pub fn storage_bytes_per_second(mut self, rate: Option<u64>) -> Self {
+        self.config.storage_bytes_per_second = rate;
         self
     }
 

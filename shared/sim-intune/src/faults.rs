@@ -19,6 +19,9 @@ pub enum RouteMatch {
     Path(String),
     /// Requests with this method (any case) whose path starts with this prefix.
     MethodPath(String, String),
+    /// Azure Storage Put Block requests (`PUT /blob/{file}?comp=block&blockid=...`): one block of
+    /// a content upload, not the block list nor anything on Graph.
+    PutBlock,
 }
 
 /// What an injected fault does. The error faults answer in the shape of the surface hit: a Graph
@@ -28,8 +31,11 @@ pub enum RouteMatch {
 pub enum Fault {
     /// 429 `TooManyRequests`, with `Retry-After: <seconds>` when given (fractions allowed).
     TooManyRequests { retry_after: Option<f64> },
-    /// 503 `serviceNotAvailable`.
+    /// 503 `serviceNotAvailable` (storage: `ServerBusy`).
     ServiceUnavailable,
+    /// 500 `InternalServerError` (storage: `OperationTimedOut`, as Azure Storage answers a request
+    /// it could not finish in time).
+    InternalError,
     /// 401 `InvalidAuthenticationToken` (on the token endpoint: 401 `invalid_client`).
     Unauthorized,
     /// 409 `Conflict`.
@@ -60,6 +66,8 @@ pub(crate) enum Surface {
 struct Rule {
     matcher: RouteMatch,
     fault: Fault,
+    /// Matching requests still let through before the fault starts.
+    skip: u32,
     remaining: u32,
 }
 
@@ -90,10 +98,18 @@ impl Faults {
     /// The next `times` requests that `matcher` matches get `fault`. Rules are consumed in the
     /// order they were added; a request takes at most one.
     pub fn fail_next(&self, matcher: RouteMatch, fault: Fault, times: u32) {
+        self.fail_after(matcher, 0, fault, times);
+    }
+
+    /// The first `after` requests that `matcher` matches are handled normally, then the next
+    /// `times` get `fault`: e.g. the connection dropped after the tenth block of an upload. A rule
+    /// still letting requests through does not stop a later rule from taking them.
+    pub fn fail_after(&self, matcher: RouteMatch, after: u32, fault: Fault, times: u32) {
         if times > 0 {
             lock(&self.inner).rules.push(Rule {
                 matcher,
                 fault,
+                skip: after,
                 remaining: times,
             });
         }
@@ -119,13 +135,27 @@ impl Faults {
     }
 
     /// The fault this request gets, if any (consuming one use of a `fail_next` rule).
-    pub(crate) fn pick(&self, method: &Method, path: &str, surface: Surface) -> Option<Fault> {
+    pub(crate) fn pick(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        surface: Surface,
+    ) -> Option<Fault> {
         let mut state = lock(&self.inner);
-        if let Some(index) = state
-            .rules
-            .iter()
-            .position(|r| r.matcher.matches(method, path, surface))
-        {
+        let mut found = None;
+        for (index, rule) in state.rules.iter_mut().enumerate() {
+            if !rule.matcher.matches(method, path, query, surface) {
+                continue;
+            }
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                continue;
+            }
+            found = Some(index);
+            break;
+        }
+        if let Some(index) = found {
             let rule = &mut state.rules[index];
             rule.remaining -= 1;
             let fault = rule.fault.clone();
@@ -156,8 +186,13 @@ impl Faults {
 }
 
 impl RouteMatch {
-    fn matches(&self, method: &Method, path: &str, surface: Surface) -> bool {
+    fn matches(&self, method: &Method, path: &str, query: Option<&str>, surface: Surface) -> bool {
         match self {
+            Self::PutBlock => {
+                surface == Surface::Blob
+                    && *method == Method::PUT
+                    && crate::wire::query_param(query, "comp").as_deref() == Some("block")
+            }
             Self::Any => true,
             Self::Token => surface == Surface::Token,
             Self::Path(prefix) => path.starts_with(prefix.as_str()),
@@ -180,17 +215,56 @@ mod tests {
             Fault::Conflict,
             2,
         );
-        assert_eq!(faults.pick(&Method::GET, "/v1.0/a", Surface::Graph), None);
         assert_eq!(
-            faults.pick(&Method::POST, "/v1.0/a/b", Surface::Graph),
+            faults.pick(&Method::GET, "/v1.0/a", None, Surface::Graph),
+            None
+        );
+        assert_eq!(
+            faults.pick(&Method::POST, "/v1.0/a/b", None, Surface::Graph),
             Some(Fault::Conflict)
         );
         assert_eq!(faults.remaining(), 1);
         assert_eq!(
-            faults.pick(&Method::POST, "/v1.0/a", Surface::Graph),
+            faults.pick(&Method::POST, "/v1.0/a", None, Surface::Graph),
             Some(Fault::Conflict)
         );
-        assert_eq!(faults.pick(&Method::POST, "/v1.0/a", Surface::Graph), None);
+        assert_eq!(
+            faults.pick(&Method::POST, "/v1.0/a", None, Surface::Graph),
+            None
+        );
+    }
+
+    #[test]
+    fn a_rule_can_let_requests_through_first_and_put_block_matches_blocks_only() {
+        let faults = Faults::new(1);
+        faults.fail_after(RouteMatch::PutBlock, 2, Fault::DropConnection, 1);
+        let block = Some("sv=1&comp=block&blockid=QQ%3D%3D");
+        let list = Some("sv=1&comp=blocklist");
+        assert_eq!(
+            faults.pick(&Method::PUT, "/blob/f", list, Surface::Blob),
+            None
+        );
+        assert_eq!(
+            faults.pick(&Method::GET, "/blob/f", list, Surface::Blob),
+            None
+        );
+        assert_eq!(
+            faults.pick(&Method::PUT, "/blob/f", block, Surface::Blob),
+            None
+        );
+        assert_eq!(
+            faults.pick(&Method::PUT, "/blob/f", block, Surface::Blob),
+            None
+        );
+        assert_eq!(
+            faults.pick(&Method::PUT, "/blob/f", block, Surface::Blob),
+            Some(Fault::DropConnection)
+        );
+        assert_eq!(
+            faults.pick(&Method::PUT, "/blob/f", block, Surface::Blob),
+            None
+        );
+        assert_eq!(faults.remaining(), 0);
     }
 
     #[test]
@@ -199,7 +273,7 @@ mod tests {
             let faults = Faults::new(seed);
             faults.transient_rate(50);
             (0..200)
-                .map(|_| faults.pick(&Method::GET, "/v1.0/x", Surface::Graph))
+                .map(|_| faults.pick(&Method::GET, "/v1.0/x", None, Surface::Graph))
                 .collect::<Vec<_>>()
         };
         let first = draw(9);
@@ -225,9 +299,12 @@ mod tests {
         let faults = Faults::new(9);
         faults.transient_rate(100);
         assert_eq!(
-            faults.pick(&Method::POST, "/t/oauth2/v2.0/token", Surface::Token),
+            faults.pick(&Method::POST, "/t/oauth2/v2.0/token", None, Surface::Token),
             None
         );
-        assert_eq!(faults.pick(&Method::PUT, "/blob/x", Surface::Blob), None);
+        assert_eq!(
+            faults.pick(&Method::PUT, "/blob/x", None, Surface::Blob),
+            None
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Microsoft Graph under `/v1.0/` and `/beta/`: authentication, the tenant write limit, and the
 //! Intune routes (mobile apps, content upload, assignments, managed devices, install reports).
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Instant;
 
 use hyper::Method;
 use serde_json::{Map, Value, json};
@@ -63,8 +63,6 @@ const BETA_ONLY: [&str; 6] = [
     "isAssigned",
     "isFrameworkFile",
 ];
-/// How long a content file's SAS URI stays valid (simulated wall clock).
-const SAS_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// What a Graph route serves; its keys (app, content version, file, ...) come with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,6 +439,12 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
             "serviceNotAvailable",
             "The service is temporarily unavailable. Please retry later.",
         ),
+        Fault::InternalError => error(
+            ctx,
+            500,
+            "InternalServerError",
+            "An internal server error occurred. Please retry later.",
+        ),
         Fault::Unauthorized => {
             unauthorized(ctx, "Lifetime validation failed, the token is expired.")
         }
@@ -657,6 +661,7 @@ fn patch_app(state: &mut State, at: &Here, id: &str) -> Reply {
         Ok(body) => body,
         Err(reply) => return reply,
     };
+    let polls = state.config.pending_polls;
     let Some(app) = state.app_mut(id) else {
         return not_found(at.ctx, "mobileApp", id);
     };
@@ -700,7 +705,11 @@ fn patch_app(state: &mut State, at: &Here, id: &str) -> Reply {
             );
         }
         app.committed_content_version = Some(cv.to_owned());
-        app.publishing = Stepped::pending(PublishingState::Processing, PublishingState::Published);
+        app.publishing = Stepped::pending_for(
+            PublishingState::Processing,
+            PublishingState::Published,
+            polls,
+        );
     }
     for (key, value) in writable(body) {
         app.props.insert(key, value);
@@ -1061,12 +1070,15 @@ fn create_file(state: &mut State, at: &Here, id: &str, cv: &str) -> Reply {
             .and_then(Value::as_bool)
             .unwrap_or(false),
         created: at.ctx.now,
-        upload: Stepped::pending(
+        upload: Stepped::pending_for(
             UploadState::AzureStorageUriRequestPending,
             UploadState::AzureStorageUriRequestSuccess,
+            state.config.pending_polls,
         ),
     };
+    let policy = state.ids.guid();
     let sig = state.ids.hex(2);
+    let expires = at.ctx.now + state.config.sas_lifetime;
     let version = match content_version(state, at, id, cv) {
         Ok(version) => version,
         Err(reply) => return reply,
@@ -1074,15 +1086,9 @@ fn create_file(state: &mut State, at: &Here, id: &str, cv: &str) -> Reply {
     let mut shown = new_file.clone();
     let upload = shown.upload.show();
     version.files.push(shown);
-    state.blobs.insert(
-        new_file.id.clone(),
-        Blob {
-            sig,
-            expires: at.ctx.now + SAS_LIFETIME,
-            uncommitted: HashMap::new(),
-            committed: Vec::new(),
-        },
-    );
+    state
+        .blobs
+        .insert(new_file.id.clone(), Blob::new(policy, sig, expires));
     let mut object = at.shaped_value(state.file_json(&new_file, upload, &at.ctx.base_url));
     object["@odata.context"] =
         Value::String(at.context("deviceAppManagement/mobileApps/contentVersions/files/$entity"));
@@ -1140,9 +1146,10 @@ fn commit_file(state: &mut State, at: &Here, id: &str, cv: &str, file_id: &str) 
     let uploaded = state
         .blobs
         .get(&file_id.to_ascii_lowercase())
-        .and_then(Blob::content)
-        .map(|c| c.len() as u64);
+        .filter(|b| !b.committed.is_empty())
+        .map(Blob::committed_len);
     let forced_failure = state.fail_next_commits > 0;
+    let polls = state.config.pending_polls;
     let target = match file(state, at, id, cv, file_id) {
         Ok(f) => f,
         Err(reply) => return reply,
@@ -1163,7 +1170,7 @@ fn commit_file(state: &mut State, at: &Here, id: &str, cv: &str, file_id: &str) 
     } else {
         UploadState::CommitFileFailed
     };
-    target.upload = Stepped::pending(UploadState::CommitFilePending, outcome);
+    target.upload = Stepped::pending_for(UploadState::CommitFilePending, outcome, polls);
     if forced_failure {
         state.fail_next_commits -= 1;
     }
@@ -1171,7 +1178,7 @@ fn commit_file(state: &mut State, at: &Here, id: &str, cv: &str, file_id: &str) 
 }
 
 fn renew_upload(state: &mut State, at: &Here, id: &str, cv: &str, file_id: &str) -> Reply {
-    let sig = state.ids.hex(2);
+    let (polls, lifetime) = (state.config.pending_polls, state.config.sas_lifetime);
     let target = match file(state, at, id, cv, file_id) {
         Ok(f) => f,
         Err(reply) => return reply,
@@ -1189,14 +1196,15 @@ fn renew_upload(state: &mut State, at: &Here, id: &str, cv: &str, file_id: &str)
             ),
         );
     }
-    target.upload = Stepped::pending(
+    target.upload = Stepped::pending_for(
         UploadState::AzureStorageUriRenewalPending,
         UploadState::AzureStorageUriRenewalSuccess,
+        polls,
     );
     let key = target.id.clone();
+    // The stored access policy is extended: the same URI works for another lifetime.
     if let Some(blob) = state.blobs.get_mut(&key) {
-        blob.sig = sig;
-        blob.expires = at.ctx.now + SAS_LIFETIME;
+        blob.expires = at.ctx.now + lifetime;
     }
     Reply::empty(204)
 }

@@ -26,11 +26,24 @@
 //! # }
 //! ```
 //!
-//! Long-running steps are seen once, then settle: a new content file shows
-//! `azureStorageUriRequestPending` in the answer to its POST and `azureStorageUriRequestSuccess`
-//! from the next GET; after a commit, the next GET shows `commitFilePending`, the one after
-//! `commitFileSuccess` (or `commitFileFailed`); after the `committedContentVersion` PATCH the next
-//! read of the app shows `processing`, later reads `published`. `advance` settles them all.
+//! Long-running steps are seen once (or `SimConfig::pending_polls` times), then settle: a new
+//! content file shows `azureStorageUriRequestPending` in the answer to its POST and
+//! `azureStorageUriRequestSuccess` from the next GET; after a commit, the next GET shows
+//! `commitFilePending`, the one after `commitFileSuccess` (or `commitFileFailed`); after
+//! `renewUpload`, `azureStorageUriRenewalPending` then `azureStorageUriRenewalSuccess`; after the
+//! `committedContentVersion` PATCH the next read of the app shows `processing`, later reads
+//! `published`. `advance` settles them all.
+//!
+//! Content uploads go to a simulated Azure blob (`blob.rs`) as strict as Azure Storage: Put
+//! Block, Put Block List, Get Block List (`blocklisttype`), block ids of one length, a SAS URI
+//! that names a stored access policy and expires on the simulator's clock
+//! (`SimConfig::sas_lifetime`, or after a set number of blocks:
+//! `SimHandle::expire_sas_after_blocks`) with Azure's 403 `AuthenticationFailed` body, renewed by
+//! `renewUpload` (same URI, later expiry). Uploads take time (`storage_bytes_per_second`) and
+//! fail as told (`RouteMatch::PutBlock` with `Fault::ServiceUnavailable`, `Fault::InternalError`,
+//! `Fault::DropConnection`, after N blocks with `Faults::fail_after`). A blob keeps block bytes
+//! only up to `SimConfig::blob_bytes_kept`, then lengths and SHA-256s; `SimHandle::content_files`
+//! counts every block accepted, so a test sees a block sent twice.
 
 mod blob;
 mod config;
@@ -49,5 +62,5 @@ mod wire;
 pub use config::{DeviceOutcome, IntuneSim, SimConfig, SimDevice, SimUser};
 pub use faults::{Fault, Faults, RouteMatch};
 pub use fleet::Fleet;
-pub use server::{RecordedRequest, SimHandle, start, start_on};
+pub use server::{RecordedRequest, SimBlock, SimContentFile, SimHandle, start, start_on};
 pub use state::{PublishingState, SimApp, SimAssignment};

@@ -122,6 +122,49 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A content file and its blob, for tests to inspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimContentFile {
+    pub content_version: String,
+    pub id: String,
+    /// The `uploadState` now (reading it here does not move it on).
+    pub upload_state: String,
+    pub size: u64,
+    pub size_encrypted: u64,
+    /// The committed blob's length.
+    pub committed_len: u64,
+    /// The committed block list, in order.
+    pub committed_blocks: Vec<SimBlock>,
+    /// Put Block requests accepted, by block id: a block sent twice counts 2.
+    pub block_puts: std::collections::BTreeMap<String, u32>,
+    /// Bytes accepted by Put Block, in all (re-sent blocks counted again).
+    pub bytes_received: u64,
+}
+
+impl SimContentFile {
+    /// Put Block requests accepted, in all.
+    pub fn blocks_received(&self) -> u32 {
+        self.block_puts.values().sum()
+    }
+
+    /// Blocks accepted more than once.
+    pub fn blocks_sent_twice(&self) -> Vec<String> {
+        self.block_puts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// One committed block: its id, length and SHA-256 (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimBlock {
+    pub id: String,
+    pub len: u64,
+    pub sha256: String,
+}
+
 /// A running simulator. Dropping it (or `shutdown`) stops the server and closes its connections.
 #[derive(Debug)]
 pub struct SimHandle {
@@ -290,6 +333,64 @@ impl SimHandle {
         self.shared.state().fail_next_commits += times;
     }
 
+    /// After `blocks` more accepted Put Block requests (on any blob), the SAS of the blob that
+    /// took the last one expires: the next request with it gets Azure's 403
+    /// `AuthenticationFailed` "Signed expiry time ... must be after signed start time ...",
+    /// until the upload is renewed (`renewUpload`). A deterministic stand-in for the clock.
+    pub fn expire_sas_after_blocks(&self, blocks: u32) {
+        self.shared.state().expire_sas_after_blocks = (blocks > 0).then_some(blocks);
+    }
+
+    /// The SAS of a content file's blob expires now.
+    pub fn expire_sas(&self, file_id: &str) {
+        let mut state = self.shared.state();
+        let now = self.shared.now();
+        if let Some(blob) = state.blobs.get_mut(&file_id.to_ascii_lowercase()) {
+            blob.expires = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        }
+    }
+
+    /// Every content file of an app, content version by content version.
+    pub fn content_files(&self, app_id: &str) -> Vec<SimContentFile> {
+        let state = self.shared.state();
+        let Some(app) = state.app(app_id) else {
+            return Vec::new();
+        };
+        app.content_versions
+            .iter()
+            .flat_map(|cv| {
+                cv.files.iter().map(|f| {
+                    let blob = state.blobs.get(&f.id.to_ascii_lowercase());
+                    SimContentFile {
+                        content_version: cv.id.clone(),
+                        id: f.id.clone(),
+                        upload_state: f.upload.peek().as_str().to_owned(),
+                        size: f.size,
+                        size_encrypted: f.size_encrypted,
+                        committed_len: blob.map_or(0, crate::state::Blob::committed_len),
+                        committed_blocks: blob.map_or_else(Vec::new, |b| {
+                            b.committed
+                                .iter()
+                                .map(|(id, block)| SimBlock {
+                                    id: id.clone(),
+                                    len: block.len,
+                                    sha256: crate::wire::hex(&block.sha256),
+                                })
+                                .collect()
+                        }),
+                        block_puts: blob.map_or_else(Default::default, |b| {
+                            b.block_puts
+                                .iter()
+                                .map(|(id, n)| (id.clone(), *n))
+                                .collect()
+                        }),
+                        bytes_received: blob.map_or(0, |b| b.bytes_received),
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Every mobile app, in creation order (reading does not move any state on).
     pub fn apps(&self) -> Vec<SimApp> {
         self.shared
@@ -436,7 +537,20 @@ async fn respond(
         now: wall,
     };
     let target = Target::of(&ctx.path);
-    let fault = shared.faults.pick(&ctx.method, &ctx.path, target.surface());
+    if matches!(target, Target::Blob) && !ctx.body.is_empty() {
+        let rate = lock(&shared.state).config.storage_bytes_per_second;
+        if let Some(rate) = rate.filter(|r| *r > 0) {
+            #[allow(clippy::cast_precision_loss)] // a body's length in bytes
+            let seconds = ctx.body.len() as f64 / rate as f64;
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        }
+    }
+    let fault = shared.faults.pick(
+        &ctx.method,
+        &ctx.path,
+        ctx.query.as_deref(),
+        target.surface(),
+    );
     let record =
         |status: Option<u16>| shared.record(&ctx, seq, status, fault.clone(), arrived, sim_time);
     if fault == Some(Fault::DropConnection) {

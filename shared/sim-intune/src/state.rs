@@ -63,11 +63,14 @@ pub struct SimAssignment {
 }
 
 /// A state that moves on once it has been shown to a client (or the clock moves): long-running
-/// Intune operations (`processing`, `...Pending`) are seen exactly once, then settle.
+/// Intune operations (`processing`, `...Pending`) are seen a set number of times (once by
+/// default, `SimConfig::pending_polls`), then settle.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stepped<T: Copy> {
     current: T,
     next: Option<T>,
+    /// Answers still to show `current` before it settles.
+    shows_left: u32,
 }
 
 impl<T: Copy> Stepped<T> {
@@ -75,13 +78,16 @@ impl<T: Copy> Stepped<T> {
         Self {
             current: value,
             next: None,
+            shows_left: 0,
         }
     }
 
-    pub(crate) fn pending(current: T, next: T) -> Self {
+    /// `current` is shown `shows` times (at least once), then `next`.
+    pub(crate) fn pending_for(current: T, next: T, shows: u32) -> Self {
         Self {
             current,
             next: Some(next),
+            shows_left: shows.max(1),
         }
     }
 
@@ -89,10 +95,16 @@ impl<T: Copy> Stepped<T> {
         self.current
     }
 
-    /// The state a client sees now; a pending state settles after it has been seen.
+    /// The state a client sees now; a pending state settles after it has been seen enough.
     pub(crate) fn show(&mut self) -> T {
         let shown = self.current;
-        self.settle();
+        if self.next.is_some() {
+            if self.shows_left <= 1 {
+                self.settle();
+            } else {
+                self.shows_left -= 1;
+            }
+        }
         shown
     }
 
@@ -100,6 +112,7 @@ impl<T: Copy> Stepped<T> {
         if let Some(next) = self.next.take() {
             self.current = next;
         }
+        self.shows_left = 0;
     }
 }
 
@@ -213,29 +226,90 @@ pub(crate) struct ContentFile {
     pub upload: Stepped<UploadState>,
 }
 
+/// One block of a blob: its length and SHA-256 always, its bytes only while the blob holds at
+/// most `SimConfig::blob_bytes_kept` (a package of gigabytes is checked, not stored).
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    pub len: u64,
+    pub sha256: [u8; 32],
+    pub bytes: Option<bytes::Bytes>,
+}
+
 /// The simulated Azure blob behind a content file's SAS URI.
 #[derive(Debug, Clone)]
 pub(crate) struct Blob {
+    /// The stored access policy the SAS names (`si`): renewing the upload extends its expiry, so
+    /// the URI stays the same.
+    pub policy: String,
     pub sig: String,
     pub expires: SystemTime,
-    /// Uploaded, not yet committed blocks by (decoded) block id.
-    pub uncommitted: HashMap<String, Vec<u8>>,
+    /// Uploaded, not yet committed blocks by block id (as sent, base64).
+    pub uncommitted: HashMap<String, Block>,
     /// The committed block list, in order.
-    pub committed: Vec<(String, Vec<u8>)>,
+    pub committed: Vec<(String, Block)>,
+    /// Bytes held by this blob's blocks (committed and uncommitted).
+    pub kept: u64,
+    /// Put Block requests accepted, by block id (never reset).
+    pub block_puts: HashMap<String, u32>,
+    /// Bytes accepted by Put Block, in all.
+    pub bytes_received: u64,
 }
 
 impl Blob {
+    pub(crate) fn new(policy: String, sig: String, expires: SystemTime) -> Self {
+        Self {
+            policy,
+            sig,
+            expires,
+            uncommitted: HashMap::new(),
+            committed: Vec::new(),
+            kept: 0,
+            block_puts: HashMap::new(),
+            bytes_received: 0,
+        }
+    }
+
+    /// A block of `data`, keeping its bytes while the blob stays within `limit`.
+    pub(crate) fn block(&mut self, data: &bytes::Bytes, limit: u64) -> Block {
+        use sha2::Digest as _;
+        let len = data.len() as u64;
+        let bytes = (self.kept + len <= limit).then(|| {
+            self.kept += len;
+            data.clone()
+        });
+        Block {
+            len,
+            sha256: sha2::Sha256::digest(data).into(),
+            bytes,
+        }
+    }
+
+    /// Recounts the bytes held after blocks were dropped.
+    pub(crate) fn recount(&mut self) {
+        self.kept = self
+            .uncommitted
+            .values()
+            .chain(self.committed.iter().map(|(_, b)| b))
+            .filter_map(|b| b.bytes.as_ref())
+            .map(|b| b.len() as u64)
+            .sum();
+    }
+
+    /// The committed length.
+    pub(crate) fn committed_len(&self) -> u64 {
+        self.committed.iter().map(|(_, b)| b.len).sum()
+    }
+
+    /// The committed content, when there is some and its bytes were kept.
     pub(crate) fn content(&self) -> Option<Vec<u8>> {
         if self.committed.is_empty() {
-            None
-        } else {
-            Some(
-                self.committed
-                    .iter()
-                    .flat_map(|(_, data)| data.iter().copied())
-                    .collect(),
-            )
+            return None;
         }
+        let mut out = Vec::new();
+        for (_, block) in &self.committed {
+            out.extend_from_slice(block.bytes.as_ref()?);
+        }
+        Some(out)
     }
 }
 
@@ -346,6 +420,9 @@ pub(crate) struct State {
     /// The simulated clock: how far `advance` has moved it.
     pub clock: Duration,
     pub fail_next_commits: u32,
+    /// After this many more accepted Put Block requests, the SAS of the blob that took the last
+    /// one expires (a deterministic stand-in for an upload that outlives its URI).
+    pub expire_sas_after_blocks: Option<u32>,
 }
 
 impl State {
@@ -363,6 +440,7 @@ impl State {
             blobs: HashMap::new(),
             clock: Duration::ZERO,
             fail_next_commits: 0,
+            expire_sas_after_blocks: None,
         }
     }
 
@@ -462,11 +540,12 @@ impl State {
     /// The SAS URI of a content file's blob.
     pub(crate) fn sas_uri(&self, base_url: &str, file_id: &str) -> Option<(String, SystemTime)> {
         let blob = self.blobs.get(file_id)?;
-        let expiry = crate::wire::encode_query_value(&iso(blob.expires));
+        // Intune's URIs name a stored access policy (`si`) rather than carry their expiry (`se`):
+        // a renewal extends the policy, and the URI stays the same.
         Some((
             format!(
-                "{base_url}/blob/{file_id}?sv=2019-02-02&sr=b&sp=rcw&se={expiry}&sig={}",
-                blob.sig
+                "{base_url}/blob/{file_id}.intunewin.bin?sv=2017-04-17&sr=b&si={}&sig={}",
+                blob.policy, blob.sig
             ),
             blob.expires,
         ))
@@ -830,11 +909,33 @@ mod tests {
 
     #[test]
     fn a_stepped_state_is_seen_once_then_settles() {
-        let mut s = Stepped::pending(1, 2);
+        let mut s = Stepped::pending_for(1, 2, 1);
         assert_eq!(s.peek(), 1);
         assert_eq!(s.show(), 1);
         assert_eq!(s.show(), 2);
         assert_eq!(Stepped::settled(3).show(), 3);
+        let mut slow = Stepped::pending_for(1, 2, 3);
+        assert_eq!(
+            [slow.show(), slow.show(), slow.show(), slow.show()],
+            [1, 1, 1, 2]
+        );
+        let mut settled = Stepped::pending_for(1, 2, 5);
+        settled.settle();
+        assert_eq!(settled.show(), 2);
+    }
+
+    #[test]
+    fn a_blob_keeps_bytes_only_up_to_its_limit() {
+        let mut blob = Blob::new("p".into(), "s".into(), SystemTime::now());
+        let data = bytes::Bytes::from_static(b"0123456789");
+        let kept = blob.block(&data, 15);
+        assert_eq!(kept.bytes.as_deref(), Some(&b"0123456789"[..]));
+        let digest_only = blob.block(&data, 15);
+        assert_eq!((digest_only.len, digest_only.bytes.is_none()), (10, true));
+        assert_eq!(digest_only.sha256, kept.sha256);
+        blob.committed = vec![("a".into(), kept), ("b".into(), digest_only)];
+        assert_eq!(blob.committed_len(), 20);
+        assert_eq!(blob.content(), None, "not every byte was kept");
     }
 
     #[test]

@@ -120,6 +120,13 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
             90_033,
             "A transient error has occurred. Please try again.",
         ),
+        Fault::InternalError => error(
+            ctx,
+            500,
+            "server_error",
+            90_033,
+            "A transient error has occurred. Please try again.",
+        ),
         Fault::Unauthorized | Fault::Forbidden => invalid_secret(ctx, "unknown"),
         Fault::Conflict => error(
             ctx,

@@ -227,15 +227,15 @@ fn artifact(f: &mut Fields, path: String, v: &Value) -> Option<Artifact> {
         f.error(join(o.path(), "size_bytes"), "must be greater than 0");
     }
     let size_bytes = match (platform, size_bytes) {
-        (Some(p), Some(n)) if n > p.package_size_limit().0 => {
-            let (limit, what) = p.package_size_limit();
+        (Some(kind), Some(size)) if size > kind.package_size_limit().0 => {
+            let (limit, what) = kind.package_size_limit();
             f.error(
                 join(o.path(), "size_bytes"),
-                format!("{n} bytes is over {what} ({limit} bytes)"),
+                format!("{size} bytes is over {what} ({limit} bytes)"),
             );
             None
         }
-        (_, n) => n,
+        (_, size) => size,
     };
     let location = f.string(&o, "location", 2048);
     if let Some(loc) = &location
