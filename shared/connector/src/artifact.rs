@@ -229,7 +229,7 @@ impl Segment {
     }
 }
 
-/// SplitMix64: a fast, well-mixed function of the word's index.
+/// `SplitMix64`: a fast, well-mixed function of the word's index.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

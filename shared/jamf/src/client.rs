@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eucora_connector::artifact::ArtifactSource;
+use bytes::Bytes;
+use eucora_connector::artifact::{ArtifactSource, ArtifactStream, hex_lower};
 use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, CallRecord, Job, Platform};
 use eucora_connector::{CallError, ErrorClass};
@@ -13,6 +14,7 @@ use eucora_domain::evidence::Platform as Kind;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
+use sha3::Digest as _;
 use tokio::sync::{Mutex, Semaphore};
 
 /// Jamf asks clients to keep to 5 concurrent connections or fewer to one server.
@@ -44,8 +46,16 @@ pub const CONTAINERS_ENV: &str = "JAMF_CONNECTOR_CONTAINERS";
 /// reads, whichever comes first; the Macs left unread stay `Pending` and the next query reads
 /// others first. The 30 s default leaves a 60 s Lambda room for the requests still in flight
 /// (each at most `timeout`) and the connector's own writes.
+/// # Packages
+/// A package's file goes to `POST /api/v1/packages/{id}/upload` in one multipart request, read
+/// from the artifact store in `upload_chunk_bytes` chunks as it is sent (a few chunks in memory
+/// whatever the package's size), with its own timeout: `upload_timeout_base` plus the size at
+/// `upload_min_bytes_per_second`. Packages over `max_package_bytes` are refused before any call.
+/// While Jamf processes an uploaded file (its hash not there yet), the publish hands over to a
+/// later invocation `processing_recheck` later.
 #[derive(Debug, Clone)]
 pub struct JamfConfig {
+    /// Every request but an upload.
     pub timeout: Duration,
     /// Concurrent requests allowed to one Jamf Pro server across every container.
     pub fleet_limit: usize,
@@ -55,6 +65,20 @@ pub struct JamfConfig {
     pub status_budget: Duration,
     /// At most this many policy-log reads per status query.
     pub status_history_reads: usize,
+    /// The largest package this connector sends (default: the domain's limit for macOS
+    /// packages, `Platform::Macos.package_size_limit()`, 20 GB).
+    pub max_package_bytes: u64,
+    /// Chunks a package is read and sent in.
+    pub upload_chunk_bytes: u64,
+    /// An upload's timeout: this, plus its size at `upload_min_bytes_per_second`.
+    pub upload_timeout_base: Duration,
+    pub upload_min_bytes_per_second: u64,
+    /// How long to wait before checking again on a file Jamf is still processing (or an object
+    /// the cluster's other node has not replicated yet).
+    pub processing_recheck: Duration,
+    /// A policy's `retry_attempts`: how many times a Mac retries a failed install at its next
+    /// check-ins (1 to 10).
+    pub retry_attempts: u8,
 }
 
 impl Default for JamfConfig {
@@ -66,6 +90,12 @@ impl Default for JamfConfig {
             containers: 1,
             status_budget: Duration::from_secs(30),
             status_history_reads: 500,
+            max_package_bytes: Kind::Macos.package_size_limit().0,
+            upload_chunk_bytes: 4 * 1024 * 1024,
+            upload_timeout_base: Duration::from_secs(60),
+            upload_min_bytes_per_second: 5 * 1024 * 1024,
+            processing_recheck: Duration::from_secs(60),
+            retry_attempts: 3,
         }
     }
 }
@@ -103,6 +133,12 @@ impl JamfConfig {
             )
         })?;
         JamfConfig::for_containers(containers)
+    }
+
+    /// The timeout of an upload of `size` bytes.
+    pub fn upload_timeout(&self, size: u64) -> Duration {
+        let rate = self.upload_min_bytes_per_second.max(1);
+        self.upload_timeout_base + Duration::from_secs(size.div_ceil(rate))
     }
 
     /// This container's share of the fleet limit: `fleet_limit / containers`, rounded down.
@@ -148,17 +184,38 @@ enum Kinds {
 struct CachedToken {
     value: String,
     expires_at: Instant,
+    /// From here on the token is renewed: [`refresh_buffer`] before it expires.
+    refresh_at: Instant,
     kind: Kinds,
+}
+
+impl CachedToken {
+    fn new(value: String, lifetime: Duration, kind: Kinds) -> CachedToken {
+        let now = Instant::now();
+        CachedToken {
+            value,
+            expires_at: now + lifetime,
+            // The buffer is at most a quarter of the lifetime: never before `now`.
+            refresh_at: now + lifetime.saturating_sub(refresh_buffer(lifetime)),
+            kind,
+        }
+    }
+}
+
+/// How long before expiry a token is renewed: the SDKs' 5 minutes, or a quarter of the lifetime
+/// when that is shorter, so that any token is reused for most of its life (a 120 s token for
+/// 90 s, Jamf's 599 s `OAuth` token for 299 s, a 30-minute user token for 25 minutes).
+pub(crate) fn refresh_buffer(lifetime: Duration) -> Duration {
+    REFRESH_BUFFER.min(lifetime / 4)
 }
 
 const REFRESH_BUFFER: Duration = Duration::from_secs(300);
 
-/// A request body.
+/// A request body (a package's file goes through [`JamfClient::upload`]).
 pub(crate) enum Payload {
     None,
     Json(Value),
     Xml(String),
-    File { name: String, bytes: Vec<u8> },
 }
 
 pub(crate) struct Answer {
@@ -190,6 +247,7 @@ pub struct JamfClient<C, A> {
     server: Mutex<Option<String>>,
     /// This container's share of the connection limit.
     pub(crate) max_in_flight: usize,
+    pub(crate) config: JamfConfig,
     pub(crate) status_budget: Duration,
     pub(crate) status_history_reads: usize,
     /// What status queries learnt that later ones reuse (see `status.rs`).
@@ -274,6 +332,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             server: Mutex::new(None),
             max_in_flight,
+            config: cfg.clone(),
             status_budget: cfg.status_budget,
             status_history_reads: cfg.status_history_reads,
             status_memo: crate::status::Memo::default(),
@@ -316,23 +375,12 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
         payload: Payload,
         ids: &Value,
     ) -> Result<Answer, CallError> {
-        let endpoint = reqwest::Url::parse(url)
-            .map(|u| u.path().to_owned())
-            .unwrap_or_default();
         let _permit = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| CallError::no_answer(op, "client closed"))?;
-        let mut req = self
-            .http
-            .request(method.clone(), url)
-            .header("X-Correlation-ID", cx.correlation_id.as_str());
-        req = match auth {
-            Auth::Bearer(t) => req.bearer_auth(t),
-            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
-            Auth::Form(fields) => req.form(&fields),
-        };
+        let mut req = self.request(cx, method.clone(), url, auth);
         req = match payload {
             Payload::None => req,
             Payload::Json(v) => req.json(&v),
@@ -340,19 +388,51 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                 .header("Content-Type", "application/xml")
                 .header("Accept", "application/xml")
                 .body(x),
-            Payload::File { name, bytes } => {
-                let part = reqwest::multipart::Part::bytes(bytes).file_name(name);
-                req.multipart(reqwest::multipart::Form::new().part("file", part))
-            }
         };
         let started = Instant::now();
-        let response = match req.send().await {
+        let sent = req.send().await;
+        Self::answer(cx, op, &method, url, sent, started, ids).await
+    }
+
+    fn request(
+        &self,
+        cx: &CallContext,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+    ) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .request(method, url)
+            .header("X-Correlation-ID", cx.correlation_id.as_str());
+        match auth {
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::Form(fields) => req.form(&fields),
+        }
+    }
+
+    /// Reads, classifies and records the answer to a request sent at `started`.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer(
+        cx: &mut CallContext,
+        op: &str,
+        method: &Method,
+        url: &str,
+        sent: Result<reqwest::Response, reqwest::Error>,
+        started: Instant,
+        ids: &Value,
+    ) -> Result<Answer, CallError> {
+        let endpoint = reqwest::Url::parse(url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 Self::record(
                     cx,
                     op,
-                    &method,
+                    method,
                     &endpoint,
                     None,
                     Some(ErrorClass::Transient),
@@ -376,7 +456,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                 Self::record(
                     cx,
                     op,
-                    &method,
+                    method,
                     &endpoint,
                     Some(status),
                     Some(ErrorClass::Transient),
@@ -390,7 +470,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             Self::record(
                 cx,
                 op,
-                &method,
+                method,
                 &endpoint,
                 Some(status),
                 None,
@@ -404,7 +484,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
         Self::record(
             cx,
             op,
-            &method,
+            method,
             &endpoint,
             Some(status),
             Some(err.class),
@@ -423,7 +503,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
         let mut cached = self.token.lock().await;
         let server = self.server.lock().await.clone();
         if !force && let (Some(t), Some(server)) = (cached.as_ref(), server.as_ref()) {
-            if t.expires_at > Instant::now() + REFRESH_BUFFER {
+            if Instant::now() < t.refresh_at {
                 return Ok((server.clone(), t.value.clone()));
             }
             if t.kind == Kinds::Basic && t.expires_at > Instant::now() {
@@ -443,12 +523,8 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                     && let Ok(fresh) = a.json::<UserToken>("auth_keep_alive")
                 {
                     let value = fresh.token.clone();
-                    let expires_at = fresh.expires_at(a.server_date);
-                    *cached = Some(CachedToken {
-                        value: fresh.token,
-                        expires_at,
-                        kind: Kinds::Basic,
-                    });
+                    let lifetime = fresh.lifetime(a.server_date);
+                    *cached = Some(CachedToken::new(fresh.token, lifetime, Kinds::Basic));
                     return Ok((server.clone(), value));
                 }
             }
@@ -502,11 +578,11 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                 {
                     Ok(a) => {
                         let t: OAuthToken = a.json("oauth_token")?;
-                        return Ok(CachedToken {
-                            value: t.access_token,
-                            expires_at: Instant::now() + Duration::from_secs(t.expires_in),
-                            kind: Kinds::OAuth,
-                        });
+                        return Ok(CachedToken::new(
+                            t.access_token,
+                            Duration::from_secs(t.expires_in),
+                            Kinds::OAuth,
+                        ));
                     }
                     // This server does not know this path (older or newer): try the other, then Basic.
                     Err(e) if e.status == Some(404) => {}
@@ -533,15 +609,14 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             )
             .await?;
         let t: UserToken = a.json("auth_token")?;
-        Ok(CachedToken {
-            value: t.token.clone(),
-            expires_at: t.expires_at(a.server_date),
-            kind: Kinds::Basic,
-        })
+        let lifetime = t.lifetime(a.server_date);
+        Ok(CachedToken::new(t.token, lifetime, Kinds::Basic))
     }
 
     /// One authenticated request to `path` on the server; on 401 the token and secret are
-    /// refreshed once and the request is sent again.
+    /// refreshed once and the request is sent again. A 401 to a token just issued is no token
+    /// problem: the API client's role lacks the privilege (the Classic API answers a missing
+    /// privilege with the same 401 page as a bad token), a `policy_violation` naming it.
     pub(crate) async fn call(
         &self,
         cx: &mut CallContext,
@@ -574,9 +649,273 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                     cx.auth_refreshed = true;
                     refreshed = true;
                 }
+                Err(e) if e.class == ErrorClass::Unauthorized => {
+                    return Err(missing_privilege(e, method.as_str(), path));
+                }
                 other => return other,
             }
         }
+    }
+
+    /// Uploads the artifact at `location` as the `file` part of a multipart `POST` to `path`,
+    /// read from the artifact store chunk by chunk as it is sent (never whole in memory), every
+    /// byte hashed. The last chunk goes out only once the whole file's SHA-256 matches
+    /// `expected_sha256`: bytes that are not the approved ones break the request off, so the
+    /// server never completes an upload of them (`ARTIFACT_HASH_MISMATCH`, permanent). The
+    /// request has its own timeout, sized for the file ([`JamfConfig::upload_timeout`]), and stops
+    /// at the invocation's work budget (`resume_later`: the next invocation sends it again, as
+    /// Jamf keeps nothing of an upload that did not finish). On 401 the token is refreshed once
+    /// and the file sent again from its start.
+    pub(crate) async fn upload(
+        &self,
+        cx: &mut CallContext,
+        path: &str,
+        file_name: &str,
+        location: &str,
+        expected_sha256: &str,
+        ids: Value,
+    ) -> Result<Uploaded, CallError> {
+        let mut refreshed = false;
+        loop {
+            let (server, token) = self.token(cx, refreshed).await?;
+            match self
+                .upload_once(
+                    cx,
+                    &format!("{server}{path}"),
+                    &token,
+                    file_name,
+                    location,
+                    expected_sha256,
+                    &ids,
+                )
+                .await
+            {
+                Err(e) if e.class == ErrorClass::Unauthorized && !refreshed => {
+                    cx.auth_refreshed = true;
+                    refreshed = true;
+                }
+                Err(e) if e.class == ErrorClass::Unauthorized => {
+                    return Err(missing_privilege(e, "POST", path));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+    async fn upload_once(
+        &self,
+        cx: &mut CallContext,
+        url: &str,
+        token: &str,
+        file_name: &str,
+        location: &str,
+        expected_sha256: &str,
+        ids: &Value,
+    ) -> Result<Uploaded, CallError> {
+        const OP: &str = "upload_package";
+        let source = ArtifactStream::open(
+            &self.artifacts,
+            location,
+            self.config.upload_chunk_bytes,
+            false,
+        )
+        .await?;
+        let size = source.size();
+        if size > self.config.max_package_bytes {
+            return Err(crate::publish::too_large(
+                file_name,
+                size,
+                self.config.max_package_bytes,
+            ));
+        }
+        // Two chunks queued for the request, besides the stream's own read-ahead.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        let body =
+            reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            }));
+        let part = reqwest::multipart::Part::stream_with_length(body, size)
+            .file_name(file_name.to_owned())
+            .mime_str("application/octet-stream")
+            .map_err(|e| CallError::no_answer(OP, e.without_url().to_string()))?;
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| CallError::no_answer(OP, "client closed"))?;
+        let request = self
+            .request(cx, Method::POST, url, Auth::Bearer(token))
+            .timeout(self.config.upload_timeout(size))
+            .multipart(reqwest::multipart::Form::new().part("file", part));
+        let started = Instant::now();
+        let produce = async move {
+            let mut sha3 = sha3::Sha3_512::new();
+            let mut open = Some(source);
+            let digests = loop {
+                let Some(stream) = open.as_mut() else {
+                    return Err(CallError::no_answer(OP, "the artifact stream ended twice"));
+                };
+                let Some(chunk) = stream.next().await? else {
+                    // An empty file: no chunk to hold back, the body must not end normally.
+                    let verified = open.take().map(|s| s.finish_verified(expected_sha256));
+                    if let Some(Err(e)) = verified {
+                        let _ = tx
+                            .send(Err(std::io::Error::other(
+                                "the package is not the approved one",
+                            )))
+                            .await;
+                        return Err(e);
+                    }
+                    break verified.and_then(Result::ok);
+                };
+                sha3::Digest::update(&mut sha3, &chunk);
+                let last = stream.position() == size;
+                let digests = if last {
+                    // The last chunk goes out only with the whole file verified: other bytes
+                    // break the request off, and the server never completes their upload.
+                    match open.take().map(|s| s.finish_verified(expected_sha256)) {
+                        Some(Ok(d)) => Some(d),
+                        Some(Err(e)) => {
+                            let _ = tx
+                                .send(Err(std::io::Error::other(
+                                    "the package is not the approved one",
+                                )))
+                                .await;
+                            return Err(e);
+                        }
+                        None => None,
+                    }
+                } else {
+                    None
+                };
+                if tx.send(Ok(chunk)).await.is_err() {
+                    // The request ended early (an error answer); its result says why.
+                    return Ok(None);
+                }
+                if last {
+                    break digests;
+                }
+            };
+            drop(tx);
+            let digests = digests
+                .ok_or_else(|| CallError::no_answer(OP, "the artifact was not read to its end"))?;
+            Ok::<_, CallError>(Some(Uploaded {
+                size,
+                sha256: digests.sha256,
+                sha3_512: hex_lower(&sha3::Digest::finalize(sha3)),
+            }))
+        };
+        let send = request.send();
+        let both = async { tokio::join!(produce, send) };
+        tokio::pin!(both);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let (produced, sent) = loop {
+            tokio::select! {
+                done = &mut both => break done,
+                _ = tick.tick() => {
+                    if cx.out_of_time() {
+                        // Not the platform's failure: recorded without an error class, so the
+                        // circuit breaker does not count it.
+                        let endpoint = reqwest::Url::parse(url)
+                            .map(|u| u.path().to_owned())
+                            .unwrap_or_default();
+                        Self::record(cx, OP, &Method::POST, &endpoint, None, None, started, ids.clone());
+                        return Err(CallError::resume_later(
+                            OP,
+                            format!(
+                                "the upload of {file_name} ({size} bytes) stopped at the invocation's work budget; Jamf keeps nothing of an upload that did not finish, the next invocation sends it again"
+                            ),
+                            Duration::ZERO,
+                        ));
+                    }
+                }
+            }
+        };
+        let uploaded = match produced {
+            // The artifact could not be read, or is not the approved bytes.
+            Err(e) => {
+                let endpoint = reqwest::Url::parse(url)
+                    .map(|u| u.path().to_owned())
+                    .unwrap_or_default();
+                Self::record(
+                    cx,
+                    OP,
+                    &Method::POST,
+                    &endpoint,
+                    sent.as_ref().ok().map(|r| r.status().as_u16()),
+                    Some(e.class),
+                    started,
+                    ids.clone(),
+                );
+                return Err(e);
+            }
+            Ok(uploaded) => uploaded,
+        };
+        Self::answer(cx, OP, &Method::POST, url, sent, started, ids).await?;
+        uploaded.ok_or_else(|| CallError::no_answer(OP, "the server ended the upload early"))
+    }
+}
+
+/// What an upload sent: its size and digests (the SHA-256 checked against the evidence pack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Uploaded {
+    pub size: u64,
+    pub sha256: String,
+    pub sha3_512: String,
+}
+
+/// The Jamf privilege a request needs, by the name Jamf's API roles give it.
+pub(crate) fn privilege(method: &str, path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let action = match method.to_ascii_uppercase().as_str() {
+        "GET" | "HEAD" => "Read",
+        "POST" => "Create",
+        "PUT" | "PATCH" => "Update",
+        "DELETE" => "Delete",
+        _ => "Use",
+    };
+    let object = match segments.as_slice() {
+        ["api", _, "packages", _, "upload", ..] => return "Update Packages".to_owned(),
+        ["JSSResource", "policies", ..] => "Policies",
+        ["JSSResource", "categories", ..] | ["api", _, "categories", ..] => "Categories",
+        ["JSSResource", "packages", ..] | ["api", _, "packages", ..] => "Packages",
+        ["JSSResource", "computergroups", ..] | ["api", _, "computer-groups", ..] => {
+            "Smart Computer Groups"
+        }
+        ["JSSResource", "computerhistory", ..]
+        | [
+            "api",
+            _,
+            "computers-inventory" | "computers-inventory-detail",
+            ..,
+        ] => "Computers",
+        [.., last] => last,
+        [] => "",
+    };
+    format!("{action} {object}")
+}
+
+/// A 401 that a freshly issued token got: the role lacks the privilege.
+fn missing_privilege(e: CallError, method: &str, path: &str) -> CallError {
+    let privilege = privilege(method, path);
+    let path_only = path.split('?').next().unwrap_or_default();
+    CallError {
+        class: ErrorClass::PolicyViolation,
+        operation: e.operation,
+        status: e.status,
+        code: "MISSING_PRIVILEGE".to_owned(),
+        message: format!(
+            "the API client's role lacks the privilege \"{privilege}\" ({method} {path_only} answered 401 to a token just issued; Jamf said: \"{}\")",
+            e.message
+        ),
+        retry_after: None,
     }
 }
 
@@ -605,22 +944,20 @@ struct UserToken {
 }
 
 impl UserToken {
-    /// When the token expires, on this container's monotonic clock. `expires` is the server's
-    /// wall-clock time, so its lifetime is measured against the server's own clock (the answer's
-    /// `Date`), not ours: a Jamf server whose clock runs ahead of or behind Lambda's still gets
-    /// its tokens reused for their real lifetime. Without a `Date`, our clock; without a readable
-    /// `expires`, a minute.
-    fn expires_at(&self, server_date: Option<std::time::SystemTime>) -> Instant {
+    /// How long the token lives from now. `expires` is the server's wall-clock time, so its
+    /// lifetime is measured against the server's own clock (the answer's `Date`), not ours: a
+    /// Jamf server whose clock runs ahead of or behind Lambda's still gets its tokens reused for
+    /// their real lifetime. Without a `Date`, our clock; without a readable `expires`, a minute.
+    fn lifetime(&self, server_date: Option<std::time::SystemTime>) -> Duration {
         let server_now = server_date.map_or_else(
             eucora_connector::platform::call_time,
             eucora_domain::Timestamp::from_system_time,
         );
-        let left = eucora_domain::Timestamp::parse(&self.expires)
+        eucora_domain::Timestamp::parse(&self.expires)
             .map(|t| t.since(server_now))
             .ok()
             .and_then(|d| Duration::try_from(d).ok())
-            .unwrap_or(Duration::from_secs(60));
-        Instant::now() + left
+            .unwrap_or(Duration::from_secs(60))
     }
 }
 
@@ -648,9 +985,43 @@ impl<C: Credentials, A: ArtifactSource> Platform for JamfClient<C, A> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant, SystemTime};
+    use std::time::{Duration, SystemTime};
 
-    use super::{JAMF_CONNECTION_LIMIT, JamfConfig, UserToken};
+    use super::{JAMF_CONNECTION_LIMIT, JamfConfig, UserToken, privilege, refresh_buffer};
+
+    #[test]
+    fn a_token_is_reused_for_most_of_its_lifetime_whatever_it_is() {
+        let s = Duration::from_secs;
+        assert_eq!(refresh_buffer(s(120)), s(30), "a 120 s token for 90 s");
+        assert_eq!(refresh_buffer(s(300)), s(75), "at the buffer: still reused");
+        assert_eq!(refresh_buffer(s(599)), Duration::from_millis(149_750));
+        assert_eq!(refresh_buffer(s(1800)), s(300), "the SDKs' 5 minutes");
+        assert_eq!(refresh_buffer(s(0)), s(0));
+    }
+
+    #[test]
+    fn the_privilege_a_request_needs_is_named_as_jamf_names_it() {
+        assert_eq!(
+            privilege("POST", "/JSSResource/policies/id/0"),
+            "Create Policies"
+        );
+        assert_eq!(
+            privilege("PUT", "/JSSResource/policies/id/7"),
+            "Update Policies"
+        );
+        assert_eq!(
+            privilege("GET", "/JSSResource/computerhistory/id/1/subset/PolicyLogs"),
+            "Read Computers"
+        );
+        assert_eq!(
+            privilege("POST", "/api/v1/packages/3/upload"),
+            "Update Packages"
+        );
+        assert_eq!(
+            privilege("POST", "/JSSResource/categories/id/0"),
+            "Create Categories"
+        );
+    }
 
     /// A user token's lifetime is read against the server's clock, whichever way it is off.
     #[test]
@@ -665,14 +1036,14 @@ mod tests {
             let date = SystemTime::UNIX_EPOCH
                 + Duration::from_secs(u64::try_from(now.unix_seconds()).unwrap());
             let expires = now.plus(time::Duration::minutes(30)).to_rfc3339();
-            let left = token(&expires).expires_at(Some(date)) - Instant::now();
+            let left = token(&expires).lifetime(Some(date));
             assert!(
                 left > Duration::from_secs(29 * 60) && left <= Duration::from_secs(30 * 60),
                 "{server_now}: {left:?}"
             );
         }
         // No Date and an unreadable expiry: a minute.
-        let left = token("soon").expires_at(None) - Instant::now();
+        let left = token("soon").lifetime(None);
         assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
     }
 

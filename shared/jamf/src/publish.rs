@@ -1,22 +1,60 @@
 //! Publish and rollback on Jamf Pro.
+//!
+//! # Exactly the approved bytes
+//! A package is used only when the hash Jamf computed for its file matches the evidence pack's
+//! bytes: its `sha256` when the server reports one (Jamf Pro 11.25 and later), else its
+//! `hashType`/`hashValue` (`SHA3_512` as Jamf Cloud computes it; `SHA_512` or `MD5` as older
+//! uploaders wrote it), the matching digest computed from the artifact by streaming it once.
+//! A version's package is named `{app} {version}` with the file `{stem}-{version}{ext}` (the
+//! evidence pack's file name when it names the version already), so no two versions share a file
+//! on the distribution point. When that name, or that file name, is taken by a package holding
+//! other bytes (an earlier rejected build, an administrator's upload, `AutoPkg`), the version gets
+//! a package of its own: `{app} {version} ({sha256[..12]})`, file `{stem}-{sha256[..12]}{ext}`.
+//! When that one is taken by other bytes too, the publish halts naming the clash.
+//!
+//! # In bounded memory, resumed from Jamf's state
+//! The file is streamed from the artifact store to `POST /api/v1/packages/{id}/upload` (see
+//! [`JamfClient::upload`]). Jamf keeps nothing of an upload that did not finish, so a publish that
+//! stopped finds its package again (created with a note naming the approved SHA-256) and sends the
+//! file again only when the package does not hold it; a package holding the approved bytes is
+//! never uploaded to again.
+//!
+//! # The policy goes live only on a processed package
+//! Jamf's distribution service processes a file after its upload; until then the package has no
+//! hash and a Mac cannot download it. The policy is created disabled while the package is
+//! processing (and the publish hands over to a later invocation, [`JamfConfig::processing_recheck`]
+//! later, without creating anything twice), and is enabled once the package's hash shows and
+//! matches. It runs once per computer at check-in, and a Mac whose install fails retries at its
+//! next check-ins (`retry_event` `check-in`, `retry_attempts`).
+//!
+//! # Scope
+//! The ring's smart group is added to the policy's targets. The scope is read whole and written
+//! back whole (a `<scope>` sent replaces the stored one): exclusions stay exclusions.
+//!
+//! [`JamfConfig::processing_recheck`]: crate::JamfConfig::processing_recheck
 
 use eucora_connector::CallError;
-use eucora_connector::artifact::ArtifactSource;
+use eucora_connector::artifact::{ArtifactSource, ArtifactStream, hex_lower};
 use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, percent_encode};
 use eucora_domain::evidence::RollbackStrategy;
+use md5::Digest as _;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::client::{JamfClient, Payload};
 use crate::xml::{
-    CategoryDoc, General, GroupsDoc, IdRef, MaintenanceDoc, NameRef, PackageConfigurationDoc,
-    PackageRef, PackagesDoc, PolicyAnswer, PolicyDoc, ScopeDoc,
+    CategoryDoc, General, GeneralUpdate, MaintenanceDoc, NameRef, Node, PackageConfigurationDoc,
+    PackageRef, PackagesDoc, PolicyAnswer, Scope,
 };
 
 /// The category every policy EUCORA manages carries.
 pub const CATEGORY: &str = "control-plane-auto";
+
+/// What a package's file is checked against.
+const RETRY_EVENT: &str = "check-in";
+const FREQUENCY: &str = "Once per computer";
 
 pub(crate) fn package_name(job: &Job<'_>) -> String {
     let app = &job.deployment.submission.app;
@@ -31,19 +69,120 @@ fn policy_name(job: &Job<'_>) -> String {
     )
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Packages {
-    results: Vec<Package>,
+/// A package's name and its file's name on the distribution point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Names {
+    pub package: String,
+    pub file: String,
+}
+
+/// The file's stem and extension (with its dot).
+fn split_file(file: &str) -> (&str, &str) {
+    match file.rfind('.') {
+        Some(dot) if dot > 0 => (&file[..dot], &file[dot..]),
+        _ => (file, ""),
+    }
+}
+
+/// The version's file name: the evidence pack's when it names the version, else with the version
+/// added, so that no two versions share a file.
+pub(crate) fn file_name(job: &Job<'_>) -> String {
+    let file = &job.artifact.file_name;
+    let version = &job.deployment.submission.app.version;
+    let (stem, ext) = split_file(file);
+    if stem.to_lowercase().contains(&version.to_lowercase()) {
+        return file.clone();
+    }
+    let version: String = version
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{stem}-{version}{ext}")
+}
+
+/// The version's package, then the one of its own for when the first is taken by other bytes.
+pub(crate) fn names(job: &Job<'_>) -> [Names; 2] {
+    let primary = Names {
+        package: package_name(job),
+        file: file_name(job),
+    };
+    let short = job.artifact.sha256.as_str().get(..12).unwrap_or_default();
+    let (stem, ext) = split_file(&primary.file);
+    let unique = Names {
+        package: format!("{} ({short})", primary.package),
+        file: format!("{stem}-{short}{ext}"),
+    };
+    [primary, unique]
+}
+
+/// The note a package EUCORA creates carries: the approved bytes' SHA-256 (Jamf keeps a
+/// package's notes; a policy has none).
+fn package_note(job: &Job<'_>) -> String {
+    let s = &job.deployment.submission;
+    format!(
+        "eucora-pin: {} {} sha256:{} (created for {})",
+        s.app.name,
+        s.app.version,
+        job.artifact.sha256.as_str(),
+        job.deployment.correlation_id()
+    )
+}
+
+/// Whether EUCORA created this package for these bytes (an earlier attempt that did not finish).
+fn ours(p: &PackageRecord, job: &Job<'_>) -> bool {
+    p.notes.as_deref().is_some_and(|n| {
+        n.to_ascii_lowercase()
+            .contains(&format!("sha256:{}", job.artifact.sha256.as_str()).to_ascii_lowercase())
+    })
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Package {
+struct Packages {
+    results: Vec<PackageRecord>,
+}
+
+/// A package as the Jamf Pro API answers it (only what the connector reads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PackageRecord {
     id: Value,
-    /// Set once the file is uploaded.
+    #[serde(default)]
+    package_name: Option<String>,
+    #[serde(default)]
+    file_name: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+    #[serde(default)]
+    hash_type: Option<String>,
     #[serde(default)]
     hash_value: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    sha3512: Option<String>,
+    #[serde(default)]
+    md5: Option<String>,
+    #[serde(default)]
+    size: Option<Value>,
+    #[serde(default)]
+    cloud_transfer_status: Option<String>,
+}
+
+impl PackageRecord {
+    fn id(&self) -> String {
+        id_text(&self.id)
+    }
+
+    pub(crate) fn file_name(&self) -> Option<&str> {
+        self.file_name.as_deref()
+    }
 }
 
 fn id_text(v: &Value) -> String {
@@ -53,15 +192,186 @@ fn id_text(v: &Value) -> String {
     }
 }
 
-/// The package's id and whether its file is uploaded.
-async fn find_package<C: Credentials, A: ArtifactSource>(
+fn nonempty(v: Option<&String>) -> Option<&str> {
+    v.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// A digest of the artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sha3_512,
+    Sha512,
+    Md5,
+}
+
+/// The artifact's digests known so far (its SHA-256 is the evidence pack's).
+#[derive(Debug, Clone, Default)]
+struct Digests {
+    sha256: String,
+    sha3_512: Option<String>,
+    sha512: Option<String>,
+    md5: Option<String>,
+}
+
+impl Digests {
+    fn get(&self, kind: Kind) -> Option<&str> {
+        match kind {
+            Kind::Sha3_512 => self.sha3_512.as_deref(),
+            Kind::Sha512 => self.sha512.as_deref(),
+            Kind::Md5 => self.md5.as_deref(),
+        }
+    }
+}
+
+/// What a package holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Holds {
+    /// A file Jamf processed whose hash is the approved bytes'.
+    Approved,
+    /// A file with other bytes (what Jamf reports of it).
+    Other(String),
+    /// A file Jamf has not processed yet (no hash).
+    Processing,
+    /// No file.
+    Nothing,
+}
+
+/// What a package holds, or the digest of the artifact needed to tell.
+fn holds(p: &PackageRecord, d: &Digests) -> Result<Holds, Kind> {
+    let compare = |label: &str, theirs: &str, ours: &str| {
+        if theirs.eq_ignore_ascii_case(ours) {
+            Holds::Approved
+        } else {
+            Holds::Other(format!("{label} {theirs}"))
+        }
+    };
+    if let Some(sha256) = nonempty(p.sha256.as_ref()) {
+        return Ok(compare("SHA-256", sha256, &d.sha256));
+    }
+    if let Some(value) = nonempty(p.hash_value.as_ref()) {
+        let kind_name = p
+            .hash_type
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let kind = match kind_name.replace('-', "_").as_str() {
+            "SHA3_512" => Kind::Sha3_512,
+            "SHA_512" | "SHA512" => Kind::Sha512,
+            "MD5" => Kind::Md5,
+            other => {
+                return Ok(Holds::Other(format!(
+                    "a {other} hash {value}, which EUCORA cannot check"
+                )));
+            }
+        };
+        let ours = d.get(kind).ok_or(kind)?;
+        return Ok(compare(&kind_name, value, ours));
+    }
+    if let Some(sha3) = nonempty(p.sha3512.as_ref()) {
+        let ours = d.get(Kind::Sha3_512).ok_or(Kind::Sha3_512)?;
+        return Ok(compare("SHA3_512", sha3, ours));
+    }
+    if let Some(md5) = nonempty(p.md5.as_ref()) {
+        let ours = d.get(Kind::Md5).ok_or(Kind::Md5)?;
+        return Ok(compare("MD5", md5, ours));
+    }
+    let size = match &p.size {
+        Some(Value::String(s)) => s.trim().parse::<u64>().unwrap_or(0),
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    };
+    let transferring = p.cloud_transfer_status.as_deref().is_some_and(|s| {
+        let s = s.to_ascii_uppercase();
+        s != "NOT_APPLICABLE" && s != "READY" && !s.is_empty()
+    });
+    Ok(if size > 0 || transferring {
+        Holds::Processing
+    } else {
+        Holds::Nothing
+    })
+}
+
+/// The package this publish uses.
+#[derive(Debug, Clone)]
+struct Resolved {
+    id: String,
+    names: Names,
+    /// Its file is processed and holds the approved bytes.
+    ready: bool,
+}
+
+/// Reads the whole artifact once to compute a digest Jamf reports, checking it is the approved
+/// bytes on the way.
+async fn compute<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &CallContext,
+    job: &Job<'_>,
+    kind: Kind,
+    d: &mut Digests,
+) -> Result<(), CallError> {
+    if cx.out_of_time() {
+        return Err(CallError::resume_later(
+            "digest_artifact",
+            "the work budget is spent before reading the package to compare it with Jamf's",
+            std::time::Duration::ZERO,
+        ));
+    }
+    let mut stream = ArtifactStream::open(
+        &c.artifacts,
+        &job.artifact.location,
+        eucora_connector::artifact::DIGEST_CHUNK,
+        kind == Kind::Sha512,
+    )
+    .await?;
+    let mut sha3 = sha3::Sha3_512::new();
+    let mut md5 = md5::Md5::new();
+    while let Some(chunk) = stream.next().await? {
+        match kind {
+            Kind::Sha3_512 => sha3::Digest::update(&mut sha3, &chunk),
+            Kind::Md5 => md5.update(&chunk),
+            Kind::Sha512 => {}
+        }
+    }
+    let verified = stream.finish_verified(job.artifact.sha256.as_str())?;
+    match kind {
+        Kind::Sha3_512 => d.sha3_512 = Some(hex_lower(&sha3::Digest::finalize(sha3))),
+        Kind::Md5 => d.md5 = Some(hex_lower(&md5.finalize())),
+        Kind::Sha512 => d.sha512 = verified.sha512,
+    }
+    Ok(())
+}
+
+/// What a package holds, computing the artifact's matching digest when needed.
+async fn check<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &CallContext,
+    job: &Job<'_>,
+    p: &PackageRecord,
+    d: &mut Digests,
+) -> Result<Holds, CallError> {
+    loop {
+        match holds(p, d) {
+            Ok(h) => return Ok(h),
+            Err(kind) => compute(c, cx, job, kind, d).await?,
+        }
+    }
+}
+
+/// The packages named `names.package` or holding the file `names.file` (Jamf compares without
+/// regard to case, and `*` is a wildcard there: matches are checked here again).
+async fn find_packages<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
-    name: &str,
-) -> Result<Option<(String, bool)>, CallError> {
-    let filter = format!("packageName==\"{}\"", name.replace('"', "\\\""));
+    names: &Names,
+) -> Result<(Option<PackageRecord>, Vec<PackageRecord>), CallError> {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let filter = format!(
+        "packageName==\"{}\",fileName==\"{}\"",
+        quote(&names.package),
+        quote(&names.file)
+    );
     let path = format!(
-        "/api/v1/packages?page=0&page-size=1&filter={}",
+        "/api/v1/packages?page=0&page-size=100&filter={}",
         percent_encode(&filter)
     );
     let found: Packages = c
@@ -75,80 +385,212 @@ async fn find_package<C: Credentials, A: ArtifactSource>(
         )
         .await?
         .json("find_package")?;
-    Ok(found.results.first().map(|p| {
-        (
-            id_text(&p.id),
-            p.hash_value.as_deref().is_some_and(|h| !h.is_empty()),
-        )
-    }))
+    let same = |a: Option<&String>, b: &str| a.is_some_and(|a| a.trim().eq_ignore_ascii_case(b));
+    let by_name = found
+        .results
+        .iter()
+        .find(|p| same(p.package_name.as_ref(), &names.package))
+        .cloned();
+    let by_file = found
+        .results
+        .into_iter()
+        .filter(|p| same(p.file_name.as_ref(), &names.file))
+        .filter(|p| by_name.as_ref().is_none_or(|n| n.id() != p.id()))
+        .collect();
+    Ok((by_name, by_file))
 }
 
-/// Finds or creates the package, and uploads its bytes unless they are there already (an earlier
-/// attempt may have created the package and failed before the upload).
+async fn get_package<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    id: &str,
+) -> Result<PackageRecord, CallError> {
+    c.call(
+        cx,
+        "get_package",
+        Method::GET,
+        &format!("/api/v1/packages/{id}"),
+        || Payload::None,
+        json!({ "package_id": id }),
+    )
+    .await?
+    .json("get_package")
+}
+
+/// Creates the package; `None` when the name is taken already (`DUPLICATE_FIELD`).
+async fn create_package<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    names: &Names,
+) -> Result<Option<String>, CallError> {
+    let s = &job.deployment.submission;
+    let body = json!({
+        "packageName": names.package,
+        "fileName": names.file,
+        "categoryId": "-1",
+        "priority": 10,
+        "fillUserTemplate": false,
+        "rebootRequired": !matches!(s.evidence.installation.reboot, eucora_domain::evidence::Reboot::None),
+        "osInstall": false,
+        "suppressUpdates": false,
+        "suppressFromDock": false,
+        "suppressEula": false,
+        "suppressRegistration": false,
+        "notes": package_note(job),
+    });
+    match c
+        .call(
+            cx,
+            "create_package",
+            Method::POST,
+            "/api/v1/packages",
+            || Payload::Json(body.clone()),
+            Value::Null,
+        )
+        .await
+    {
+        Ok(a) => Ok(Some(id_text(&a.json::<Value>("create_package")?["id"]))),
+        Err(e) if e.code == "DUPLICATE_FIELD" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Uploads the approved bytes to package `id`, then reads what Jamf holds.
+async fn upload<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    id: &str,
+    names: &Names,
+    d: &mut Digests,
+) -> Result<Resolved, CallError> {
+    if cx.out_of_time() {
+        return Err(CallError::resume_later(
+            "upload_package",
+            format!("the work budget is spent before uploading {}", names.file),
+            std::time::Duration::ZERO,
+        ));
+    }
+    let sent = c
+        .upload(
+            cx,
+            &format!("/api/v1/packages/{id}/upload"),
+            &names.file,
+            &job.artifact.location,
+            job.artifact.sha256.as_str(),
+            json!({ "package_id": id }),
+        )
+        .await?;
+    d.sha3_512 = Some(sent.sha3_512);
+    let after = get_package(c, cx, id).await?;
+    match check(c, cx, job, &after, d).await? {
+        Holds::Approved => Ok(resolved(id, names, true)),
+        Holds::Processing | Holds::Nothing => Ok(resolved(id, names, false)),
+        Holds::Other(what) => Err(CallError::invalid_payload(
+            "upload_package",
+            "JAMF_PACKAGE_HASH_MISMATCH",
+            format!(
+                "Jamf reports {what} for {} (package {id}) right after EUCORA uploaded the approved bytes (SHA-256 {}); the package is not used",
+                names.file,
+                job.artifact.sha256.as_str()
+            ),
+        )),
+    }
+}
+
+fn resolved(id: &str, names: &Names, ready: bool) -> Resolved {
+    Resolved {
+        id: id.to_owned(),
+        names: names.clone(),
+        ready,
+    }
+}
+
+/// Finds or creates the package holding exactly the approved bytes, uploading them when it does
+/// not hold them yet (see the module documentation).
 async fn package<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
-) -> Result<String, CallError> {
-    let name = package_name(job);
-    let (id, uploaded) = match find_package(c, cx, &name).await? {
-        Some(found) => found,
-        None => {
-            let s = &job.deployment.submission;
-            let body = json!({
-                "packageName": name,
-                "fileName": job.artifact.file_name,
-                "categoryId": "-1",
-                "priority": 10,
-                "fillUserTemplate": false,
-                "rebootRequired": !matches!(s.evidence.installation.reboot, eucora_domain::evidence::Reboot::None),
-                "osInstall": false,
-                "suppressUpdates": false,
-                "suppressFromDock": false,
-                "suppressEula": false,
-                "suppressRegistration": false,
-                "notes": format!("eucora:{}", job.deployment.correlation_id()),
-            });
-            match c
-                .call(
-                    cx,
-                    "create_package",
-                    Method::POST,
-                    "/api/v1/packages",
-                    || Payload::Json(body.clone()),
-                    Value::Null,
-                )
-                .await
-            {
-                Ok(a) => (id_text(&a.json::<Value>("create_package")?["id"]), false),
-                // Created meanwhile (or by an earlier attempt whose answer was lost): use it.
-                Err(e) if e.code == "DUPLICATE_FIELD" => {
-                    find_package(c, cx, &name).await?.ok_or(e)?
-                }
-                Err(e) => return Err(e),
-            }
-        }
+) -> Result<Resolved, CallError> {
+    let mut d = Digests {
+        sha256: job.artifact.sha256.as_str().to_ascii_lowercase(),
+        ..Digests::default()
     };
-    if !uploaded {
-        let bytes = c
-            .artifacts
-            .fetch(&job.artifact.location, job.artifact.sha256.as_str())
-            .await?;
-        let file = job.artifact.file_name.clone();
-        c.call(
-            cx,
-            "upload_package",
-            Method::POST,
-            &format!("/api/v1/packages/{id}/upload"),
-            || Payload::File {
-                name: file.clone(),
-                bytes: bytes.clone(),
-            },
-            json!({ "package_id": id }),
-        )
-        .await?;
+    let candidates = names(job);
+    let mut clashes: Vec<String> = Vec::new();
+    for names in &candidates {
+        let mut created_meanwhile = false;
+        let clash = loop {
+            let (by_name, by_file) = find_packages(c, cx, names).await?;
+            let file_clash = by_file.first().map(|p| {
+                format!(
+                    "package {} (\"{}\") uses the file name {}",
+                    p.id(),
+                    p.package_name.as_deref().unwrap_or_default(),
+                    names.file
+                )
+            });
+            let Some(p) = by_name else {
+                if let Some(clash) = file_clash {
+                    break clash;
+                }
+                match create_package(c, cx, job, names).await? {
+                    Some(id) => return upload(c, cx, job, &id, names, &mut d).await,
+                    // Created meanwhile, or by an attempt whose answer was lost: read it again.
+                    None if !created_meanwhile => {
+                        created_meanwhile = true;
+                        continue;
+                    }
+                    None => {
+                        return Err(CallError::resume_later(
+                            "create_package",
+                            format!(
+                                "a package named \"{}\" exists but this Jamf node does not show it yet (the cluster replicates within a minute)",
+                                names.package
+                            ),
+                            c.config.processing_recheck,
+                        ));
+                    }
+                }
+            };
+            let id = p.id();
+            match check(c, cx, job, &p, &mut d).await? {
+                Holds::Approved => return Ok(resolved(&id, names, true)),
+                // Whose bytes it holds shows once processed; the policy waits disabled.
+                Holds::Processing => return Ok(resolved(&id, names, false)),
+                Holds::Nothing if ours(&p, job) && file_clash.is_none() => {
+                    return upload(c, cx, job, &id, names, &mut d).await;
+                }
+                Holds::Nothing => {
+                    break file_clash.unwrap_or_else(|| {
+                        format!(
+                            "package {id} (\"{}\") has no file and was not created by EUCORA for these bytes",
+                            names.package
+                        )
+                    });
+                }
+                Holds::Other(what) => {
+                    break format!(
+                        "package {id} (\"{}\") holds other bytes ({what})",
+                        names.package
+                    );
+                }
+            }
+        };
+        tracing::warn!(package = %names.package, %clash, "the package name is taken by other bytes");
+        clashes.push(clash);
     }
-    Ok(id)
+    Err(CallError::invalid_payload(
+        "find_package",
+        "JAMF_PACKAGE_CLASH",
+        format!(
+            "no package can hold the approved bytes (SHA-256 {}): {}",
+            job.artifact.sha256.as_str(),
+            clashes.join("; ")
+        ),
+    ))
 }
 
 /// Creates the `control-plane-auto` category (a server that never had EUCORA's policies lacks it).
@@ -156,8 +598,9 @@ async fn create_category<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
 ) -> Result<(), CallError> {
-    let xml = to_xml(
+    let xml = fragment(
         "create_category",
+        "category",
         &CategoryDoc {
             name: CATEGORY.to_owned(),
             priority: 9,
@@ -180,61 +623,97 @@ async fn create_category<C: Credentials, A: ArtifactSource>(
     }
 }
 
-/// A document to send, written by quick-xml.
-fn to_xml<T: serde::Serialize>(op: &str, doc: &T) -> Result<String, CallError> {
-    crate::xml::write(doc).map_err(|e| {
+/// An element written by quick-xml with `root` as its name.
+fn fragment<T: serde::Serialize>(op: &str, root: &str, doc: &T) -> Result<String, CallError> {
+    quick_xml::se::to_string_with_root(root, doc).map_err(|e| {
         CallError::invalid_payload(op, "JAMF_INVALID_PAYLOAD", format!("unwritable XML: {e}"))
     })
 }
 
-fn policy_xml(job: &Job<'_>, package_id: &str) -> Result<String, CallError> {
-    let s = &job.deployment.submission;
-    let doc = PolicyDoc {
-        general: Some(General {
-            name: policy_name(job),
-            enabled: true,
-            trigger_checkin: true,
-            frequency: "Once per computer".to_owned(),
-            category: NameRef {
-                name: CATEGORY.to_owned(),
-            },
-            notes: format!(
-                "eucora-pin: {} {} package {package_id} correlation {}",
-                s.app.name,
-                s.app.version,
-                job.deployment.correlation_id()
-            ),
-        }),
-        scope: Some(scope(&[job.group_id.to_owned()])),
-        package_configuration: Some(PackageConfigurationDoc {
-            packages: PackagesDoc {
-                package: vec![PackageRef {
-                    id: package_id.to_owned(),
-                    action: "Install".to_owned(),
-                }],
-            },
-        }),
-        // Inventory right after the install, so the package's receipt reaches the Jamf Pro
-        // API's inventory at once (status reads receipts in bulk) instead of a day later.
-        maintenance: Some(MaintenanceDoc { recon: true }),
-    };
-    to_xml("create_policy", &doc)
+fn policy_document(sections: &[String]) -> String {
+    format!("<policy>{}</policy>", sections.concat())
 }
 
-fn scope(groups: &[String]) -> ScopeDoc {
-    ScopeDoc {
-        computer_groups: GroupsDoc {
-            computer_group: groups.iter().map(|id| IdRef { id: id.clone() }).collect(),
+fn install(package_id: &str, action: &str) -> PackageConfigurationDoc {
+    PackageConfigurationDoc {
+        packages: PackagesDoc {
+            package: vec![PackageRef {
+                id: package_id.to_owned(),
+                action: action.to_owned(),
+            }],
         },
     }
 }
 
-/// The policy's id and document, if it exists.
+fn policy_xml(
+    retry_attempts: u8,
+    job: &Job<'_>,
+    package_id: &str,
+    enabled: bool,
+) -> Result<String, CallError> {
+    const OP: &str = "create_policy";
+    let general = General {
+        name: policy_name(job),
+        enabled,
+        trigger_checkin: true,
+        frequency: FREQUENCY.to_owned(),
+        retry_event: RETRY_EVENT.to_owned(),
+        retry_attempts,
+        notify_on_each_failed_retry: false,
+        category: NameRef {
+            name: CATEGORY.to_owned(),
+        },
+    };
+    Ok(policy_document(&[
+        fragment(OP, "general", &general)?,
+        Scope::groups(&[job.group_id.to_owned()]).0.to_xml(),
+        fragment(OP, "package_configuration", &install(package_id, "Install"))?,
+        // Inventory right after the install, so the package's receipt reaches the Jamf Pro
+        // API's inventory at once (status reads receipts in bulk) instead of a day later.
+        fragment(OP, "maintenance", &MaintenanceDoc { recon: true })?,
+    ]))
+}
+
+/// A policy as read: the parts the connector acts on, and its scope whole.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundPolicy {
+    pub enabled: bool,
+    pub frequency: String,
+    pub retry_event: String,
+    pub retry_attempts: String,
+    pub package_ids: Vec<String>,
+    pub scope: Scope,
+}
+
+impl FoundPolicy {
+    fn read(xml: &str) -> Result<(Option<String>, FoundPolicy), String> {
+        let doc = Node::parse(xml)?;
+        let text = |path: &str| doc.text_at(path).unwrap_or_default().to_owned();
+        let id = doc
+            .text_at("general/id")
+            .or_else(|| doc.text_at("id"))
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
+        Ok((
+            id,
+            FoundPolicy {
+                enabled: text("general/enabled").eq_ignore_ascii_case("true"),
+                frequency: text("general/frequency"),
+                retry_event: text("general/retry_event"),
+                retry_attempts: text("general/retry_attempts"),
+                package_ids: doc.ids("package_configuration/packages", "package"),
+                scope: Scope::of(&doc),
+            },
+        ))
+    }
+}
+
+/// The policy's id and what it holds, if it exists.
 pub(crate) async fn find_policy<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
-) -> Result<Option<(String, PolicyAnswer)>, CallError> {
+) -> Result<Option<(String, FoundPolicy)>, CallError> {
     let path = format!(
         "/JSSResource/policies/name/{}",
         percent_encode(&policy_name(job))
@@ -251,30 +730,27 @@ pub(crate) async fn find_policy<C: Credentials, A: ArtifactSource>(
         .await
     {
         Ok(a) => {
-            let policy: PolicyAnswer = a.xml("find_policy")?;
-            Ok(policy.policy_id().map(|id| (id, policy)))
+            let (id, policy) = FoundPolicy::read(&a.body).map_err(|e| {
+                CallError::no_answer("find_policy", format!("unreadable XML answer: {e}"))
+            })?;
+            Ok(id.map(|id| (id, policy)))
         }
         Err(e) if e.status == Some(404) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-async fn set_scope<C: Credentials, A: ArtifactSource>(
+async fn update_policy<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
+    op: &str,
     policy_id: &str,
-    groups: &[String],
+    sections: &[String],
 ) -> Result<(), CallError> {
-    let xml = to_xml(
-        "update_policy_scope",
-        &PolicyDoc {
-            scope: Some(scope(groups)),
-            ..PolicyDoc::default()
-        },
-    )?;
+    let xml = policy_document(sections);
     c.call(
         cx,
-        "update_policy_scope",
+        op,
         Method::PUT,
         &format!("/JSSResource/policies/id/{policy_id}"),
         || Payload::Xml(xml.clone()),
@@ -284,58 +760,100 @@ async fn set_scope<C: Credentials, A: ArtifactSource>(
     Ok(())
 }
 
+/// Creates the policy; `None` when one of its name exists already (an earlier attempt).
 async fn create_policy<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &mut CallContext,
     job: &Job<'_>,
-    package_id: &str,
-) -> Result<(String, Option<PolicyAnswer>), CallError> {
-    let xml = policy_xml(job, package_id)?;
-    let ids = json!({ "package_id": package_id });
-    let mut created = c
-        .call(
-            cx,
-            "create_policy",
-            Method::POST,
-            "/JSSResource/policies/id/0",
-            || Payload::Xml(xml.clone()),
-            ids.clone(),
-        )
-        .await;
+    package: &Resolved,
+) -> Result<Option<String>, CallError> {
+    let xml = policy_xml(c.config.retry_attempts, job, &package.id, package.ready)?;
+    let ids = json!({ "package_id": package.id });
+    let mut created = post_policy(c, cx, &xml, &ids).await;
+    // The Classic API's page says `Error: Problem with category` when the category is missing.
     if matches!(&created, Err(e) if e.status == Some(409) && e.message.to_ascii_lowercase().contains("category"))
     {
         create_category(c, cx).await?;
-        created = c
-            .call(
-                cx,
-                "create_policy",
-                Method::POST,
-                "/JSSResource/policies/id/0",
-                || Payload::Xml(xml.clone()),
-                ids,
-            )
-            .await;
+        created = post_policy(c, cx, &xml, &ids).await;
     }
     match created {
-        Ok(a) => Ok((
-            a.xml::<PolicyAnswer>("create_policy")?
-                .policy_id()
-                .ok_or_else(|| {
-                    CallError::no_answer("create_policy", "no policy id in the answer")
-                })?,
-            None,
-        )),
+        Ok(a) => a
+            .xml::<PolicyAnswer>("create_policy")?
+            .policy_id()
+            .map(Some)
+            .ok_or_else(|| CallError::no_answer("create_policy", "no policy id in the answer")),
         // Duplicate name: an earlier attempt created it.
-        Err(e) if e.status == Some(409) => find_policy(c, cx, job)
-            .await?
-            .map(|(id, policy)| (id, Some(policy)))
-            .ok_or(e),
+        Err(e) if e.status == Some(409) && e.message.to_ascii_lowercase().contains("duplicate") => {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
 
-/// Checks what Jamf would refuse, before calling (the specification's `JAMF_INVALID_PAYLOAD`).
-fn validate(job: &Job<'_>) -> Result<(), CallError> {
+async fn post_policy<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    xml: &str,
+    ids: &Value,
+) -> Result<crate::client::Answer, CallError> {
+    c.call(
+        cx,
+        "create_policy",
+        Method::POST,
+        "/JSSResource/policies/id/0",
+        || Payload::Xml(xml.to_owned()),
+        ids.clone(),
+    )
+    .await
+}
+
+/// Brings an existing policy to what this publish needs, in one `PUT` of what differs: the
+/// package, enabled exactly when the package is ready, retries set, the ring's group in scope.
+async fn converge_policy<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    policy_id: &str,
+    policy: &FoundPolicy,
+    package: &Resolved,
+) -> Result<(), CallError> {
+    const OP: &str = "update_policy";
+    let retries = c.config.retry_attempts.to_string();
+    let mut general = GeneralUpdate::default();
+    if policy.enabled != package.ready {
+        general.enabled = Some(package.ready);
+    }
+    if !policy.frequency.eq_ignore_ascii_case(FREQUENCY) {
+        general.frequency = Some(FREQUENCY.to_owned());
+    }
+    if !policy.retry_event.eq_ignore_ascii_case(RETRY_EVENT) || policy.retry_attempts != retries {
+        general.retry_event = Some(RETRY_EVENT.to_owned());
+        general.retry_attempts = Some(c.config.retry_attempts);
+    }
+    let mut sections = Vec::new();
+    if general.enabled.is_some() || general.frequency.is_some() || general.retry_event.is_some() {
+        sections.push(fragment(OP, "general", &general)?);
+    }
+    let mut scope = policy.scope.clone();
+    if scope.add_group(job.group_id) {
+        sections.push(scope.0.to_xml());
+    }
+    if policy.package_ids != [package.id.clone()] {
+        sections.push(fragment(
+            OP,
+            "package_configuration",
+            &install(&package.id, "Install"),
+        )?);
+    }
+    if sections.is_empty() {
+        return Ok(());
+    }
+    update_policy(c, cx, OP, policy_id, &sections).await
+}
+
+/// Checks what Jamf would refuse, before calling (the specification's `JAMF_INVALID_PAYLOAD`),
+/// and the package's size against the limit.
+fn validate(job: &Job<'_>, max_package_bytes: u64) -> Result<(), CallError> {
     let invalid = |why: String| {
         Err(CallError::invalid_payload(
             "validate",
@@ -362,7 +880,28 @@ fn validate(job: &Job<'_>) -> Result<(), CallError> {
     if policy_name(job).chars().count() > 255 {
         return invalid("the policy name would exceed 255 characters".into());
     }
+    if job.artifact.size_bytes > max_package_bytes {
+        return Err(too_large(
+            &job.artifact.file_name,
+            job.artifact.size_bytes,
+            max_package_bytes,
+        ));
+    }
     Ok(())
+}
+
+pub(crate) fn too_large(file: &str, size: u64, limit: u64) -> CallError {
+    let (platform_limit, phrase) = eucora_domain::evidence::Platform::Macos.package_size_limit();
+    let why = if limit == platform_limit {
+        phrase.to_owned()
+    } else {
+        "the connector's configured limit".to_owned()
+    };
+    CallError::invalid_payload(
+        "validate",
+        "JAMF_PACKAGE_TOO_LARGE",
+        format!("{file} is {size} bytes; Jamf packages go up to {limit} bytes ({why})"),
+    )
 }
 
 pub async fn publish<C: Credentials, A: ArtifactSource>(
@@ -370,20 +909,45 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
     cx: &mut CallContext,
     job: &Job<'_>,
 ) -> Result<Value, CallError> {
-    validate(job)?;
-    let package_id = package(c, cx, job).await?;
-    let (policy_id, existing) = match find_policy(c, cx, job).await? {
-        Some((id, policy)) => (id, Some(policy)),
-        None => create_policy(c, cx, job, &package_id).await?,
-    };
-    if let Some(policy) = existing {
-        let mut groups = policy.scope_group_ids();
-        if !groups.iter().any(|g| g == job.group_id) {
-            groups.push(job.group_id.to_owned());
-            set_scope(c, cx, &policy_id, &groups).await?;
+    validate(job, c.config.max_package_bytes)?;
+    let package = package(c, cx, job).await?;
+    let policy_id = match find_policy(c, cx, job).await? {
+        Some((id, policy)) => {
+            converge_policy(c, cx, job, &id, &policy, &package).await?;
+            id
         }
+        None => match create_policy(c, cx, job, &package).await? {
+            Some(id) => id,
+            None => {
+                let Some((id, policy)) = find_policy(c, cx, job).await? else {
+                    return Err(CallError::resume_later(
+                        "find_policy",
+                        "the policy exists but this Jamf node does not show it yet (the cluster replicates within a minute)",
+                        c.config.processing_recheck,
+                    ));
+                };
+                converge_policy(c, cx, job, &id, &policy, &package).await?;
+                id
+            }
+        },
+    };
+    if !package.ready {
+        return Err(CallError::resume_later(
+            "wait_package_processing",
+            format!(
+                "Jamf is processing {} (package {}); policy {policy_id} stays disabled until its hash shows and matches the approved bytes",
+                package.names.file, package.id
+            ),
+            c.config.processing_recheck,
+        ));
     }
-    Ok(json!({ "package_id": package_id, "policy_id": policy_id, "group_id": job.group_id }))
+    Ok(json!({
+        "package_id": package.id,
+        "package_name": package.names.package,
+        "file_name": package.names.file,
+        "policy_id": policy_id,
+        "group_id": job.group_id,
+    }))
 }
 
 pub async fn rollback<C: Credentials, A: ArtifactSource>(
@@ -397,42 +961,120 @@ pub async fn rollback<C: Credentials, A: ArtifactSource>(
     let strategy = job.deployment.submission.evidence.rollback.strategy;
     match strategy {
         RollbackStrategy::Uninstall => {
-            let body = to_xml(
-                "rollback_uninstall",
-                &PolicyDoc {
-                    package_configuration: Some(PackageConfigurationDoc {
-                        packages: PackagesDoc {
-                            package: policy
-                                .package_ids()
-                                .into_iter()
-                                .map(|id| PackageRef {
-                                    id,
-                                    action: "Uninstall".to_owned(),
-                                })
-                                .collect(),
-                        },
-                    }),
-                    ..PolicyDoc::default()
+            const OP: &str = "rollback_uninstall";
+            let configuration = PackageConfigurationDoc {
+                packages: PackagesDoc {
+                    package: policy
+                        .package_ids
+                        .iter()
+                        .map(|id| PackageRef {
+                            id: id.clone(),
+                            action: "Uninstall".to_owned(),
+                        })
+                        .collect(),
                 },
-            )?;
-            c.call(
-                cx,
-                "rollback_uninstall",
-                Method::PUT,
-                &format!("/JSSResource/policies/id/{policy_id}"),
-                || Payload::Xml(body.clone()),
-                json!({ "policy_id": policy_id }),
-            )
-            .await?;
+            };
+            let section = fragment(OP, "package_configuration", &configuration)?;
+            update_policy(c, cx, OP, &policy_id, &[section]).await?;
         }
         RollbackStrategy::RepinPrevious => {
-            let groups: Vec<String> = policy
-                .scope_group_ids()
-                .into_iter()
-                .filter(|g| g != job.group_id)
-                .collect();
-            set_scope(c, cx, &policy_id, &groups).await?;
+            let mut scope = policy.scope.clone();
+            if scope.remove_group(job.group_id) {
+                update_policy(
+                    c,
+                    cx,
+                    "update_policy_scope",
+                    &policy_id,
+                    &[scope.0.to_xml()],
+                )
+                .await?;
+            }
         }
     }
     Ok(json!({ "policy_id": policy_id, "group_id": job.group_id, "strategy": strategy }))
+}
+
+/// The file name of the package a policy installs (for status: inventory lists receipts by file
+/// name), else the version's file name.
+pub(crate) async fn installed_file_name<C: Credentials, A: ArtifactSource>(
+    c: &JamfClient<C, A>,
+    cx: &mut CallContext,
+    job: &Job<'_>,
+    policy: Option<&FoundPolicy>,
+) -> String {
+    let Some(id) = policy.and_then(|p| p.package_ids.first()) else {
+        return file_name(job);
+    };
+    if let Some(known) = c.status_memo.file_name(id) {
+        return known;
+    }
+    match get_package(c, cx, id).await {
+        Ok(p) => match p.file_name() {
+            Some(f) if !f.trim().is_empty() => {
+                c.status_memo.remember_file_name(id, f.trim());
+                f.trim().to_owned()
+            }
+            _ => file_name(job),
+        },
+        Err(_) => file_name(job),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{Digests, Holds, Kind, PackageRecord, holds};
+
+    fn record(v: serde_json::Value) -> PackageRecord {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_package_holds_the_approved_bytes_only_when_a_hash_jamf_reports_matches() {
+        let d = Digests {
+            sha256: "aa".into(),
+            sha3_512: Some("bb".into()),
+            ..Digests::default()
+        };
+        let h = |v| holds(&record(v), &d);
+        assert_eq!(h(json!({"id": "1", "sha256": "AA"})), Ok(Holds::Approved));
+        assert_eq!(
+            h(json!({"id": "1", "sha256": "ab"})),
+            Ok(Holds::Other("SHA-256 ab".into()))
+        );
+        assert_eq!(
+            h(json!({"id": "1", "hashType": "SHA3_512", "hashValue": "bb"})),
+            Ok(Holds::Approved)
+        );
+        assert_eq!(
+            h(json!({"id": "1", "hashType": "SHA3_512", "hashValue": "cc"})),
+            Ok(Holds::Other("SHA3_512 cc".into()))
+        );
+        assert_eq!(
+            h(json!({"id": "1", "hashType": "MD5", "hashValue": "dd"})),
+            Err(Kind::Md5),
+            "needs the artifact's MD5 first"
+        );
+        assert_eq!(
+            h(json!({"id": "1", "hashType": "SHA_512", "hashValue": "ee"})),
+            Err(Kind::Sha512)
+        );
+        assert!(matches!(
+            h(json!({"id": "1", "hashType": "CRC32", "hashValue": "ff"})),
+            Ok(Holds::Other(_))
+        ));
+        assert_eq!(
+            h(
+                json!({"id": "1", "size": "1024", "cloudTransferStatus": "IN_PROGRESS", "hashValue": null})
+            ),
+            Ok(Holds::Processing)
+        );
+        assert_eq!(
+            h(
+                json!({"id": "1", "size": null, "cloudTransferStatus": "NOT_APPLICABLE", "hashValue": ""})
+            ),
+            Ok(Holds::Nothing)
+        );
+    }
 }

@@ -70,6 +70,8 @@ const MEMO_POLICIES: usize = 32;
 #[derive(Debug, Default)]
 pub(crate) struct Memo {
     policies: Mutex<BTreeMap<String, PolicyMemo>>,
+    /// The file name of each package a policy installs (it never changes for a package id).
+    file_names: Mutex<HashMap<String, String>>,
     /// Which membership API the server answered: 0 unknown, 3 or 2.
     membership_api: AtomicU8,
     touches: AtomicU32,
@@ -95,6 +97,25 @@ struct Seen {
 }
 
 impl Memo {
+    pub(crate) fn file_name(&self, package_id: &str) -> Option<String> {
+        self.file_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(package_id)
+            .cloned()
+    }
+
+    pub(crate) fn remember_file_name(&self, package_id: &str, file_name: &str) {
+        let mut names = self
+            .file_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if names.len() >= MEMO_POLICIES * 4 {
+            names.clear();
+        }
+        names.insert(package_id.to_owned(), file_name.to_owned());
+    }
+
     fn with<R>(&self, policy: &str, f: impl FnOnce(&mut PolicyMemo) -> R) -> R {
         let mut all = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
         let touched = self.touches.fetch_add(1, Ordering::Relaxed);
@@ -127,10 +148,12 @@ pub async fn status<C: Credentials, A: ArtifactSource>(
     }
     let earlier_ring_devices = ring.intersection(&earlier).count();
     let population: Vec<u32> = ring.difference(&earlier).copied().collect();
-    let policy_id = crate::publish::find_policy(c, cx, job)
-        .await?
-        .map(|(id, _)| id);
-    let inventory = inventory(c, cx, &population, &job.artifact.file_name).await?;
+    let policy = crate::publish::find_policy(c, cx, job).await?;
+    // Receipts name the package's file, which the publish chose (see `publish.rs`).
+    let file_name =
+        crate::publish::installed_file_name(c, cx, job, policy.as_ref().map(|(_, p)| p)).await;
+    let policy_id = policy.map(|(id, _)| id);
+    let inventory = inventory(c, cx, &population, &file_name).await?;
 
     let since = job.deployment.submitted_at;
     let history = match &policy_id {

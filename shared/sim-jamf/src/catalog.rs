@@ -1,8 +1,9 @@
 //! Categories and packages, and the checks `POST /api/v1/packages` makes on a package.
 
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
-use crate::cluster::Origin;
+use crate::cluster::{Origin, Replica, Replicated};
 
 /// The category a deployment's policies carry; it exists from the start (id 1).
 pub(crate) const CONTROL_PLANE_CATEGORY: &str = "control-plane-auto";
@@ -21,11 +22,26 @@ impl Category {
     }
 }
 
+/// A file uploaded to a package, hashed as it was received.
 #[derive(Debug, Clone)]
 pub(crate) struct Upload {
     pub(crate) file_name: String,
-    pub(crate) size: usize,
+    pub(crate) size: u64,
     pub(crate) sha256: String,
+    pub(crate) sha3_512: String,
+    pub(crate) md5: String,
+    /// The file, when it was small enough to keep (see `SimConfig::keep_upload_bytes_under`).
+    pub(crate) bytes: Option<bytes::Bytes>,
+    /// When the cloud distribution service has processed it (its hashes appear then); `None`
+    /// while processing is held (see `SimHandle::hold_processing`).
+    pub(crate) ready_at: Option<OffsetDateTime>,
+}
+
+impl Upload {
+    /// Whether the distribution service has processed the file by `now`.
+    pub(crate) fn processed(&self, now: OffsetDateTime) -> bool {
+        self.ready_at.is_some_and(|at| at <= now)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +51,29 @@ pub(crate) struct Package {
     pub(crate) fields: Map<String, Value>,
     pub(crate) upload: Option<Upload>,
     pub(crate) origin: Option<Origin>,
+    pub(crate) replica: Replica<Package>,
+}
+
+impl Replicated for Package {
+    fn created(&self) -> Option<Origin> {
+        self.origin
+    }
+
+    fn replica(&self) -> &Replica<Self> {
+        &self.replica
+    }
+
+    fn replica_mut(&mut self) -> &mut Replica<Self> {
+        &mut self.replica
+    }
+}
+
+/// How the server reports a processed file's hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HashReport {
+    /// Jamf Pro 11.25 and later also fill `sha256` and `sha3512`; older servers only
+    /// `hashType`/`hashValue` (and `md5`).
+    pub(crate) sha256: bool,
 }
 
 impl Package {
@@ -60,8 +99,10 @@ impl Package {
             .unwrap_or(10)
     }
 
-    /// The package as `GET /api/v1/packages/{id}` answers it.
-    pub(crate) fn to_json(&self) -> Value {
+    /// The package as `GET /api/v1/packages/{id}` answers it at `now`: an uploaded file has its
+    /// size and `cloudTransferStatus` `IN_PROGRESS` at once, and its hashes (`hashType`
+    /// `SHA3_512`) only once the distribution service has processed it (`READY`).
+    pub(crate) fn to_json(&self, now: OffsetDateTime, report: HashReport) -> Value {
         let mut out = Map::new();
         out.insert("id".to_owned(), Value::String(self.id.to_string()));
         let defaults = json!({
@@ -81,11 +122,19 @@ impl Package {
             }
         }
         if let Some(upload) = &self.upload {
-            out.insert("cloudTransferStatus".to_owned(), json!("READY"));
-            out.insert("sha256".to_owned(), json!(upload.sha256));
-            out.insert("hashType".to_owned(), json!("SHA_256"));
-            out.insert("hashValue".to_owned(), json!(upload.sha256));
             out.insert("size".to_owned(), json!(upload.size.to_string()));
+            if upload.processed(now) {
+                out.insert("cloudTransferStatus".to_owned(), json!("READY"));
+                out.insert("md5".to_owned(), json!(upload.md5));
+                out.insert("hashType".to_owned(), json!("SHA3_512"));
+                out.insert("hashValue".to_owned(), json!(upload.sha3_512));
+                if report.sha256 {
+                    out.insert("sha256".to_owned(), json!(upload.sha256));
+                    out.insert("sha3512".to_owned(), json!(upload.sha3_512));
+                }
+            } else {
+                out.insert("cloudTransferStatus".to_owned(), json!("IN_PROGRESS"));
+            }
         }
         Value::Object(out)
     }

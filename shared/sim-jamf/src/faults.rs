@@ -61,6 +61,13 @@ pub enum Fault {
     DropConnection,
     /// The request takes effect, but the answer is a 200 whose JSON or XML body is cut short.
     MalformedBody,
+    /// The request takes effect, then the connection closes without an answer (the answer is
+    /// lost on the way back).
+    LostAnswer,
+    /// A package upload breaks off: the server reads this many bytes of the body, then closes
+    /// the connection without an answer, and the upload has no effect (a dropped connection on
+    /// any other request).
+    DropAfter(u64),
 }
 
 /// The fault controls of one simulator; see [`crate::SimHandle::faults`].

@@ -4,8 +4,13 @@
 //! A computer runs a policy when the policy is enabled, has `trigger_checkin` set and scopes the
 //! computer (`all_computers`, the computer itself or one of its groups, less the exclusions). The
 //! run happens the computer's `after` past the moment all of that first became true, and is logged
-//! with the computer's outcome. Every frequency counts as "once per computer", except that a change
-//! to the policy's packages counts as a log flush: the computers in scope run it again.
+//! with the computer's outcome. A run fails whatever the computer's outcome when a package the
+//! policy installs has no file the distribution service has processed by then (nothing to
+//! download yet). A failed run is tried again at the computer's next check-in
+//! ([`CHECK_IN_EVERY`] later) when the policy's `retry_event` is `check-in`, up to its
+//! `retry_attempts` times; without that it stays failed. Every frequency counts as "once per
+//! computer", except that a change to the policy's packages counts as a log flush: the computers
+//! in scope run it again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -197,13 +202,20 @@ struct RunKey {
     generation: u32,
 }
 
+/// A run waiting for its computer: when it is due, and how many retries are left after it.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    due: OffsetDateTime,
+    retries_left: u32,
+}
+
 #[derive(Debug)]
 pub(crate) struct Fleet {
     pub(crate) computers: BTreeMap<u32, Computer>,
     pub(crate) groups: BTreeMap<u32, Group>,
     pub(crate) logs: Vec<SimPolicyLog>,
-    /// Runs waiting for their computer's check-in, with the moment the policy started applying.
-    pending: BTreeMap<RunKey, OffsetDateTime>,
+    /// Runs waiting for their computer's check-in.
+    pending: BTreeMap<RunKey, Pending>,
     done: BTreeSet<RunKey>,
     epoch: OffsetDateTime,
     elapsed: Duration,
@@ -289,84 +301,127 @@ impl Fleet {
 
     /// Brings the run bookkeeping up to date with the policies and groups as they are now: new
     /// (policy, computer) pairs start waiting, pairs no longer in scope stop waiting, and waits
-    /// that have come due are logged.
+    /// that have come due are logged (a failed run waits again for the next check-in while the
+    /// policy allows retries).
     pub(crate) fn evaluate(
         &mut self,
         policies: &BTreeMap<u32, Policy>,
         packages: &BTreeMap<u32, Package>,
     ) {
         let now = self.now();
-        let mut applicable = BTreeSet::new();
+        let mut applicable = BTreeMap::new();
         for policy in policies.values().filter(|p| p.enabled && p.trigger_checkin) {
             for computer in self.in_scope(policy) {
-                applicable.insert(RunKey {
+                let key = RunKey {
                     policy: policy.id,
                     computer,
                     generation: policy.package_generation,
-                });
+                };
+                applicable.insert(key, policy.check_in_retries());
             }
         }
-        self.pending.retain(|key, _| applicable.contains(key));
-        for key in applicable {
-            if !self.done.contains(&key) {
-                self.pending.entry(key).or_insert(now);
+        self.pending.retain(|key, _| applicable.contains_key(key));
+        for (key, retries) in applicable {
+            if self.done.contains(&key) || self.pending.contains_key(&key) {
+                continue;
             }
-        }
-        let mut due: Vec<(OffsetDateTime, RunKey)> = self
-            .pending
-            .iter()
-            .filter_map(|(key, since)| {
-                let computer = self.computers.get(&key.computer)?;
-                if computer.spec.outcome == ComputerOutcome::NeverCheckIn {
-                    return None;
-                }
-                let at = *since + computer.spec.after;
-                (at <= now).then_some((at, *key))
-            })
-            .collect();
-        due.sort();
-        for (at, key) in due {
-            self.pending.remove(&key);
-            self.done.insert(key);
-            let Some(computer) = self.computers.get_mut(&key.computer) else {
+            let Some(computer) = self.computers.get(&key.computer) else {
                 continue;
             };
-            let status = if computer.spec.outcome == ComputerOutcome::Failed {
-                "Failed"
-            } else {
-                "Completed"
-            };
-            computer.last_contact = computer.last_contact.max(at);
-            let policy = policies.get(&key.policy);
-            if policy.is_some_and(Policy::updates_inventory) {
-                computer.inventoried = computer.inventoried.max(at);
+            self.pending.insert(
+                key,
+                Pending {
+                    due: now + computer.spec.after,
+                    retries_left: retries,
+                },
+            );
+        }
+        loop {
+            let mut due: Vec<(OffsetDateTime, RunKey)> = self
+                .pending
+                .iter()
+                .filter(|(key, pending)| {
+                    pending.due <= now
+                        && self
+                            .computers
+                            .get(&key.computer)
+                            .is_some_and(|c| c.spec.outcome != ComputerOutcome::NeverCheckIn)
+                })
+                .map(|(key, pending)| (pending.due, *key))
+                .collect();
+            if due.is_empty() {
+                break;
             }
-            if status == "Completed"
-                && let Some(policy) = policy
-            {
-                let reported = if policy.updates_inventory() {
-                    at
-                } else {
-                    at + INVENTORY_EVERY
-                };
-                for package in policy.packages.iter().filter(|p| p.installs()) {
-                    if let Some(file) = packages.get(&package.id).map(|p| p.text("fileName")) {
-                        computer.receipts.push(Receipt {
-                            file_name: file,
-                            reported,
-                        });
-                    }
+            due.sort();
+            for (at, key) in due {
+                if let Some(pending) = self.pending.remove(&key) {
+                    self.run(at, key, pending, policies, packages);
                 }
             }
-            let policy_name = policy.map(|p| p.name.clone()).unwrap_or_default();
-            self.logs.push(SimPolicyLog {
-                computer_id: key.computer,
-                policy_id: key.policy,
-                policy_name,
-                username: "localadmin".to_owned(),
-                at,
-                status: status.to_owned(),
-            });
+        }
+    }
+
+    /// A computer runs a policy at `at`: logged, receipts left on success, and waiting again for
+    /// its next check-in when it failed and the policy allows a retry.
+    fn run(
+        &mut self,
+        at: OffsetDateTime,
+        key: RunKey,
+        pending: Pending,
+        policies: &BTreeMap<u32, Policy>,
+        packages: &BTreeMap<u32, Package>,
+    ) {
+        let policy = policies.get(&key.policy);
+        let downloadable = policy.is_some_and(|p| {
+            p.packages.iter().filter(|pp| pp.installs()).all(|pp| {
+                packages
+                    .get(&pp.id)
+                    .and_then(|pkg| pkg.upload.as_ref())
+                    .is_some_and(|u| u.processed(at))
+            })
+        });
+        let Some(computer) = self.computers.get_mut(&key.computer) else {
+            return;
+        };
+        let failed = computer.spec.outcome == ComputerOutcome::Failed || !downloadable;
+        computer.last_contact = computer.last_contact.max(at);
+        if policy.is_some_and(Policy::updates_inventory) {
+            computer.inventoried = computer.inventoried.max(at);
+        }
+        if !failed && let Some(policy) = policy {
+            let reported = if policy.updates_inventory() {
+                at
+            } else {
+                at + INVENTORY_EVERY
+            };
+            for package in policy.packages.iter().filter(|p| p.installs()) {
+                if let Some(file) = packages.get(&package.id).map(|p| p.text("fileName")) {
+                    computer.receipts.push(Receipt {
+                        file_name: file,
+                        reported,
+                    });
+                }
+            }
+        }
+        let policy_name = policy.map(|p| p.name.clone()).unwrap_or_default();
+        self.logs.push(SimPolicyLog {
+            computer_id: key.computer,
+            policy_id: key.policy,
+            policy_name,
+            username: "localadmin".to_owned(),
+            at,
+            status: if failed { "Failed" } else { "Completed" }.to_owned(),
+        });
+        if failed && pending.retries_left > 0 {
+            self.pending.insert(
+                key,
+                Pending {
+                    due: at + CHECK_IN_EVERY,
+                    retries_left: pending.retries_left - 1,
+                },
+            );
+        } else {
+            self.done.insert(key);
         }
     }
 

@@ -60,7 +60,7 @@ pub(crate) async fn serve(
 
 /// Returned by the service to make hyper close the connection without answering.
 #[derive(Debug)]
-struct Dropped;
+pub(crate) struct Dropped;
 
 impl fmt::Display for Dropped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,7 +77,6 @@ async fn handle(
     let _in_flight = shared.enter();
     let seq = shared.arrivals.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -94,15 +93,21 @@ async fn handle(
         .find(|(name, _)| name == COOKIE_NAME)
         .map(|(_, value)| value.as_str());
     let at = shared.vantage(pinned, seq);
-    let request = Request {
+    let mut request = Request {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         raw_query: parts.uri.query().unwrap_or_default().to_owned(),
         headers,
         cookies,
-        body,
+        body: Bytes::new(),
         at,
     };
+    // A package's file is read as it arrives, never held whole (see `upload.rs`).
+    let streamed = crate::upload::is_upload(&request.method, &request.path);
+    let mut body = Some(body);
+    if !streamed && let Some(body) = body.take() {
+        request.body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    }
 
     if !shared.hold.is_zero() {
         tokio::time::sleep(shared.hold).await;
@@ -120,7 +125,6 @@ async fn handle(
             record(&shared, &request, 0);
             return Err(Dropped);
         }
-        Some(Fault::MalformedBody) => routes::dispatch(&shared, &request).malformed(family),
         Some(Fault::TooManyRequests { retry_after }) => {
             let reply = Reply::error(family, 429, "TOO_MANY_REQUESTS", "Too many requests");
             match retry_after {
@@ -134,21 +138,56 @@ async fn handle(
         Some(Fault::Unauthorized) => Reply::unauthorized(family),
         Some(Fault::Forbidden) => Reply::error(family, 403, "INVALID_PRIVILEGE", "Forbidden"),
         Some(Fault::Conflict) => Reply::error(family, 409, "CONFLICT", "Duplicate name"),
-        Some(Fault::Slow(_)) | None => routes::dispatch(&shared, &request),
+        Some(
+            ref fault @ (Fault::MalformedBody
+            | Fault::LostAnswer
+            | Fault::DropAfter(_)
+            | Fault::Slow(_)),
+        ) => {
+            let reply = if streamed {
+                let drop_after = match fault {
+                    Fault::DropAfter(bytes) => Some(*bytes),
+                    _ => None,
+                };
+                crate::upload::receive(&shared, &mut request, body.take(), drop_after).await?
+            } else if matches!(fault, Fault::DropAfter(_)) {
+                record(&shared, &request, 0);
+                return Err(Dropped);
+            } else {
+                routes::dispatch(&shared, &request)
+            };
+            match fault {
+                Fault::MalformedBody => reply.malformed(family),
+                Fault::LostAnswer => {
+                    record(&shared, &request, 0);
+                    return Err(Dropped);
+                }
+                _ => reply,
+            }
+        }
+        None if streamed => {
+            crate::upload::receive(&shared, &mut request, body.take(), None).await?
+        }
+        None => routes::dispatch(&shared, &request),
     };
+    Ok(respond(&shared, &request, reply).await)
+}
+
+/// Holds a list answer its extra time, records the request and adds the server's headers.
+async fn respond(shared: &Shared, request: &Request, reply: Reply) -> Response<Full<Bytes>> {
     let per_record = shared
         .latency_per_record
         .saturating_mul(u32::try_from(reply.records).unwrap_or(u32::MAX));
     if !per_record.is_zero() {
         tokio::time::sleep(per_record).await;
     }
-    record(&shared, &request, reply.status);
+    record(shared, request, reply.status);
     // The server's own clock, as every Jamf Pro answer carries it (a client can measure token
     // lifetimes against it whatever its own clock says).
     let date = httpdate::fmt_http_date(shared.clock.now().to_system_time());
-    Ok(reply
+    reply
         .with_header("date", date)
-        .into_response(&shared.cookies[at.node]))
+        .into_response(&shared.cookies[request.at.node])
 }
 
 /// `1` for whole seconds, `2.128` otherwise.
@@ -160,7 +199,7 @@ fn format_seconds(seconds: f64) -> String {
     }
 }
 
-fn record(shared: &Shared, request: &Request, status: u16) {
+pub(crate) fn record(shared: &Shared, request: &Request, status: u16) {
     let recorded = RecordedRequest {
         seq: request.at.seq,
         method: request.method.clone(),
@@ -444,14 +483,12 @@ impl Reply {
         }
     }
 
-    /// The API client's role lacks the privilege: the Classic API answers 401 (not 403), the
-    /// Jamf Pro API 403 `INVALID_PRIVILEGE`.
+    /// The API client's role lacks the privilege: the Classic API answers 401 with the very page
+    /// it answers a bad token with (it names no privilege), the Jamf Pro API 403
+    /// `INVALID_PRIVILEGE`.
     pub(crate) fn missing_privilege(family: Family) -> Self {
         match family {
-            Family::Classic => Self::page(
-                401,
-                "The authenticated user does not have the privilege required to access this resource",
-            ),
+            Family::Classic => Self::unauthorized(family),
             _ => Self::pro_error(403, "INVALID_PRIVILEGE", "Forbidden", None),
         }
     }
@@ -541,15 +578,33 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The status page Jamf Pro's Classic API answers errors with.
+/// The section of RFC 2616 the page links to for a status.
+fn rfc_section(status: u16) -> &'static str {
+    match status {
+        400 => "10.4.1",
+        401 => "10.4.2",
+        403 => "10.4.4",
+        404 => "10.4.5",
+        405 => "10.4.6",
+        409 => "10.4.10",
+        415 => "10.4.16",
+        503 => "10.5.4",
+        _ => "10.5.1",
+    }
+}
+
+/// The status page Jamf Pro's Classic API answers errors with, as a real server writes it (the
+/// first `<p>` carries a style and the status, the second what went wrong, the third a link and
+/// an unclosed `<br>`).
 fn status_page(status: u16, detail: &str) -> String {
     format!(
         "<html>\n<head>\n   <title>Status page</title>\n</head>\n<body style=\"font-family: sans-serif;\">\n\
          <p style=\"font-size: 1.2em;font-weight: bold;margin: 1em 0px;\">{}</p>\n<p>{}</p>\n\
-         <p>You can get technical details <a href=\"http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html\">here</a>.<br>\n\
-         Please continue your <a href=\"/\">visit</a> at our home page.\n</p>\n</body>\n</html>\n",
+         <p>You can get technical details <a href=\"http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#sec{}\">here</a>.<br>\n\
+         Please continue your visit at our <a href=\"/\">home page</a>.\n</p>\n</body>\n</html>\n",
         reason(status),
-        crate::xml::escape(detail)
+        crate::xml::escape(detail),
+        rfc_section(status)
     )
 }
 
@@ -581,5 +636,19 @@ mod tests {
         let paragraphs: Vec<&str> = page.split("<p").skip(1).collect();
         assert!(paragraphs[0].contains(">Conflict</p>"));
         assert!(paragraphs[1].starts_with(">Error: Duplicate name</p>"));
+    }
+
+    /// The 401 page exactly as a Jamf Pro server answered a client without the privilege
+    /// (jamf/mut issue 130).
+    #[test]
+    fn the_401_page_is_the_real_servers() {
+        assert_eq!(
+            status_page(401, "The request requires user authentication"),
+            "<html>\n<head>\n   <title>Status page</title>\n</head>\n<body style=\"font-family: sans-serif;\">\n\
+             <p style=\"font-size: 1.2em;font-weight: bold;margin: 1em 0px;\">Unauthorized</p>\n\
+             <p>The request requires user authentication</p>\n\
+             <p>You can get technical details <a href=\"http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#sec10.4.2\">here</a>.<br>\n\
+             Please continue your visit at our <a href=\"/\">home page</a>.\n</p>\n</body>\n</html>\n"
+        );
     }
 }

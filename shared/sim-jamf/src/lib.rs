@@ -62,7 +62,7 @@
 //!   declare are ignored. `GET /api/v1/packages` (`filter` over `id, fileName, packageName,
 //!   categoryId, info, notes, manifestFileName, cloudTransferStatus`, e.g. `packageName=="x"`;
 //!   `sort`, paging), `GET|PUT|DELETE /api/v1/packages/{id}`, `POST /api/v1/packages/{id}/upload`
-//!   (multipart part `file`) → 201 `{"id","href"}`.
+//!   (multipart part `file`) → 201 `{"id","href"}`; see "Package files" below.
 //! - `GET|POST /api/v1/categories` (`filter` over `name`, `priority`), `GET
 //!   /api/v1/categories/{id}`; `GET /api/v1/jamf-pro-version`.
 //! - `GET /api/v1/computer-groups` (a plain array of `{"id","name","smartGroup"}`) and
@@ -70,8 +70,9 @@
 //!   → `{"members":[ids]}`; smart groups only, 404 otherwise.
 //!
 //! Classic API (XML; a `GET` answers JSON instead when the request sends `Accept:
-//! application/json`; writes take XML; errors are HTML status pages whose second `<p>` says what
-//! went wrong, such as `Error: Duplicate name`):
+//! application/json`; writes take XML; errors are HTML status pages as a real server writes them:
+//! a first `<p style=…>` with the status, a second `<p>` saying what went wrong, such as
+//! `Error: Duplicate name`, and a third with a link and an unclosed `<br>`):
 //! - `GET /JSSResource/policies`; `GET|PUT|DELETE /JSSResource/policies/id/{id}` and
 //!   `/name/{name}`; `GET .../subset/General&Scope…`; `POST /JSSResource/policies/id/0` (the id in
 //!   the path is ignored; the next free id is used) → 201
@@ -99,35 +100,55 @@
 //! or with [`SimHandle::add_category`]; [`SimHandle::remove_category`] takes one away to test a
 //! connector that must create it.
 //!
+//! # Package files
+//!
+//! An upload is read as it arrives, at [`SimConfig::upload_bytes_per_second`] at most, its `file`
+//! part hashed on the way (SHA-256, SHA3-512, MD5) and kept only up to
+//! [`SimConfig::keep_upload_bytes_under`] ([`SimHandle::package_file`]), so a 4 GiB upload costs
+//! a few buffers. Right after it the package shows its `size` and `cloudTransferStatus`
+//! `IN_PROGRESS`; once the distribution service has processed the file,
+//! [`SimConfig::package_processing`] later on the simulator's clock (or at
+//! [`SimHandle::finish_processing`] after [`SimHandle::hold_processing`]), it shows `READY`, `md5`,
+//! `hashType` `SHA3_512` and `hashValue` (and `sha256`, `sha3512` with
+//! [`SimConfig::reports_sha256`], as Jamf Pro 11.25 and later). A Mac cannot install a package
+//! before that. Faults hit uploads too: [`Fault::DropAfter`] breaks one off mid-body (no effect),
+//! [`Fault::LostAnswer`] loses the answer of one that took effect.
+//! [`SimHandle::seed_package`] puts a package there as someone else made it (a same-named package
+//! with other bytes, a file name taken).
+//!
 //! # The cluster and the `jpro-ingress` cookie
 //!
 //! Every answer sets `Set-Cookie: jpro-ingress=<node>; Path=/; HttpOnly`. A request carrying a
 //! node's cookie is served by that node; any other request goes to the two nodes in turn. Both
-//! nodes share the database (tokens, duplicate checks, references), but an object created through
-//! one node (package, policy, category, computer group) is visible through the other only from the
-//! second request the cluster receives after the creating one, or after one second, whichever is
-//! first. So a client that does not keep the cookie sees create-then-use fail with a 404 on the id
-//! it was just given whenever its next request lands on the other node — with strict alternation,
-//! always when the create and the use follow each other directly. Updates and deletions are seen
-//! by both nodes at once. [`SimHandle::set_replication_lag`] turns the lag off.
+//! nodes share the database (tokens, duplicate checks, references, writes), but each reads from
+//! its own cache, which Jamf Cloud refreshes every minute: an object created through one node
+//! (package, policy, category, computer group) is visible through the other only a minute later
+//! on the simulator's clock, and a package or policy updated through one node reads as before the
+//! update through the other for as long. So a client that does not keep the cookie sees
+//! create-then-use fail with a 404 on the id it was just given, and reads its own update undone,
+//! whenever its next request lands on the other node. [`SimHandle::set_replication_lag`] turns
+//! the lag off.
 //!
 //! # Policies and simulated time
 //!
-//! A `PUT` changes only the elements it carries: each element of `general` given, each list of
-//! `scope` and `scope/exclusions` given, the `package_configuration/packages` list when given, and
-//! any other top-level section given replace what was stored; the rest stays. Each successful
-//! create is revision 1 and each successful update adds one ([`SimPolicy::revision`]). Besides
-//! Jamf's schema the simulator keeps `general/notes` and `general/priority`, and `priority` on each
-//! `package_configuration/packages/package`, for the connector's version pin and rollback
-//! priority; other unknown elements are stored and returned verbatim. Jamf Pro's documented policy
-//! schema has none of these three, so the real server may drop them: a connector should not depend
-//! on reading them back.
+//! A `PUT` changes only the sections it carries: each element of `general` given replaces the
+//! stored one; a `scope` given replaces the whole stored scope (exclusions included: a client that
+//! adds a group sends the exclusions back); the `package_configuration/packages` list when given,
+//! and any other known section given, replace what was stored. Elements Jamf Pro's policy schema
+//! does not have are dropped, as Jamf drops them: `general/notes`, `general/priority`, a package's
+//! `priority`, unknown sections. `enabled`, `frequency`, `retry_event` (`none`, `check-in`,
+//! `trigger`), `retry_attempts` (1 to 10, or -1) and `notify_on_each_failed_retry` are stored
+//! and returned. Each successful create is revision 1 and each successful update adds one
+//! ([`SimPolicy::revision`]).
 //!
 //! The fleet runs on its own clock, which only [`SimHandle::advance`] moves. A computer runs a
 //! policy when the policy is enabled, has `trigger_checkin` true, and its scope reaches the computer
 //! (`all_computers`, the computer, or a computer group it is in, less exclusions). It runs the
 //! policy its [`SimComputer::after`] past the moment all of that first became true, and the log
-//! records its [`ComputerOutcome`] (`NeverCheckIn` computers never run anything). A `Completed` run
+//! records its [`ComputerOutcome`] (`NeverCheckIn` computers never run anything) — or `Failed`
+//! when a package the policy installs has no processed file by then. A failed run is tried again
+//! at the Mac's next check-in, 15 minutes later, when the policy's `retry_event` is `check-in`,
+//! up to `retry_attempts` times; without it, never. A `Completed` run
 //! leaves a receipt for each package the policy installs, which inventory reports at once when
 //! the policy updates inventory (`<maintenance><recon>true</recon></maintenance>`), else with the
 //! Mac's next daily inventory, a day later; a run of a policy that updates inventory, failed or
@@ -139,8 +160,11 @@
 //!
 //! [`SimComputer::generate`] makes a ring of 10,000 Macs from a [`FleetMix`] (failures, Macs that
 //! never check in, check-in delays) cheaply; [`SimHandle::delete_computer`] deletes one
-//! mid-rollout; [`SimHandle::revoke_privilege`] takes a privilege away (the Classic API answers
-//! 401, not 403).
+//! mid-rollout. [`SimConfig::client_privileges`] (or [`SimHandle::set_client_privileges`]) gives
+//! the API client's role a set of Jamf's privileges by name, and [`SimHandle::revoke_privilege`]
+//! takes one away by route: without it, the Classic API answers 401 with the same page as a bad
+//! token ("The request requires user authentication", naming no privilege, as Jamf's does), the
+//! Jamf Pro API 403 `INVALID_PRIVILEGE`.
 //!
 //! # Latency, concurrency and faults
 //!
@@ -158,7 +182,8 @@
 //! sends `Accept: application/json` (else XML) and takes writes in XML only, as Jamf does; of the
 //! Jamf Pro API only the operations in the schema slice are served (no `/v2` or `/v4` inventory,
 //! no `PATCH`, no history), the other methods of their paths answer 405; smart group criteria are stored but not evaluated (membership comes from the harness); every policy
-//! frequency counts as once per computer; the other node sees updates at once; names compare
+//! frequency counts as once per computer; `retry_event` `trigger` never retries (no custom
+//! triggers are fired); names compare
 //! without regard to case (as Jamf's database collation does); the sim's error texts and codes
 //! for cases the reference material does not pin down (`INVALID_JSON`, `INVALID_RSQL_FILTER`, the
 //! `Problem with …` pages) are plausible rather than confirmed.
@@ -169,11 +194,13 @@ mod faults;
 mod fleet;
 mod http;
 mod policy;
+mod privileges;
 mod rng;
 mod routes;
 mod rsql;
 mod state;
 mod times;
+mod upload;
 mod views;
 mod xml;
 
@@ -191,7 +218,8 @@ pub use faults::{Fault, Faults, RouteMatch};
 pub use fleet::{ComputerOutcome, FleetMix, SimComputer, SimPolicyLog};
 pub use views::{RecordedRequest, SimPackage, SimPolicy};
 
-use crate::catalog::Category;
+use crate::catalog::{Category, Package, Upload};
+use crate::cluster::Replica;
 use crate::fleet::Group;
 use crate::state::Shared;
 
@@ -221,6 +249,23 @@ pub struct SimConfig {
     /// How much longer a list answer takes for each record it lists (default
     /// [`REALISTIC_LATENCY_PER_RECORD`]): a page of 2,000 computers takes 2 s more than one of 1.
     pub latency_per_record: Duration,
+    /// How fast the server reads an upload's body, in bytes a second (default
+    /// [`REALISTIC_UPLOAD_RATE`]); `None`: as fast as it comes.
+    pub upload_bytes_per_second: Option<u64>,
+    /// How long, on the simulator's clock, the cloud distribution service takes to process an
+    /// uploaded file before its hashes show and Macs can download it (default
+    /// [`REALISTIC_PROCESSING`]; see [`SimHandle::hold_processing`] for a test's own pace).
+    pub package_processing: Duration,
+    /// Uploads up to this many bytes are kept whole ([`SimHandle::package_file`]); larger ones
+    /// are only hashed.
+    pub keep_upload_bytes_under: u64,
+    /// `true` (Jamf Pro 11.25 and later): a processed package also reports `sha256` and
+    /// `sha3512`; `false`: only `hashType` `SHA3_512`, `hashValue` and `md5`.
+    pub reports_sha256: bool,
+    /// The privileges of the API client's role (`OAuth` tokens), by Jamf's names such as
+    /// `"Create Policies"`; `None`: every privilege. Without one a request needs, the Classic API
+    /// answers 401 and the Jamf Pro API 403. The Basic-auth user keeps every privilege.
+    pub client_privileges: Option<Vec<String>>,
 }
 
 /// What a Jamf Cloud server takes to answer a small request: 150–300 ms is what one answers.
@@ -228,13 +273,21 @@ pub const REALISTIC_LATENCY: Duration = Duration::from_millis(200);
 /// What each listed record adds to a list answer (an estimate: large inventory pages with
 /// several sections take seconds on Jamf Cloud).
 pub const REALISTIC_LATENCY_PER_RECORD: Duration = Duration::from_millis(1);
+/// An upload's pace into Jamf Cloud from AWS (an estimate: 50 MiB/s).
+pub const REALISTIC_UPLOAD_RATE: u64 = 50 * 1024 * 1024;
+/// How long the distribution service takes to process an upload (an estimate; Jamf documents
+/// none, and clients poll for the hash for up to minutes).
+pub const REALISTIC_PROCESSING: Duration = Duration::from_secs(60);
 
 impl SimConfig {
-    /// The defaults without latency: every answer as fast as the machine gives it.
+    /// The defaults without latency: every answer as fast as the machine gives it, uploads read
+    /// as fast as they come and processed at once.
     pub fn instant() -> Self {
         Self {
             latency: Duration::ZERO,
             latency_per_record: Duration::ZERO,
+            upload_bytes_per_second: None,
+            package_processing: Duration::ZERO,
             ..Self::default()
         }
     }
@@ -254,8 +307,24 @@ impl Default for SimConfig {
             max_concurrency_delay: Duration::ZERO,
             latency: REALISTIC_LATENCY,
             latency_per_record: REALISTIC_LATENCY_PER_RECORD,
+            upload_bytes_per_second: Some(REALISTIC_UPLOAD_RATE),
+            package_processing: REALISTIC_PROCESSING,
+            keep_upload_bytes_under: 1024 * 1024,
+            reports_sha256: true,
+            client_privileges: None,
         }
     }
+}
+
+/// A package a test puts on the server as someone else would have (an administrator's upload,
+/// an earlier build, `AutoPkg`): see [`SimHandle::seed_package`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedPackage {
+    pub package_name: String,
+    pub file_name: String,
+    /// Its file, processed at once; `None`: a package record without a file.
+    pub bytes: Option<Vec<u8>>,
+    pub notes: String,
 }
 
 /// Starts a simulator on `127.0.0.1` on a free port, served by tasks on the current tokio runtime.
@@ -429,12 +498,101 @@ impl SimHandle {
 
     /// Every package, by id.
     pub fn packages(&self) -> Vec<SimPackage> {
-        self.shared
-            .lock()
+        let state = self.shared.lock();
+        let now = state.fleet.now();
+        state
             .packages
             .values()
-            .map(SimPackage::of)
+            .map(|p| SimPackage::of(p, now))
             .collect()
+    }
+
+    /// The file uploaded to a package, when it was small enough to keep
+    /// ([`SimConfig::keep_upload_bytes_under`]).
+    pub fn package_file(&self, id: u32) -> Option<Vec<u8>> {
+        let state = self.shared.lock();
+        let upload = state.packages.get(&id)?.upload.as_ref()?;
+        upload.bytes.as_ref().map(|b| b.to_vec())
+    }
+
+    /// Holds the distribution service: files uploaded from now on, and those not processed yet,
+    /// stay unprocessed (no hash, Macs cannot download them) until
+    /// [`SimHandle::finish_processing`], whatever the clock does.
+    pub fn hold_processing(&self) {
+        let mut state = self.shared.lock();
+        let now = state.fleet.now();
+        state.processing_held = true;
+        for package in state.packages.values_mut() {
+            if let Some(upload) = package.upload.as_mut().filter(|u| !u.processed(now)) {
+                upload.ready_at = None;
+            }
+        }
+    }
+
+    /// Processes every file uploaded so far now (their hashes show from now on), and lets later
+    /// uploads take [`SimConfig::package_processing`] again.
+    pub fn finish_processing(&self) {
+        let mut state = self.shared.lock();
+        let now = state.fleet.now();
+        state.processing_held = false;
+        for package in state.packages.values_mut() {
+            if let Some(upload) = package.upload.as_mut().filter(|u| !u.processed(now)) {
+                upload.ready_at = Some(now);
+            }
+        }
+        state.evaluate();
+    }
+
+    /// Puts a package on the server as someone else made it, visible on both nodes at once; its
+    /// file, if any, is processed already. Answers its id. A name already taken is replaced.
+    pub fn seed_package(&self, seed: &SeedPackage) -> u32 {
+        use md5::Digest as _;
+        use sha2::Digest as _;
+        let mut state = self.shared.lock();
+        let now = state.fleet.now();
+        let existing = state
+            .packages
+            .values()
+            .find(|p| p.name().eq_ignore_ascii_case(&seed.package_name))
+            .map(|p| p.id);
+        let id = existing.unwrap_or_else(|| state.next_package_id());
+        let mut fields = serde_json::Map::new();
+        for (key, value) in [
+            ("packageName", serde_json::json!(seed.package_name)),
+            ("fileName", serde_json::json!(seed.file_name)),
+            ("categoryId", serde_json::json!("-1")),
+            ("priority", serde_json::json!(10)),
+            ("notes", serde_json::json!(seed.notes)),
+        ] {
+            fields.insert(key.to_owned(), value);
+        }
+        let upload = seed.bytes.as_ref().map(|bytes| Upload {
+            file_name: seed.file_name.clone(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            sha3_512: hex::encode(sha3::Sha3_512::digest(bytes)),
+            md5: hex::encode(md5::Md5::digest(bytes)),
+            bytes: Some(bytes::Bytes::from(bytes.clone())),
+            ready_at: Some(now),
+        });
+        state.packages.insert(
+            id,
+            Package {
+                id,
+                fields,
+                upload,
+                origin: None,
+                replica: Replica::default(),
+            },
+        );
+        id
+    }
+
+    /// Gives the API client's role exactly these privileges (Jamf's names, such as
+    /// `"Read Policies"`); `None`: every privilege. See [`SimConfig::client_privileges`].
+    pub fn set_client_privileges(&self, privileges: Option<&[&str]>) {
+        self.shared.lock().client_privileges =
+            privileges.map(|p| p.iter().map(|&s| s.to_owned()).collect());
     }
 
     /// Every policy, by id.
@@ -489,7 +647,7 @@ impl SimHandle {
         self.shared.lock().requests.clear();
     }
 
-    /// Whether the second node lags behind on new objects (on by default; see the crate docs).
+    /// Whether the other node reads writes a minute late (on by default; see the crate docs).
     pub fn set_replication_lag(&self, on: bool) {
         self.shared.lag.store(on, Ordering::SeqCst);
     }

@@ -1,21 +1,77 @@
 //! Classic API policies: the typed parts the simulator acts on, read from and written to XML.
 //!
-//! A `PUT` is a partial update, as in Jamf Pro: only the elements it carries change. Inside
-//! `general`, each element given replaces the stored one; inside `scope` and `exclusions`, each
-//! list given (`computers`, `computer_groups`, …) replaces the stored list; a `packages` list
-//! replaces the policy's packages; any other top-level section given replaces the stored section.
-//! Sections and elements the simulator does not act on are kept verbatim and returned by `GET`.
+//! A `PUT` is a partial update, as in Jamf Pro: only the sections it carries change. Inside
+//! `general`, each element given replaces the stored one; a `scope` given replaces the whole
+//! stored scope (targets, limitations and exclusions: what it leaves out is gone, so a client
+//! that adds a group must send the exclusions back too); a `packages` list replaces the policy's
+//! packages; any other known top-level section given replaces the stored section.
 //!
-//! Beyond Jamf's schema the simulator keeps two elements a connector may use for its version pin
-//! and rollback priority: `general/notes` and `general/priority`, and `priority` inside each
-//! `package_configuration/packages/package`. Jamf Pro itself has no such elements on a policy.
+//! Elements Jamf Pro's policy schema does not have are dropped, as Jamf drops them: a `notes` or
+//! `priority` in `general`, a `priority` on a package, an unknown section. Known elements the
+//! simulator does not act on (`self_service`, `scripts`, `trigger_other`, `limitations`, …) are
+//! kept verbatim and returned by `GET`.
 
 use std::collections::BTreeMap;
 
 use crate::catalog::{Category, Package};
-use crate::cluster::Origin;
+use crate::cluster::{Origin, Replica, Replicated};
 use crate::fleet::Fleet;
 use crate::xml::Element;
+
+/// The elements of `general` Jamf Pro keeps besides those the simulator acts on.
+const GENERAL_KEPT: &[&str] = &[
+    "trigger",
+    "trigger_enrollment_complete",
+    "trigger_login",
+    "trigger_logout",
+    "trigger_network_state_changed",
+    "trigger_startup",
+    "trigger_other",
+    "location_user_only",
+    "target_drive",
+    "offline",
+    "date_time_limitations",
+    "network_limitations",
+    "override_default_settings",
+    "network_requirements",
+    "site",
+];
+
+/// The sections of a policy besides `general`, `scope` and `package_configuration`.
+const SECTIONS_KEPT: &[&str] = &[
+    "self_service",
+    "scripts",
+    "printers",
+    "dock_items",
+    "account_maintenance",
+    "maintenance",
+    "files_processes",
+    "user_interaction",
+    "disk_encryption",
+    "reboot",
+];
+
+/// The parts of `scope` besides `all_computers`, `computers`, `computer_groups`, `exclusions`.
+const SCOPE_KEPT: &[&str] = &[
+    "buildings",
+    "departments",
+    "limit_to_users",
+    "limitations",
+    "jss_users",
+    "jss_user_groups",
+];
+
+/// The parts of `scope/exclusions` besides `computers` and `computer_groups`.
+const EXCLUSIONS_KEPT: &[&str] = &[
+    "buildings",
+    "departments",
+    "users",
+    "user_groups",
+    "network_segments",
+    "ibeacons",
+    "jss_users",
+    "jss_user_groups",
+];
 
 /// A refusal with the Classic API's status and the text of the page's second `<p>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +114,6 @@ pub(crate) struct PolicyPackage {
     fut: bool,
     feu: bool,
     update_autorun: bool,
-    pub(crate) priority: Option<i64>,
 }
 
 impl PolicyPackage {
@@ -78,9 +133,12 @@ pub(crate) struct Policy {
     pub(crate) enabled: bool,
     pub(crate) trigger_checkin: bool,
     pub(crate) frequency: String,
+    /// `none`, `check-in` or `trigger`: when a computer retries a run that failed.
+    pub(crate) retry_event: String,
+    /// How many times it retries (1 to 10; -1: not configured).
+    pub(crate) retry_attempts: i64,
+    pub(crate) notify_on_each_failed_retry: bool,
     pub(crate) category_id: Option<u32>,
-    pub(crate) notes: Option<String>,
-    pub(crate) priority: Option<i64>,
     general_extra: Vec<Element>,
     pub(crate) scope: Scope,
     pub(crate) packages: Vec<PolicyPackage>,
@@ -91,11 +149,26 @@ pub(crate) struct Policy {
     /// Changes whenever the package list does (see the module documentation of `fleet`).
     pub(crate) package_generation: u32,
     pub(crate) origin: Option<Origin>,
+    pub(crate) replica: Replica<Policy>,
+}
+
+impl Replicated for Policy {
+    fn created(&self) -> Option<Origin> {
+        self.origin
+    }
+
+    fn replica(&self) -> &Replica<Self> {
+        &self.replica
+    }
+
+    fn replica_mut(&mut self) -> &mut Replica<Self> {
+        &mut self.replica
+    }
 }
 
 impl Policy {
     /// A policy as Jamf Pro makes one before applying the posted document: enabled, no triggers,
-    /// once per computer, no category.
+    /// once per computer, no retries, no category.
     pub(crate) fn blank(id: u32, origin: Option<Origin>) -> Self {
         Self {
             id,
@@ -103,9 +176,10 @@ impl Policy {
             enabled: true,
             trigger_checkin: false,
             frequency: "Once per computer".to_owned(),
+            retry_event: "none".to_owned(),
+            retry_attempts: -1,
+            notify_on_each_failed_retry: false,
             category_id: None,
-            notes: None,
-            priority: None,
             general_extra: Vec::new(),
             scope: Scope::default(),
             packages: Vec::new(),
@@ -114,6 +188,16 @@ impl Policy {
             revision: 0,
             package_generation: 0,
             origin,
+            replica: Replica::default(),
+        }
+    }
+
+    /// How many times a computer retries a failed run at its next check-in (0: never).
+    pub(crate) fn check_in_retries(&self) -> u32 {
+        if self.retry_event.eq_ignore_ascii_case("check-in") {
+            u32::try_from(self.retry_attempts.clamp(0, 10)).unwrap_or(0)
+        } else {
+            0
         }
     }
 
@@ -139,7 +223,10 @@ impl Policy {
                 "general" => self.apply_general(section, refs)?,
                 "scope" => self.apply_scope(section, refs)?,
                 "package_configuration" => self.apply_packages(section, refs)?,
-                _ => replace_by_name(&mut self.sections, section),
+                known if SECTIONS_KEPT.contains(&known) => {
+                    replace_by_name(&mut self.sections, section);
+                }
+                _ => {}
             }
         }
         if self.name.trim().is_empty() {
@@ -156,50 +243,75 @@ impl Policy {
                 "enabled" => self.enabled = flag(field),
                 "trigger_checkin" => self.trigger_checkin = flag(field),
                 "frequency" => field.text().clone_into(&mut self.frequency),
-                "category" => self.category_id = resolve_category(field, refs)?,
-                "notes" => self.notes = Some(field.text().to_owned()),
-                "priority" => {
-                    let priority = field
+                "retry_event" => {
+                    let event = field.text();
+                    if !["none", "check-in", "trigger"]
+                        .iter()
+                        .any(|e| e.eq_ignore_ascii_case(event))
+                    {
+                        return Err(Refusal::conflict("Problem with retry_event"));
+                    }
+                    self.retry_event = event.to_ascii_lowercase();
+                }
+                "retry_attempts" => {
+                    let attempts: i64 = field
                         .text()
                         .parse()
-                        .map_err(|_| Refusal::conflict("Problem with priority"))?;
-                    self.priority = Some(priority);
+                        .map_err(|_| Refusal::conflict("Problem with retry_attempts"))?;
+                    if attempts != -1 && !(1..=10).contains(&attempts) {
+                        return Err(Refusal::conflict("Problem with retry_attempts"));
+                    }
+                    self.retry_attempts = attempts;
                 }
-                _ => replace_by_name(&mut self.general_extra, field),
+                "notify_on_each_failed_retry" => self.notify_on_each_failed_retry = flag(field),
+                "category" => self.category_id = resolve_category(field, refs)?,
+                known if GENERAL_KEPT.contains(&known) => {
+                    replace_by_name(&mut self.general_extra, field);
+                }
+                _ => {}
             }
         }
         Ok(())
     }
 
+    /// A scope given replaces the whole stored scope.
     fn apply_scope(&mut self, scope: &Element, refs: &Refs) -> Result<(), Refusal> {
+        let mut new = Scope::default();
         for part in &scope.children {
             match part.name.as_str() {
-                "all_computers" => self.scope.all_computers = flag(part),
-                "computers" => self.scope.computers = resolve_computers(part, refs)?,
-                "computer_groups" => self.scope.groups = resolve_groups(part, refs)?,
+                "all_computers" => new.all_computers = flag(part),
+                "computers" => new.computers = resolve_computers(part, refs)?,
+                "computer_groups" => new.groups = resolve_groups(part, refs)?,
                 "exclusions" => {
                     for excluded in &part.children {
                         match excluded.name.as_str() {
                             "computers" => {
-                                self.scope.excluded_computers = resolve_computers(excluded, refs)?;
+                                new.excluded_computers = resolve_computers(excluded, refs)?;
                             }
                             "computer_groups" => {
-                                self.scope.excluded_groups = resolve_groups(excluded, refs)?;
+                                new.excluded_groups = resolve_groups(excluded, refs)?;
                             }
-                            _ => replace_by_name(&mut self.scope.exclusions_extra, excluded),
+                            known if EXCLUSIONS_KEPT.contains(&known) => {
+                                replace_by_name(&mut new.exclusions_extra, excluded);
+                            }
+                            _ => {}
                         }
                     }
                 }
-                _ => replace_by_name(&mut self.scope.extra, part),
+                known if SCOPE_KEPT.contains(&known) => replace_by_name(&mut new.extra, part),
+                _ => {}
             }
         }
+        self.scope = new;
         Ok(())
     }
 
     fn apply_packages(&mut self, configuration: &Element, refs: &Refs) -> Result<(), Refusal> {
         for part in &configuration.children {
             if part.name != "packages" {
-                replace_by_name(&mut self.package_extra, part);
+                if part.name == "distribution_point" {
+                    replace_by_name(&mut self.package_extra, part);
+                }
                 continue;
             }
             let mut packages = Vec::new();
@@ -217,13 +329,6 @@ impl Policy {
                 .ok_or_else(|| {
                     Refusal::conflict("Problem with package in package_configuration")
                 })?;
-                let priority = match package.text_at("priority") {
-                    Some(text) => Some(
-                        text.parse()
-                            .map_err(|_| Refusal::conflict("Problem with package priority"))?,
-                    ),
-                    None => None,
-                };
                 packages.push(PolicyPackage {
                     id,
                     action: package
@@ -234,7 +339,6 @@ impl Policy {
                     fut: package.child("fut").is_some_and(flag),
                     feu: package.child("feu").is_some_and(flag),
                     update_autorun: package.child("update_autorun").is_some_and(flag),
-                    priority,
                 });
             }
             let ids = |list: &[PolicyPackage]| list.iter().map(|p| p.id).collect::<Vec<_>>();
@@ -263,17 +367,17 @@ impl Policy {
         general = general
             .with(Element::leaf("trigger_checkin", self.trigger_checkin))
             .with(Element::leaf("frequency", &self.frequency))
+            .with(Element::leaf("retry_event", &self.retry_event))
+            .with(Element::leaf("retry_attempts", self.retry_attempts))
+            .with(Element::leaf(
+                "notify_on_each_failed_retry",
+                self.notify_on_each_failed_retry,
+            ))
             .with(
                 Element::new("category")
                     .with(Element::leaf("id", category_id))
                     .with(Element::leaf("name", category_name)),
             );
-        if let Some(priority) = self.priority {
-            general = general.with(Element::leaf("priority", priority));
-        }
-        if let Some(notes) = &self.notes {
-            general = general.with(Element::leaf("notes", notes));
-        }
         general = general.with_all(self.general_extra.iter().cloned());
 
         let computer = |id: &u32| {
@@ -324,17 +428,13 @@ impl Policy {
                     .get(&p.id)
                     .map(|pkg| pkg.name().to_owned())
                     .unwrap_or_default();
-                let mut package = Element::new("package")
+                Element::new("package")
                     .with(Element::leaf("id", p.id))
                     .with(Element::leaf("name", name))
                     .with(Element::leaf("action", &p.action))
                     .with(Element::leaf("fut", p.fut))
                     .with(Element::leaf("feu", p.feu))
-                    .with(Element::leaf("update_autorun", p.update_autorun));
-                if let Some(priority) = p.priority {
-                    package = package.with(Element::leaf("priority", priority));
-                }
-                package
+                    .with(Element::leaf("update_autorun", p.update_autorun))
             }));
         let package_configuration = Element::new("package_configuration")
             .with(packages)

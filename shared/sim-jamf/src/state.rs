@@ -1,6 +1,6 @@
 //! Everything the simulated server knows, behind one lock, and the counters kept outside it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use eucora_domain::Clock;
 use time::OffsetDateTime;
 
 use crate::SimConfig;
-use crate::catalog::{CONTROL_PLANE_CATEGORY, Category, Package};
+use crate::catalog::{CONTROL_PLANE_CATEGORY, Category, HashReport, Package};
 use crate::cluster::{Vantage, node_cookies};
 use crate::faults::{Faults, RouteMatch};
 use crate::fleet::Fleet;
@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     pub(crate) hold: Duration,
     pub(crate) latency: Duration,
     pub(crate) latency_per_record: Duration,
+    /// How fast an upload's body is read (bytes a second); `None`: as fast as it comes.
+    pub(crate) upload_rate: Option<u64>,
+    /// Uploads up to this size are kept whole (`SimHandle::package_file`).
+    pub(crate) keep_upload_bytes_under: u64,
 }
 
 impl Shared {
@@ -58,6 +62,8 @@ impl Shared {
             hold: config.max_concurrency_delay,
             latency: config.latency,
             latency_per_record: config.latency_per_record,
+            upload_rate: config.upload_bytes_per_second.filter(|r| *r > 0),
+            keep_upload_bytes_under: config.keep_upload_bytes_under,
         }
     }
 
@@ -91,6 +97,7 @@ impl Shared {
             node,
             seq,
             lag: self.lag.load(Ordering::SeqCst),
+            now: self.clock.now().to_offset_date_time(),
         }
     }
 }
@@ -141,6 +148,13 @@ pub(crate) struct State {
     pub(crate) requests: Vec<RecordedRequest>,
     /// Routes the API client's role has no privilege for (see `SimHandle::revoke_privilege`).
     pub(crate) denied: Vec<RouteMatch>,
+    /// The privileges of the API client's role; `None`: every privilege.
+    pub(crate) client_privileges: Option<BTreeSet<String>>,
+    /// How long the distribution service takes to process an uploaded file.
+    pub(crate) processing_delay: Duration,
+    /// Processing held (`SimHandle::hold_processing`): no upload is processed until released.
+    pub(crate) processing_held: bool,
+    pub(crate) hash_report: HashReport,
 }
 
 impl State {
@@ -181,7 +195,29 @@ impl State {
             next_group: 1,
             requests: Vec::new(),
             denied: Vec::new(),
+            client_privileges: config
+                .client_privileges
+                .as_ref()
+                .map(|p| p.iter().cloned().collect()),
+            processing_delay: config.package_processing,
+            processing_held: false,
+            hash_report: HashReport {
+                sha256: config.reports_sha256,
+            },
         }
+    }
+
+    /// Whether the token's holder lacks the privilege a request needs: only the API client
+    /// (`OAuth` tokens) has a restricted role; the Basic-auth user has every privilege.
+    pub(crate) fn lacks_privilege(&self, token: &Token, method: &str, path: &str) -> bool {
+        if self.denied.iter().any(|m| m.matches(method, path)) {
+            return true;
+        }
+        let (TokenKind::OAuth, Some(granted)) = (token.kind, &self.client_privileges) else {
+            return false;
+        };
+        crate::privileges::required(method, path)
+            .is_some_and(|any| !any.iter().any(|p| granted.contains(p)))
     }
 
     pub(crate) fn refs(&self) -> Refs<'_> {

@@ -1,5 +1,7 @@
 //! Read-only snapshots the handle gives tests: packages, policies and the requests received.
 
+use time::OffsetDateTime;
+
 use crate::catalog::Package;
 use crate::policy::{Policy, Refs};
 
@@ -11,32 +13,44 @@ pub struct SimPackage {
     pub file_name: String,
     /// Whether `POST /api/v1/packages/{id}/upload` has received its file.
     pub uploaded: bool,
+    /// The uploaded file's name (the multipart part's, else the package's `fileName`).
+    pub upload_file_name: Option<String>,
+    /// Whether the distribution service has processed the file (its hashes show).
+    pub processed: bool,
     /// `"-1"` for none, as the Jamf Pro API writes it.
     pub category_id: String,
     pub priority: i64,
     pub notes: String,
     /// Hex SHA-256 of the uploaded file.
     pub upload_sha256: Option<String>,
-    pub upload_size: Option<usize>,
+    /// Hex SHA3-512 of the uploaded file (the `hashValue` Jamf reports once processed).
+    pub upload_sha3_512: Option<String>,
+    pub upload_size: Option<u64>,
 }
 
 impl SimPackage {
-    pub(crate) fn of(package: &Package) -> Self {
+    pub(crate) fn of(package: &Package, now: OffsetDateTime) -> Self {
+        let upload = package.upload.as_ref();
         Self {
             id: package.id,
             package_name: package.name().to_owned(),
             file_name: package.text("fileName"),
-            uploaded: package.upload.is_some(),
+            uploaded: upload.is_some(),
+            upload_file_name: upload.map(|u| u.file_name.clone()),
+            processed: upload.is_some_and(|u| u.processed(now)),
             category_id: package.text("categoryId"),
             priority: package.priority(),
             notes: package.text("notes"),
-            upload_sha256: package.upload.as_ref().map(|u| u.sha256.clone()),
-            upload_size: package.upload.as_ref().map(|u| u.size),
+            upload_sha256: upload.map(|u| u.sha256.clone()),
+            upload_sha3_512: upload.map(|u| u.sha3_512.clone()),
+            upload_size: upload.map(|u| u.size),
         }
     }
 }
 
 /// A policy as the server holds it.
+// Jamf's own flags (enabled, trigger_checkin, all_computers, notify_on_each_failed_retry).
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimPolicy {
     pub id: u32,
@@ -44,17 +58,19 @@ pub struct SimPolicy {
     pub enabled: bool,
     pub trigger_checkin: bool,
     pub frequency: String,
+    /// `none`, `check-in` or `trigger`.
+    pub retry_event: String,
+    /// 1 to 10, or -1 (not configured).
+    pub retry_attempts: i64,
+    pub notify_on_each_failed_retry: bool,
     /// The category's name; `None` for "No category assigned".
     pub category: Option<String>,
-    /// `general/priority`, else the first package's `priority` (both simulator extensions).
-    pub priority: Option<i64>,
     pub scope_group_ids: Vec<u32>,
     pub scope_computer_ids: Vec<u32>,
     pub all_computers: bool,
     pub excluded_group_ids: Vec<u32>,
+    pub excluded_computer_ids: Vec<u32>,
     pub package_ids: Vec<u32>,
-    /// `general/notes` (a simulator extension), empty when never set.
-    pub notes: String,
     /// 1 after creation, one more for every successful update.
     pub revision: u32,
     /// The document `GET /JSSResource/policies/id/{id}` answers.
@@ -69,19 +85,19 @@ impl SimPolicy {
             enabled: policy.enabled,
             trigger_checkin: policy.trigger_checkin,
             frequency: policy.frequency.clone(),
+            retry_event: policy.retry_event.clone(),
+            retry_attempts: policy.retry_attempts,
+            notify_on_each_failed_retry: policy.notify_on_each_failed_retry,
             category: policy
                 .category_id
                 .and_then(|id| refs.categories.get(&id))
                 .map(|c| c.name.clone()),
-            priority: policy
-                .priority
-                .or_else(|| policy.packages.iter().find_map(|p| p.priority)),
             scope_group_ids: policy.scope.groups.clone(),
             scope_computer_ids: policy.scope.computers.clone(),
             all_computers: policy.scope.all_computers,
             excluded_group_ids: policy.scope.excluded_groups.clone(),
+            excluded_computer_ids: policy.scope.excluded_computers.clone(),
             package_ids: policy.packages.iter().map(|p| p.id).collect(),
-            notes: policy.notes.clone().unwrap_or_default(),
             revision: policy.revision,
             xml: policy.to_xml(refs).to_document(),
         }

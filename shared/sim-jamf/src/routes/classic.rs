@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{Category, Package};
+use crate::cluster::{Replica, Replicated as _};
 use crate::fleet::{Computer, Group};
 use crate::http::{Family, Reply, Request};
 use crate::policy::{Policy, Refusal};
@@ -115,18 +116,20 @@ fn matches_key(by: &str, key: &str, id: u32, name: &str) -> bool {
 
 // ---- policies ----
 
+/// The policy as the request's node reads it (a minute behind another node's writes).
 fn find_policy<'a>(state: &'a State, request: &Request, by: &str, key: &str) -> Option<&'a Policy> {
     state
         .policies
         .values()
-        .find(|p| matches_key(by, key, p.id, &p.name) && request.at.sees(p.origin))
+        .filter_map(|p| p.seen_by(request.at))
+        .find(|p| matches_key(by, key, p.id, &p.name))
 }
 
 fn policy_list(state: &State, request: &Request) -> Reply {
     let visible: Vec<&Policy> = state
         .policies
         .values()
-        .filter(|p| request.at.sees(p.origin))
+        .filter_map(|p| p.seen_by(request.at))
         .collect();
     let list = Element::list("policies")
         .with(Element::leaf("size", visible.len()))
@@ -199,10 +202,16 @@ fn policy_create(state: &mut State, request: &Request) -> Reply {
     id_reply("policy", id)
 }
 
+/// Applies the update to the policy as the database holds it (the node's view only finds it).
 fn policy_update(state: &mut State, request: &Request, by: &str, key: &str) -> Reply {
-    let Some(mut policy) = find_policy(state, request, by, key).cloned() else {
+    let Some(mut policy) = find_policy(state, request, by, key)
+        .map(|p| p.id)
+        .and_then(|id| state.policies.get(&id))
+        .cloned()
+    else {
         return not_found();
     };
+    let before = policy.clone();
     let doc = match document(request) {
         Ok(doc) => doc,
         Err(reply) => return reply,
@@ -214,6 +223,7 @@ fn policy_update(state: &mut State, request: &Request, by: &str, key: &str) -> R
         return refused(&Refusal::conflict("Duplicate name"));
     }
     policy.revision += 1;
+    policy.updated_from(&before, request.at);
     let id = policy.id;
     state.policies.insert(id, policy);
     state.evaluate();
@@ -599,14 +609,15 @@ fn find_package<'a>(
     state
         .packages
         .values()
-        .find(|p| matches_key(by, key, p.id, p.name()) && request.at.sees(p.origin))
+        .filter_map(|p| p.seen_by(request.at))
+        .find(|p| matches_key(by, key, p.id, p.name()))
 }
 
 fn package_list(state: &State, request: &Request) -> Reply {
     let visible: Vec<&Package> = state
         .packages
         .values()
-        .filter(|p| request.at.sees(p.origin))
+        .filter_map(|p| p.seen_by(request.at))
         .collect();
     let list = Element::list("packages")
         .with(Element::leaf("size", visible.len()))
@@ -724,6 +735,7 @@ fn package_create(state: &mut State, request: &Request) -> Reply {
             fields,
             upload: None,
             origin: Some(request.at.origin()),
+            replica: Replica::default(),
         },
     );
     id_reply("package", id)

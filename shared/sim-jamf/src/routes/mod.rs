@@ -3,10 +3,10 @@
 
 mod auth;
 mod classic;
-mod pro;
+pub(crate) mod pro;
 
 use crate::http::{Family, Reply, Request};
-use crate::state::Shared;
+use crate::state::{Shared, State};
 
 pub(crate) fn dispatch(shared: &Shared, request: &Request) -> Reply {
     match request.path.as_str() {
@@ -21,21 +21,24 @@ pub(crate) fn dispatch(shared: &Shared, request: &Request) -> Reply {
         return Reply::error(Family::Other, 404, "NOT_FOUND", "Not Found");
     }
     let mut state = shared.lock();
-    let authorised = request
-        .bearer()
-        .is_some_and(|token| state.token(token).is_some());
-    if !authorised {
-        return Reply::unauthorized(family);
-    }
-    if state
-        .denied
-        .iter()
-        .any(|m| m.matches(&request.method, &request.path))
-    {
-        return Reply::missing_privilege(family);
+    if let Err(refused) = authorise(&mut state, request) {
+        return refused;
     }
     match family {
         Family::Pro => pro::route(&mut state, request),
         _ => classic::route(&mut state, request),
     }
+}
+
+/// The Bearer token's check, then the privilege's: a bad token gets 401; a missing privilege
+/// gets 401 on the Classic API (the same page as a bad token), 403 on the Jamf Pro API.
+pub(crate) fn authorise(state: &mut State, request: &Request) -> Result<(), Reply> {
+    let family = Family::of(&request.path);
+    let Some(token) = request.bearer().and_then(|t| state.token(t)) else {
+        return Err(Reply::unauthorized(family));
+    };
+    if state.lacks_privilege(&token, &request.method, &request.path) {
+        return Err(Reply::missing_privilege(family));
+    }
+    Ok(())
 }

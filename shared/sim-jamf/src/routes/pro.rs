@@ -3,10 +3,10 @@
 use std::cmp::Ordering;
 
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::catalog::{Category, FieldError, Package, Upload, package_fields};
+use crate::catalog::{Category, FieldError, Package, package_fields};
+use crate::cluster::{Replica, Replicated as _};
 use crate::fleet::Computer;
 use crate::http::{Family, Reply, Request};
 use crate::rsql;
@@ -37,12 +37,14 @@ pub(crate) fn route(state: &mut State, request: &Request) -> Reply {
         (["v1", "packages"], "GET") => packages(state, request),
         (["v1", "packages"], "POST") => create_package(state, request),
         (["v1", "packages", id], "GET") => match visible_package(state, request, id) {
-            Some(package) => Reply::json(200, &package.to_json()),
+            Some(package) => {
+                Reply::json(200, &package.to_json(state.fleet.now(), state.hash_report))
+            }
             None => package_not_found(id),
         },
         (["v1", "packages", id], "PUT") => update_package(state, request, id),
         (["v1", "packages", id], "DELETE") => delete_package(state, request, id),
-        (["v1", "packages", id, "upload"], "POST") => upload_package(state, request, id),
+        // `POST …/upload` is streamed (see `upload.rs`), never routed here.
         (["v1", "categories"], "GET") => categories(state, request),
         (["v1", "categories"], "POST") => create_category(state, request),
         (["v1", "categories", id], "GET") => {
@@ -567,30 +569,36 @@ fn packages(state: &State, request: &Request) -> Reply {
     let visible: Vec<&Package> = state
         .packages
         .values()
-        .filter(|p| request.at.sees(p.origin))
+        .filter_map(|p| p.seen_by(request.at))
         .collect();
+    let (now, report) = (state.fleet.now(), state.hash_report);
     list(
         request,
         visible,
         &PACKAGE_SELECTORS,
         "id:asc",
-        |p, field| match p.to_json().get(field) {
+        |p, field| match p.to_json(now, report).get(field) {
             Some(Value::String(text)) => Some(text.clone()),
             Some(Value::Null) | None => None,
             Some(other) => Some(other.to_string()),
         },
-        |p| p.to_json(),
+        |p| p.to_json(now, report),
     )
 }
 
-fn visible_package<'a>(state: &'a State, request: &Request, id: &str) -> Option<&'a Package> {
+/// The package as the request's node sees it.
+pub(crate) fn visible_package<'a>(
+    state: &'a State,
+    request: &Request,
+    id: &str,
+) -> Option<&'a Package> {
     id.parse()
         .ok()
         .and_then(|id: u32| state.packages.get(&id))
-        .filter(|p| request.at.sees(p.origin))
+        .and_then(|p| p.seen_by(request.at))
 }
 
-fn package_not_found(id: &str) -> Reply {
+pub(crate) fn package_not_found(id: &str) -> Reply {
     Reply::pro_error(
         404,
         "INVALID_ID",
@@ -599,7 +607,7 @@ fn package_not_found(id: &str) -> Reply {
     )
 }
 
-fn created(request: &Request, collection: &str, id: u32) -> Reply {
+pub(crate) fn created(request: &Request, collection: &str, id: u32) -> Reply {
     Reply::json(
         201,
         &json!({ "id": id.to_string(), "href": format!("{}/api/v1/{collection}/{id}", request.base_url()) }),
@@ -658,6 +666,7 @@ fn create_package(state: &mut State, request: &Request) -> Reply {
             fields,
             upload: None,
             origin: Some(request.at.origin()),
+            replica: Replica::default(),
         },
     );
     created(request, "packages", id)
@@ -671,10 +680,13 @@ fn update_package(state: &mut State, request: &Request, id: &str) -> Reply {
         Ok(fields) => fields,
         Err(reply) => return reply,
     };
+    let (now, report) = (state.fleet.now(), state.hash_report);
     match state.packages.get_mut(&existing) {
         Some(package) => {
+            let before = package.clone();
             package.fields = fields;
-            Reply::json(200, &package.to_json())
+            package.updated_from(&before, request.at);
+            Reply::json(200, &package.to_json(now, report))
         }
         None => package_not_found(id),
     }
@@ -689,94 +701,6 @@ fn delete_package(state: &mut State, request: &Request, id: &str) -> Reply {
         policy.packages.retain(|p| p.id != existing);
     }
     Reply::empty(204)
-}
-
-fn upload_package(state: &mut State, request: &Request, id: &str) -> Reply {
-    let Some(existing) = visible_package(state, request, id).map(|p| p.id) else {
-        return package_not_found(id);
-    };
-    let content_type = request.header("content-type").unwrap_or_default();
-    let Some((file_name, content)) = multipart_file(content_type, &request.body) else {
-        return Reply::pro_error(
-            400,
-            "INVALID_FIELD",
-            "a multipart/form-data part named 'file' is required",
-            Some("file"),
-        );
-    };
-    let upload = Upload {
-        file_name,
-        size: content.len(),
-        sha256: hex::encode(Sha256::digest(content)),
-    };
-    if let Some(package) = state.packages.get_mut(&existing) {
-        if upload.file_name.is_empty() {
-            package.upload = Some(Upload {
-                file_name: package.text("fileName"),
-                ..upload
-            });
-        } else {
-            package.upload = Some(upload);
-        }
-    }
-    created(request, "packages", existing)
-}
-
-/// The file name and content of the `file` part of a `multipart/form-data` body.
-fn multipart_file<'a>(content_type: &str, body: &'a [u8]) -> Option<(String, &'a [u8])> {
-    let (media, params) = content_type.split_once(';')?;
-    if !media.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
-    }
-    let boundary = params
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
-        .trim_matches('"');
-    let delimiter = format!("--{boundary}");
-    let mut rest = body;
-    while let Some(start) = find(rest, delimiter.as_bytes()) {
-        rest = &rest[start + delimiter.len()..];
-        if rest.starts_with(b"--") {
-            return None;
-        }
-        let part_start = rest.strip_prefix(b"\r\n").unwrap_or(rest);
-        let header_end = find(part_start, b"\r\n\r\n")?;
-        let headers = String::from_utf8_lossy(&part_start[..header_end]);
-        let content_start = &part_start[header_end + 4..];
-        let content_end = find(content_start, format!("\r\n{delimiter}").as_bytes())?;
-        let disposition = headers
-            .lines()
-            .find(|line| {
-                line.to_ascii_lowercase()
-                    .starts_with("content-disposition:")
-            })
-            .unwrap_or_default()
-            .to_owned();
-        let param = |name: &str| {
-            disposition.split(';').find_map(|p| {
-                p.trim()
-                    .strip_prefix(&format!("{name}="))
-                    .map(|v| v.trim_matches('"').to_owned())
-            })
-        };
-        if param("name").as_deref() == Some("file") {
-            return Some((
-                param("filename").unwrap_or_default(),
-                &content_start[..content_end],
-            ));
-        }
-        rest = content_start;
-    }
-    None
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
 }
 
 // ---- categories ----
@@ -853,21 +777,4 @@ fn create_category(state: &mut State, request: &Request) -> Reply {
         },
     );
     created(request, "categories", id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::multipart_file;
-
-    #[test]
-    fn finds_the_file_part() {
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\n\
-            Content-Disposition: form-data; name=\"file\"; filename=\"App.pkg\"\r\nContent-Type: application/octet-stream\r\n\r\n\
-            PKG\r\nBYTES\r\n--XyZ--\r\n";
-        let (name, content) = multipart_file("multipart/form-data; boundary=XyZ", body).unwrap();
-        assert_eq!(name, "App.pkg");
-        assert_eq!(content, b"PKG\r\nBYTES");
-        assert!(multipart_file("multipart/form-data; boundary=Other", body).is_none());
-        assert!(multipart_file("application/json", body).is_none());
-    }
 }

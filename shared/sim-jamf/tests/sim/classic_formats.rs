@@ -40,7 +40,7 @@ async fn populated() -> (Sim, String) {
         )
         .await;
     assert_eq!(classic_package.status(), 201);
-    let package = sim.create_package("Firefox-128.0").await;
+    let package = sim.create_uploaded_package("Firefox-128.0").await;
     sim.create_policy(&policy_xml("Firefox", 10, &package, "pin"))
         .await;
     sim.handle.advance(Duration::from_secs(3600));

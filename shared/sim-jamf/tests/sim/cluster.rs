@@ -46,15 +46,22 @@ async fn without_the_cookie_create_then_use_can_land_on_a_node_that_has_not_seen
     let response = sim.get(&format!("/api/v1/packages/{id}")).await;
     assert_eq!(response.status(), 200, "node B created it");
     let response = sim.get(&format!("/api/v1/packages/{id}")).await;
-    assert_eq!(response.status(), 200, "by now node A has it too");
+    assert_eq!(
+        response.status(),
+        404,
+        "node A still has not, within the minute"
+    );
+    sim.handle.advance(Duration::from_secs(60));
+    let response = sim.get(&format!("/api/v1/packages/{id}")).await;
+    assert_eq!(response.status(), 200, "a minute later node B has it too");
 
     let requests = sim.handle.requests();
     let nodes: Vec<usize> = requests.iter().map(|r| r.node).collect();
-    assert_eq!(nodes, [0, 1, 0, 1, 0]);
+    assert_eq!(nodes, [0, 1, 0, 1, 0, 1]);
 
     // The same with a Classic API policy: the update lands on the node that has not seen it.
     let policy = sim.create_policy(&bare_policy_xml("Firefox")).await;
-    let update = "<policy><general><notes>pin</notes></general></policy>";
+    let update = "<policy><general><enabled>false</enabled></general></policy>";
     assert_eq!(
         sim.put_xml(&format!("/JSSResource/policies/id/{policy}"), update)
             .await
@@ -62,6 +69,30 @@ async fn without_the_cookie_create_then_use_can_land_on_a_node_that_has_not_seen
         404
     );
     assert_eq!(sim.handle.policies()[0].revision, 1);
+}
+
+#[tokio::test]
+async fn without_the_cookie_a_read_after_an_update_can_answer_the_old_version() {
+    let sim = Sim::with_client(SimConfig::instant(), unpinned_client()).await;
+    let policy = sim.create_policy(&bare_policy_xml("Firefox")).await;
+    sim.handle.advance(Duration::from_secs(60));
+    let path = format!("/JSSResource/policies/id/{policy}");
+    // The update goes to one node, the next read to the other.
+    let update = "<policy><general><enabled>false</enabled></general></policy>";
+    assert_eq!(sim.put_xml(&path, update).await.status(), 201);
+    let stale = sim.get(&path).await.text().await.unwrap();
+    assert!(stale.contains("<enabled>true</enabled>"), "{stale}");
+    let fresh = sim.get(&path).await.text().await.unwrap();
+    assert!(fresh.contains("<enabled>false</enabled>"), "{fresh}");
+    sim.handle.advance(Duration::from_secs(60));
+    for _ in 0..2 {
+        let caught_up = sim.get(&path).await.text().await.unwrap();
+        assert!(caught_up.contains("<enabled>false</enabled>"));
+    }
+    assert!(
+        !sim.handle.policies()[0].enabled,
+        "the database has the update"
+    );
 }
 
 #[tokio::test]
@@ -103,14 +134,21 @@ async fn duplicate_checks_are_cluster_wide() {
 }
 
 #[tokio::test]
-async fn the_other_node_catches_up_after_a_second() {
+async fn the_other_node_catches_up_after_a_minute_of_the_simulators_clock() {
     let sim = Sim::with_client(SimConfig::instant(), unpinned_client()).await;
     let id = sim.create_package("Firefox-128.0").await;
-    tokio::time::sleep(Duration::from_millis(1050)).await;
+    sim.handle.advance(Duration::from_secs(59));
     assert_eq!(
         sim.get(&format!("/api/v1/packages/{id}")).await.status(),
-        200
+        404
     );
+    sim.handle.advance(Duration::from_secs(1));
+    for _ in 0..2 {
+        assert_eq!(
+            sim.get(&format!("/api/v1/packages/{id}")).await.status(),
+            200
+        );
+    }
 }
 
 #[tokio::test]

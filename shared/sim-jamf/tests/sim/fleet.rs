@@ -143,7 +143,7 @@ async fn computers_run_scoped_policies_by_the_simulated_clock() {
     let sim = Sim::start().await;
     sim.handle
         .add_computer_group(10, "Ring 1 - Canary", true, ring(1));
-    let package = sim.create_package("Firefox-128.0").await;
+    let package = sim.create_uploaded_package("Firefox-128.0").await;
     let start = sim.handle.sim_now();
     let id = sim
         .create_policy(&policy_xml("Firefox", 10, &package, "pin:128.0"))
@@ -187,9 +187,14 @@ async fn computers_run_scoped_policies_by_the_simulated_clock() {
 
     sim.handle.advance(24 * 60 * MINUTE);
     assert_eq!(sim.handle.policy_logs(1).len(), 1, "once per computer");
+    assert_eq!(
+        sim.handle.policy_logs(2).len(),
+        4,
+        "a failing Mac retries at its next 3 check-ins, as the policy's retry_attempts says"
+    );
 
     // A new package (a new version) acts as a log flush: the ring runs the policy again.
-    let next = sim.create_package("Firefox-128.1").await;
+    let next = sim.create_uploaded_package("Firefox-128.1").await;
     let update = format!(
         "<policy><package_configuration><packages><package><id>{next}</id></package></packages></package_configuration></policy>"
     );
@@ -201,7 +206,11 @@ async fn computers_run_scoped_policies_by_the_simulated_clock() {
     );
     sim.handle.advance(60 * MINUTE);
     assert_eq!(sim.handle.policy_logs(1).len(), 2);
-    assert_eq!(sim.handle.policy_logs(2).len(), 2);
+    assert_eq!(
+        sim.handle.policy_logs(2).len(),
+        4 + 3,
+        "again after 30 minutes, then at the check-ins 15 and 30 minutes later"
+    );
     assert_eq!(
         sim.get("/JSSResource/computerhistory/id/99/subset/PolicyLogs")
             .await
@@ -220,7 +229,7 @@ async fn disabled_or_unscoped_policies_do_not_run() {
         true,
         vec![SimComputer::new(9, ComputerOutcome::Completed, MINUTE)],
     );
-    let package = sim.create_package("Firefox-128.0").await;
+    let package = sim.create_uploaded_package("Firefox-128.0").await;
     let disabled = policy_xml("Off", 10, &package, "")
         .replace("<enabled>true</enabled>", "<enabled>false</enabled>");
     sim.create_policy(&disabled).await;

@@ -108,6 +108,24 @@ impl Sim {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a package with a small file uploaded (processed at once with `SimConfig::instant`)
+    /// and answers its id.
+    pub async fn create_uploaded_package(&self, name: &str) -> String {
+        let id = self.create_package(name).await;
+        let part = reqwest::multipart::Part::bytes(format!("xar!{name}").into_bytes())
+            .file_name(format!("{name}.pkg"));
+        let response = self
+            .http
+            .post(self.url(&format!("/api/v1/packages/{id}/upload")))
+            .bearer_auth(&self.token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        id
+    }
+
     /// Creates a policy and answers its id.
     pub async fn create_policy(&self, xml: &str) -> u32 {
         let response = self.post_xml("/JSSResource/policies/id/0", xml).await;
@@ -134,7 +152,8 @@ pub fn package(name: &str) -> Value {
     })
 }
 
-/// A policy as the connector writes one.
+/// A policy as the connector writes one, with `notes` (and a package `priority`) in elements
+/// Jamf's policy schema does not have.
 pub fn policy_xml(name: &str, group_id: u32, package_id: &str, notes: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -144,6 +163,9 @@ pub fn policy_xml(name: &str, group_id: u32, package_id: &str, notes: &str) -> S
     <enabled>true</enabled>
     <trigger_checkin>true</trigger_checkin>
     <frequency>Once per computer</frequency>
+    <retry_event>check-in</retry_event>
+    <retry_attempts>3</retry_attempts>
+    <notify_on_each_failed_retry>false</notify_on_each_failed_retry>
     <category><name>control-plane-auto</name></category>
     <notes>{notes}</notes>
   </general>

@@ -12,3 +12,4 @@ mod packages;
 mod policies;
 mod pro_schema;
 mod scale;
+mod uploads;

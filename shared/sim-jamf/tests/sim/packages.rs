@@ -122,7 +122,7 @@ async fn upload_takes_the_file_part() {
 
     let package = &sim.handle.packages()[0];
     assert!(package.uploaded);
-    assert_eq!(package.upload_size, Some(content.len()));
+    assert_eq!(package.upload_size, Some(content.len() as u64));
     assert_eq!(
         package.upload_sha256.as_deref(),
         Some(hex::encode(Sha256::digest(&content)).as_str())

@@ -1,4 +1,5 @@
-//! Classic API policies: create, read, partial update, the revision count, and the error pages.
+//! Classic API policies: create, read, partial update, the revision count, the error pages, what
+//! Jamf drops, and the retries of a run that failed.
 
 use std::time::Duration;
 
@@ -50,11 +51,16 @@ async fn create_answers_201_with_the_id_document() {
     assert_eq!(policy.name, "Firefox");
     assert!(policy.enabled && policy.trigger_checkin);
     assert_eq!(policy.category.as_deref(), Some("control-plane-auto"));
-    assert_eq!(policy.priority, Some(7));
     assert_eq!(policy.scope_group_ids, [10]);
     assert_eq!(policy.package_ids, [package.parse::<u32>().unwrap()]);
-    assert_eq!(policy.notes, "pin:128.0");
+    assert_eq!(
+        (policy.retry_event.as_str(), policy.retry_attempts),
+        ("check-in", 3)
+    );
+    assert!(!policy.notify_on_each_failed_retry);
     assert_eq!(policy.revision, 1);
+    // Jamf's policy has neither notes nor a package priority: both are dropped.
+    assert!(!policy.xml.contains("notes") && !policy.xml.contains("priority"));
 }
 
 #[tokio::test]
@@ -73,9 +79,9 @@ async fn get_by_id_and_by_name_answer_the_policy() {
         assert!(xml.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><policy><general><id>1</id><name>Firefox ESR</name>"#), "{xml}");
         assert!(xml.contains("<enabled>true</enabled>"));
         assert!(xml.contains("<trigger_checkin>true</trigger_checkin>"));
-        assert!(xml.contains("<frequency>Once per computer</frequency>"));
+        assert!(xml.contains("<frequency>Once per computer</frequency><retry_event>check-in</retry_event><retry_attempts>3</retry_attempts><notify_on_each_failed_retry>false</notify_on_each_failed_retry>"));
         assert!(xml.contains("<category><id>1</id><name>control-plane-auto</name></category>"));
-        assert!(xml.contains("<notes>pin:128.0</notes>"));
+        assert!(!xml.contains("<notes>"));
         assert!(
             xml.contains(
                 "<computer_group><id>10</id><name>Ring 1 - Canary</name></computer_group>"
@@ -84,7 +90,7 @@ async fn get_by_id_and_by_name_answer_the_policy() {
         assert!(xml.contains(&format!(
             "<package><id>{package}</id><name>Firefox-128.0</name><action>Install</action>"
         )));
-        assert!(xml.contains("<priority>7</priority>"));
+        assert!(!xml.contains("<priority>"));
     }
     let general = sim
         .get(&format!("/JSSResource/policies/id/{id}/subset/General"))
@@ -106,8 +112,8 @@ async fn put_is_a_partial_update_and_counts_a_revision() {
     let id = sim
         .create_policy(&policy_xml("Firefox", 10, &package, "pin:128.0"))
         .await;
-    let update =
-        "<policy><general><notes>pin:128.1</notes><enabled>false</enabled></general></policy>";
+    let update = "<policy><general><retry_attempts>5</retry_attempts><enabled>false</enabled>\
+                  <unknown>x</unknown></general><unknown_section/></policy>";
     let response = sim
         .put_xml(&format!("/JSSResource/policies/id/{id}"), update)
         .await;
@@ -119,13 +125,31 @@ async fn put_is_a_partial_update_and_counts_a_revision() {
 
     let policy = &sim.handle.policies()[0];
     assert_eq!(policy.revision, 2);
-    assert_eq!(policy.notes, "pin:128.1");
+    assert_eq!(policy.retry_attempts, 5);
+    assert_eq!(policy.retry_event, "check-in", "untouched elements stay");
+    assert!(
+        !policy.xml.contains("unknown"),
+        "unknown elements are dropped"
+    );
     assert!(!policy.enabled);
     assert_eq!(policy.name, "Firefox", "untouched elements stay");
     assert_eq!(policy.scope_group_ids, [10]);
     assert_eq!(policy.package_ids.len(), 1);
     assert_eq!(policy.category.as_deref(), Some("control-plane-auto"));
 
+    let exclude = "<policy><scope><computer_groups><computer_group><id>10</id></computer_group>\
+                   </computer_groups><exclusions><computers><computer><id>1</id></computer></computers>\
+                   </exclusions></scope></policy>";
+    assert_eq!(
+        sim.put_xml("/JSSResource/policies/name/Firefox", exclude)
+            .await
+            .status(),
+        201
+    );
+    let policy = &sim.handle.policies()[0];
+    assert_eq!(policy.revision, 3);
+    assert_eq!(policy.scope_group_ids, [10]);
+    assert_eq!(policy.excluded_computer_ids, [1]);
     let by_name = "<policy><scope><computer_groups/></scope></policy>";
     assert_eq!(
         sim.put_xml("/JSSResource/policies/name/Firefox", by_name)
@@ -134,10 +158,11 @@ async fn put_is_a_partial_update_and_counts_a_revision() {
         201
     );
     let policy = &sim.handle.policies()[0];
-    assert_eq!(policy.revision, 3);
+    assert_eq!(policy.revision, 4);
+    assert!(policy.scope_group_ids.is_empty());
     assert!(
-        policy.scope_group_ids.is_empty(),
-        "a list given replaces the stored list"
+        policy.excluded_computer_ids.is_empty(),
+        "a scope given replaces the whole scope, exclusions included"
     );
 }
 
@@ -237,7 +262,8 @@ async fn the_revision_counter_counts_every_successful_write() {
         .create_policy(&policy_xml("Firefox", 10, &package, "pin:1"))
         .await;
     for n in 2..=5 {
-        let update = format!("<policy><general><notes>pin:{n}</notes></general></policy>");
+        let update =
+            format!("<policy><general><retry_attempts>{n}</retry_attempts></general></policy>");
         assert_eq!(
             sim.put_xml(&format!("/JSSResource/policies/id/{id}"), &update)
                 .await
@@ -253,12 +279,22 @@ async fn the_revision_counter_counts_every_successful_write() {
     );
     let policy = &sim.handle.policies()[0];
     assert_eq!(policy.revision, 5);
-    assert_eq!(policy.notes, "pin:5");
+    assert_eq!(policy.retry_attempts, 5);
     let xml = sim
         .get(&format!("/JSSResource/policies/id/{id}"))
         .await
         .text()
         .await
         .unwrap();
-    assert_eq!(between(&xml, "<notes>", "</notes>"), "pin:5");
+    assert_eq!(between(&xml, "<retry_attempts>", "</retry_attempts>"), "5");
+    assert_eq!(
+        sim.put_xml(
+            &format!("/JSSResource/policies/id/{id}"),
+            "<policy><general><retry_attempts>11</retry_attempts></general></policy>"
+        )
+        .await
+        .status(),
+        409,
+        "1 to 10, or -1"
+    );
 }

@@ -466,7 +466,7 @@ async fn packages(sim: &Sim, audit: &mut Audit, category: &str) {
     expect(status, 404, "an upload to package 99");
     let (status, body) = audit.send("GET", get(sim, &one)).await;
     expect(status, 200, "the uploaded package");
-    assert_eq!(body["hashType"], "SHA_256");
+    assert_eq!(body["hashType"], "SHA3_512");
     let (status, _) = audit
         .send("DELETE", authed(sim, Method::DELETE, &one))
         .await;

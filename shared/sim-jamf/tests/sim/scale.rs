@@ -59,8 +59,8 @@ async fn receipts_reach_inventory_at_once_with_recon_and_a_day_later_without() {
         true,
         vec![SimComputer::new(3, ComputerOutcome::Completed, 10 * MINUTE)],
     );
-    let with_recon = sim.create_package("Slack-4.41").await;
-    let without = sim.create_package("Zoom-6.1").await;
+    let with_recon = sim.create_uploaded_package("Slack-4.41").await;
+    let without = sim.create_uploaded_package("Zoom-6.1").await;
     let recon = policy_xml("Slack", 10, &with_recon, "").replace(
         "</policy>",
         "<maintenance><recon>true</recon></maintenance></policy>",
@@ -173,7 +173,11 @@ async fn a_missing_privilege_is_401_on_the_classic_api_and_403_on_the_jamf_pro_a
         .get("/JSSResource/computerhistory/id/1/subset/PolicyLogs")
         .await;
     assert_eq!(classic.status(), 401);
-    assert!(second_paragraph(&classic.text().await.unwrap()).contains("privilege"));
+    assert_eq!(
+        second_paragraph(&classic.text().await.unwrap()),
+        "The request requires user authentication",
+        "the very page a bad token gets: it names no privilege"
+    );
     let pro = sim.get("/api/v3/computers-inventory").await;
     assert_eq!(pro.status(), 403);
     let body: Value = pro.json().await.unwrap();
@@ -190,6 +194,25 @@ async fn a_missing_privilege_is_401_on_the_classic_api_and_403_on_the_jamf_pro_a
             .status(),
         200
     );
+
+    // A role without a privilege, by Jamf's name: the same answers.
+    sim.handle
+        .set_client_privileges(Some(&["Read Computers", "Read Smart Computer Groups"]));
+    assert_eq!(
+        sim.get("/JSSResource/computerhistory/id/1/subset/PolicyLogs")
+            .await
+            .status(),
+        200
+    );
+    let policies = sim.get("/JSSResource/policies").await;
+    assert_eq!(policies.status(), 401, "no Read Policies");
+    assert_eq!(
+        sim.get("/api/v1/packages").await.status(),
+        403,
+        "no Read Packages"
+    );
+    sim.handle.set_client_privileges(None);
+    assert_eq!(sim.get("/JSSResource/policies").await.status(), 200);
 }
 
 #[tokio::test]
