@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use eucora_connector::breaker::BreakerPolicy;
 use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::breaker::BreakerPolicy;
 use eucora_connector::credentials::StaticCredentials;
 use eucora_connector::execute::Connector;
 use eucora_connector::memory::{MemoryBreaker, MemoryLedger};

@@ -2,8 +2,8 @@
 //! correlation id on every call, install telemetry from both platforms normalised into one gate
 //! decision, and a breaker per platform that isolates one platform's failures from the other.
 
-use eucora_connector::breaker::{BreakerPolicy, BreakerStatus};
 use eucora_connector::artifact::MemoryArtifacts;
+use eucora_connector::breaker::{BreakerPolicy, BreakerStatus};
 use eucora_connector::testing;
 use eucora_domain::audit::AuditKind;
 use eucora_domain::evidence::Platform;

@@ -48,8 +48,7 @@ pub async fn stage(s3: &aws_sdk_s3::Client, bucket: &str, submission: &mut Value
             .await
             .with_context(|| format!("uploading s3://{bucket}/{key}"))?;
         a["location"] = format!("s3://{bucket}/{key}").into();
-        a["sha256"] =
-            eucora_connector::artifact::hex_lower(&sha2::Sha256::digest(&bytes)).into();
+        a["sha256"] = eucora_connector::artifact::hex_lower(&sha2::Sha256::digest(&bytes)).into();
         a["size_bytes"] = bytes.len().into();
     }
     Ok(())

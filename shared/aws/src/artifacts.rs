@@ -58,7 +58,11 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             )
         }
         _ if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-            CallError::invalid_payload(OP, "ARTIFACT_NOT_FOUND", format!("{location} does not exist"))
+            CallError::invalid_payload(
+                OP,
+                "ARTIFACT_NOT_FOUND",
+                format!("{location} does not exist"),
+            )
         }
         _ => CallError::no_answer(OP, DisplayErrorContext(e).to_string()),
     }

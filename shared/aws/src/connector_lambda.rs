@@ -74,9 +74,7 @@ where
     M: MessageControl,
 {
     // One deadline for the batch: its commands share the invocation's timeout.
-    let deadline = connector
-        .work_budget
-        .map(|b| std::time::Instant::now() + b);
+    let deadline = connector.work_budget.map(|b| std::time::Instant::now() + b);
     each_command(event, control, |envelope, attempt, message_id| async move {
         let Body::ConnectorCommand(command) = &envelope.body else {
             return Disposition::DeadLetter("not a connector command".into());
@@ -102,7 +100,9 @@ pub fn work_budget() -> Result<std::time::Duration, MissingEnv> {
             .filter(|s| *s > 0)
             .map(std::time::Duration::from_secs)
             .ok_or_else(|| {
-                MissingEnv("CONNECTOR_WORK_BUDGET_SECONDS (a whole number of seconds above 0)".to_owned())
+                MissingEnv(
+                    "CONNECTOR_WORK_BUDGET_SECONDS (a whole number of seconds above 0)".to_owned(),
+                )
             }),
     }
 }

@@ -41,7 +41,10 @@ async fn a_package_is_read_by_range_and_every_byte_is_checked() {
     let artifacts = Artifacts::new(c);
 
     assert_eq!(artifacts.size(&location).await.unwrap(), a.len());
-    let middle = artifacts.read_range(&location, 1_000_000, 4096).await.unwrap();
+    let middle = artifacts
+        .read_range(&location, 1_000_000, 4096)
+        .await
+        .unwrap();
     assert_eq!(middle, a.read(1_000_000, 4096));
 
     let mut s = ArtifactStream::open(&artifacts, &location, 4 * 1024 * 1024, false)
@@ -49,7 +52,10 @@ async fn a_package_is_read_by_range_and_every_byte_is_checked() {
         .unwrap();
     let mut chunks = 0;
     while let Some(chunk) = s.next().await.unwrap() {
-        assert!(chunk.len() <= 4 * 1024 * 1024, "a chunk, not the whole package");
+        assert!(
+            chunk.len() <= 4 * 1024 * 1024,
+            "a chunk, not the whole package"
+        );
         chunks += 1;
     }
     assert_eq!(chunks, 6);

@@ -204,7 +204,10 @@ pub fn hex_lower(bytes: &[u8]) -> String {
 pub enum Segment {
     Bytes(Bytes),
     /// `len` pseudo-random bytes, the same for the same `seed` whatever the range read.
-    Generated { len: u64, seed: u64 },
+    Generated {
+        len: u64,
+        seed: u64,
+    },
 }
 
 impl Segment {
@@ -386,7 +389,9 @@ mod tests {
         }]);
         let sha = a.sha256();
         m.put_composed("s3://b/k", a.clone());
-        let mut s = ArtifactStream::open(&m, "s3://b/k", 3000, true).await.unwrap();
+        let mut s = ArtifactStream::open(&m, "s3://b/k", 3000, true)
+            .await
+            .unwrap();
         let mut got = Vec::new();
         while let Some(c) = s.next().await.unwrap() {
             assert!(c.len() <= 3000);
@@ -403,7 +408,12 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(wrong.code, "ARTIFACT_HASH_MISMATCH");
-        let part = ArtifactStream::open(&m, "s3://b/k", 3000, false).await.unwrap();
-        assert!(part.finish().is_err(), "a stream not read to the end has no digest");
+        let part = ArtifactStream::open(&m, "s3://b/k", 3000, false)
+            .await
+            .unwrap();
+        assert!(
+            part.finish().is_err(),
+            "a stream not read to the end has no digest"
+        );
     }
 }

@@ -400,8 +400,8 @@ where
             artifact,
             now,
         };
-        let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now)
-            .with_deadline(deadline);
+        let mut cx =
+            CallContext::starting_at(envelope.correlation_id.clone(), now).with_deadline(deadline);
         let result = match command.action {
             ConnectorAction::Publish => self.platform.publish(&mut cx, &job).await,
             ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,

@@ -55,10 +55,20 @@ impl Scripted {
             endpoint: "/v1.0/deviceAppManagement/mobileApps".into(),
             // A hand-off to a later invocation follows calls that succeeded.
             status: Some(r.as_ref().map_or_else(
-                |e| if e.is_resume_later() { 201 } else { e.status.unwrap_or(0) },
+                |e| {
+                    if e.is_resume_later() {
+                        201
+                    } else {
+                        e.status.unwrap_or(0)
+                    }
+                },
                 |_| 201,
             )),
-            error_class: r.as_ref().err().filter(|e| !e.is_resume_later()).map(|e| e.class),
+            error_class: r
+                .as_ref()
+                .err()
+                .filter(|e| !e.is_resume_later())
+                .map(|e| e.class),
             platform_ids: json!({ "app_id": "app-1" }),
             duration_ms: 3,
             at: job.now,

@@ -4,7 +4,7 @@
 //! with the connector's memory measured: the process's peak resident set (`VmHWM`), which also
 //! holds the simulator's few buffers.
 //!
-//! `cargo run --release -p eucora-jamf --example publish_at_scale -- [--size-gib 4] [--rate-mib 50]`
+//! `cargo run --release -p eucora-jamf --example jamf_publish_at_scale -- [--size-gib 4] [--rate-mib 50]`
 //!
 //! The publish runs as the connector function runs it: a first invocation creates the package,
 //! streams the file and creates the policy disabled, then hands over (`resume_later`) while Jamf
