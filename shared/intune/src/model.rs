@@ -52,8 +52,9 @@ pub struct Id {
     pub id: String,
 }
 
-/// A content file (`mobileAppContentFile`) as the upload reads it.
-#[derive(Debug, Clone, Deserialize)]
+/// A content file (`mobileAppContentFile`) as the upload reads it. Its `Debug` leaves out the
+/// storage URI's query: the SAS, signature included.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContentFile {
     pub id: String,
@@ -70,6 +71,27 @@ pub struct ContentFile {
     pub is_committed: Option<bool>,
 }
 
+impl std::fmt::Debug for ContentFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let uri = self
+            .azure_storage_uri
+            .as_deref()
+            .map(|u| u.split('?').next().unwrap_or_default());
+        f.debug_struct("ContentFile")
+            .field("id", &self.id)
+            .field("upload_state", &self.upload_state)
+            .field("azure_storage_uri", &uri)
+            .field(
+                "azure_storage_uri_expiration_date_time",
+                &self.azure_storage_uri_expiration_date_time,
+            )
+            .field("size", &self.size)
+            .field("size_encrypted", &self.size_encrypted)
+            .field("is_committed", &self.is_committed)
+            .finish()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Report {
@@ -82,4 +104,24 @@ pub struct Report {
 #[serde(rename_all = "PascalCase")]
 pub struct Column {
     pub column: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_file_never_shows_its_signature() {
+        let file: ContentFile = serde_json::from_value(serde_json::json!({
+            "id": "f1", "uploadState": "azureStorageUriRequestSuccess",
+            "azureStorageUri": "https://acct.blob.core.windows.net/c/f.intunewin.bin?sv=2017-04-17&sr=b&si=p&sig=SECRET%3D"
+        }))
+        .unwrap();
+        let shown = format!("{file:?}");
+        assert!(
+            !shown.contains("sig=") && !shown.contains("SECRET"),
+            "{shown}"
+        );
+        assert!(shown.contains("/c/f.intunewin.bin"), "{shown}");
+    }
 }

@@ -593,3 +593,172 @@ async fn an_approved_package_that_is_no_intunewin_is_refused_as_invalid() {
         "{e}"
     );
 }
+
+/// Renewals asked of Graph so far.
+fn renewals(sim: &SimHandle) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/renewUpload"))
+        .count()
+}
+
+#[tokio::test]
+async fn blocks_left_by_an_invocation_that_read_other_bytes_are_sent_again() {
+    let mut f = fixture(quick()).await;
+    let approved = big();
+    // The store first answers other bytes of the same size (a bad replica, an overwrite
+    // undone): the first invocation's budget ends before it has read them all.
+    let other = eucora_intune::intunewin::generated("Setup Files\\setup.exe", CONTENT, SEED + 1);
+    use_package_claiming(&mut f, other, &approved.sha256());
+    let mut spent = cx(&f).with_budget(Duration::ZERO);
+    let e = f.client.publish(&mut spent, &job(&f)).await.unwrap_err();
+    assert!(e.is_resume_later(), "{e}");
+    assert_eq!(
+        only_file(&f).blocks_received(),
+        1,
+        "one block of other bytes"
+    );
+
+    // Then the approved bytes: the block Azure holds is not theirs, whatever its size and index.
+    use_package(&mut f, approved);
+    publish(&f).await.unwrap();
+    let file = only_file(&f);
+    assert_eq!(file.blocks_received(), blocks_in(CONTENT) + 1);
+    assert_committed_content(&file);
+}
+
+#[tokio::test]
+async fn a_sas_refused_for_another_reason_than_its_expiry_is_renewed_and_the_upload_completes() {
+    let mut f = fixture(quick()).await;
+    use_package(&mut f, big());
+    // Azure refuses a SAS whose stored access policy has not taken effect yet.
+    f.sim
+        .faults()
+        .fail_after(RouteMatch::PutBlock, 10, Fault::SasRefused, 1);
+    let mut c = cx(&f);
+    f.client.publish(&mut c, &job(&f)).await.unwrap();
+    assert_eq!(f.sim.faults().remaining(), 0, "the refusal was met");
+    assert_eq!(renewals(&f.sim), 1);
+    let file = only_file(&f);
+    assert!(
+        file.blocks_sent_twice().is_empty(),
+        "the refused block was not taken"
+    );
+    assert_committed_content(&file);
+    assert!(
+        !c.calls
+            .iter()
+            .any(|call| call.error_class == Some(ErrorClass::PolicyViolation)),
+        "a storage 403 is no policy violation"
+    );
+}
+
+#[tokio::test]
+async fn a_sas_refused_after_every_renewal_halts_naming_azures_reason_and_no_signature() {
+    let mut f = fixture(quick()).await;
+    use_package(&mut f, big());
+    f.sim
+        .faults()
+        .fail_after(RouteMatch::PutBlock, 3, Fault::SasRefused, u32::MAX);
+    let mut c = cx(&f);
+    let e = f.client.publish(&mut c, &job(&f)).await.unwrap_err();
+    assert_eq!(
+        (e.class, e.status, e.code.as_str()),
+        (ErrorClass::Permanent, Some(403), "AuthenticationFailed"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("Signature did not match"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        renewals(&f.sim),
+        3,
+        "renewed, and renewed again, before halting"
+    );
+    let file = only_file(&f);
+    assert_eq!(file.committed_len, 0);
+    // Neither the error nor the audit trail carries the SAS.
+    let trail = serde_json::to_string(&c.calls).unwrap();
+    for text in [e.to_string(), trail] {
+        assert!(!text.contains("sig=") && !text.contains("si="), "{text}");
+    }
+    assert!(
+        c.calls
+            .iter()
+            .any(|call| call.operation == "upload_block" && call.endpoint.starts_with("/blob/"))
+    );
+}
+
+#[tokio::test]
+async fn a_storage_uri_that_cannot_list_blocks_resumes_by_sending_every_block() {
+    let mut f = fixture(SimConfig {
+        sas_allows_read: false,
+        ..quick()
+    })
+    .await;
+    use_package(&mut f, big());
+    let mut spent = cx(&f).with_budget(Duration::ZERO);
+    let e = f.client.publish(&mut spent, &job(&f)).await.unwrap_err();
+    assert!(e.is_resume_later(), "{e}");
+    let mut c = cx(&f);
+    f.client.publish(&mut c, &job(&f)).await.unwrap();
+    let file = only_file(&f);
+    assert_eq!(
+        file.blocks_sent_twice().len(),
+        1,
+        "the block sent before, again"
+    );
+    assert_committed_content(&file);
+    let listed = c
+        .calls
+        .iter()
+        .find(|call| call.operation == "get_block_list")
+        .unwrap();
+    assert_eq!(listed.status, Some(403));
+    assert_eq!(
+        listed.error_class, None,
+        "expected of such a URI: no failure"
+    );
+}
+
+#[tokio::test]
+async fn blocks_of_other_ids_left_in_the_blob_are_discarded_first() {
+    let mut f = fixture(quick()).await;
+    use_package(&mut f, big());
+    // Nothing reaches Azure in the first invocation.
+    f.sim
+        .faults()
+        .fail_after(RouteMatch::PutBlock, 0, Fault::DropConnection, u32::MAX);
+    let e = publish(&f).await.unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient, "{e}");
+    f.sim.faults().clear();
+    // A block of an id of another length (another uploader, an earlier id scheme) is there.
+    let dropped = f
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.query_param("comp").as_deref() == Some("block"))
+        .unwrap();
+    let query: Vec<String> = dropped
+        .query
+        .unwrap()
+        .split('&')
+        .filter(|p| !p.starts_with("comp=") && !p.starts_with("blockid="))
+        .map(str::to_owned)
+        .collect();
+    let uri = format!("{}{}?{}", f.sim.base_url(), dropped.path, query.join("&"));
+    let put = reqwest::Client::new()
+        .put(format!("{uri}&comp=block&blockid=QUFBQQ%3D%3D"))
+        .body(vec![1_u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    publish(&f).await.unwrap();
+    let file = only_file(&f);
+    assert_eq!(file.upload_state, "commitFileSuccess");
+    assert_committed_content(&file);
+}

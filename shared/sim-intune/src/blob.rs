@@ -14,7 +14,14 @@ use crate::faults::Fault;
 use crate::state::{Blob, Block, State};
 use crate::wire::{Ctx, Reply, http_date, iso, retry_after_value};
 
-const STORAGE_VERSION: &str = "2019-02-02";
+/// The version a request runs at when its SAS names none (Intune's URIs say `sv=2017-04-17`;
+/// a SAS request runs at its `sv`, whatever `x-ms-version` it sends).
+const STORAGE_VERSION: &str = "2017-04-17";
+/// Azure's limits at that version: a block of at most 100 MiB, at most 50,000 committed blocks
+/// (and as many in a block list), at most 100,000 uncommitted ones.
+const MAX_BLOCK_BYTES: usize = 100 * 1024 * 1024;
+const MAX_COMMITTED_BLOCKS: usize = 50_000;
+const MAX_UNCOMMITTED_BLOCKS: usize = 100_000;
 const AUTHENTICATION_FAILED: &str = "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.";
 
 /// Answers one request to `/blob/{fileId}.intunewin.bin`.
@@ -24,26 +31,19 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx) -> Reply {
         .trim_start_matches("/blob/")
         .trim_end_matches(".intunewin.bin")
         .to_ascii_lowercase();
-    let limit = state.config.blob_bytes_kept;
-    let Some(blob) = state.blobs.get_mut(&name) else {
-        return error(
-            ctx,
-            404,
-            "ResourceNotFound",
-            "The specified resource does not exist.",
-        );
-    };
-    if ctx.query_param("sig").as_deref() != Some(blob.sig.as_str())
-        || ctx.query_param("si").as_deref() != Some(blob.policy.as_str())
-    {
-        return error_with_detail(
-            ctx,
-            403,
-            "AuthenticationFailed",
-            AUTHENTICATION_FAILED,
-            "Signature did not match. String to sign used was (the simulator does not say)",
-        );
+    let (limit, can_read) = (state.config.blob_bytes_kept, state.config.sas_allows_read);
+    let signed = state.blobs.get(&name).map(|blob| {
+        ctx.query_param("sig").as_deref() == Some(blob.sig.as_str())
+            && ctx.query_param("si").as_deref() == Some(blob.policy.as_str())
+    });
+    match signed {
+        None => return no_blob(ctx),
+        Some(false) => return signature_mismatch(ctx),
+        Some(true) => {}
     }
+    let Some(blob) = state.blobs.get_mut(&name) else {
+        return no_blob(ctx);
+    };
     if ctx.now > blob.expires {
         // Azure's answer to a SAS past its expiry (the policy's, here): the detail names the
         // expiry and the time of the request, which Azure takes as the signed start.
@@ -62,6 +62,12 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx) -> Reply {
     }
     let comp = ctx.query_param("comp");
     match (&ctx.method, comp.as_deref()) {
+        (&Method::GET, Some("blocklist")) if !can_read => error(
+            ctx,
+            403,
+            "AuthorizationPermissionMismatch",
+            "This request is not authorized to perform this operation using this permission.",
+        ),
         (&Method::GET, Some("blocklist")) => get_block_list(blob, ctx),
         (&Method::PUT, Some("block")) => {
             let reply = put_block(blob, ctx, limit);
@@ -87,6 +93,25 @@ pub(crate) fn handle(state: &mut State, ctx: &Ctx) -> Reply {
             "The resource doesn't support specified Http Verb.",
         ),
     }
+}
+
+fn no_blob(ctx: &Ctx) -> Reply {
+    error(
+        ctx,
+        404,
+        "ResourceNotFound",
+        "The specified resource does not exist.",
+    )
+}
+
+fn signature_mismatch(ctx: &Ctx) -> Reply {
+    error_with_detail(
+        ctx,
+        403,
+        "AuthenticationFailed",
+        AUTHENTICATION_FAILED,
+        "Signature did not match. String to sign used was (the simulator does not say)",
+    )
 }
 
 /// The deterministic SAS expiry: after the set number of accepted blocks, this blob's SAS expires.
@@ -135,6 +160,23 @@ fn put_block(blob: &mut Blob, ctx: &Ctx, limit: u64) -> Reply {
             400,
             "InvalidBlobOrBlock",
             "The specified blob or block content is invalid.",
+        );
+    }
+    if ctx.body.len() > MAX_BLOCK_BYTES {
+        return error(
+            ctx,
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+        );
+    }
+    if blob.uncommitted.len() >= MAX_UNCOMMITTED_BLOCKS && !blob.uncommitted.contains_key(&block_id)
+    {
+        return error(
+            ctx,
+            409,
+            "BlockCountExceedsLimit",
+            "The uncommitted block count cannot exceed the maximum limit of 100,000 blocks.",
         );
     }
     // A block uploaded again under the same id replaces the earlier one.
@@ -215,6 +257,14 @@ fn put_block_list(blob: &mut Blob, ctx: &Ctx) -> Reply {
             "XML specified is not syntactically valid.",
         );
     };
+    if entries.len() > MAX_COMMITTED_BLOCKS {
+        return error(
+            ctx,
+            400,
+            "BlockListTooLong",
+            "The block list may not contain more than 50,000 blocks.",
+        );
+    }
     let committed: HashMap<&str, &Block> = blob
         .committed
         .iter()
@@ -390,6 +440,7 @@ pub(crate) fn fault_reply(ctx: &Ctx, fault: &Fault) -> Option<Reply> {
             "AuthorizationFailure",
             "This request is not authorized to perform this operation.",
         ),
+        Fault::SasRefused => signature_mismatch(ctx),
         Fault::Conflict => error(
             ctx,
             409,
@@ -406,9 +457,8 @@ pub(crate) fn finish(ctx: &Ctx, reply: Reply, now: SystemTime) -> Reply {
         .with_header("x-ms-request-id", ctx.request_id.clone())
         .with_header(
             "x-ms-version",
-            ctx.header("x-ms-version")
-                .unwrap_or(STORAGE_VERSION)
-                .to_owned(),
+            ctx.query_param("sv")
+                .unwrap_or_else(|| STORAGE_VERSION.to_owned()),
         )
         .with_header("server", "Windows-Azure-Blob/1.0 Microsoft-HTTPAPI/2.0")
         .with_header("date", http_date(now));

@@ -40,6 +40,11 @@ pub struct SimConfig {
     /// How fast one storage request takes its body, in bytes per second (default 50 MiB/s): a
     /// block takes its length over this on top of the latency. `None`: no extra time.
     pub storage_bytes_per_second: Option<u64>,
+    /// Whether the SAS URIs may read the blob's block list (Get Block List needs the read
+    /// permission). Intune's URIs name a stored access policy whose permissions are not
+    /// documented (UNCONFIRMED); `false` answers Get Block List with Azure's 403
+    /// `AuthorizationPermissionMismatch`, as a write-only SAS gets. Default `true`.
+    pub sas_allows_read: bool,
 }
 
 impl Default for SimConfig {
@@ -58,6 +63,7 @@ impl Default for SimConfig {
             pending_polls: 1,
             blob_bytes_kept: 64 * 1024 * 1024,
             storage_bytes_per_second: Some(50 * 1024 * 1024),
+            sas_allows_read: true,
         }
     }
 }
@@ -343,6 +349,12 @@ impl IntuneSim {
     /// Storage upload throughput per request (`None`: unlimited).
     pub fn storage_bytes_per_second(mut self, rate: Option<u64>) -> Self {
         self.config.storage_bytes_per_second = rate;
+        self
+    }
+
+    /// Whether the SAS URIs may read the block list (see `SimConfig::sas_allows_read`).
+    pub fn sas_allows_read(mut self, allows: bool) -> Self {
+        self.config.sas_allows_read = allows;
         self
     }
 

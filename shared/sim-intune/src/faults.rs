@@ -42,6 +42,10 @@ pub enum Fault {
     Conflict,
     /// 403 `Forbidden`: the app registration lacks the permission (Graph's `Authorization_RequestDenied`).
     Forbidden,
+    /// Storage only: 403 `AuthenticationFailed` "Signature did not match" for a valid SAS, as
+    /// Azure answers for up to 30 seconds after a stored access policy is set or changed, until
+    /// it takes effect. Elsewhere the request is handled normally.
+    SasRefused,
     /// The request is handled normally, and the answer is held back this long.
     Slow(Duration),
     /// The connection is closed without an answer; the request is not handled.

@@ -35,13 +35,16 @@
 //! `published`. `advance` settles them all.
 //!
 //! Content uploads go to a simulated Azure blob (`blob.rs`) as strict as Azure Storage: Put
-//! Block, Put Block List, Get Block List (`blocklisttype`), block ids of one length, a SAS URI
-//! that names a stored access policy and expires on the simulator's clock
+//! Block, Put Block List, Get Block List (`blocklisttype`), block ids of one length, Azure's
+//! limits at the SAS's version `2017-04-17` (100 MiB a block, 50,000 blocks in a list, 100,000
+//! uncommitted), a SAS URI that names a stored access policy and expires on the simulator's clock
 //! (`SimConfig::sas_lifetime`, or after a set number of blocks:
 //! `SimHandle::expire_sas_after_blocks`) with Azure's 403 `AuthenticationFailed` body, renewed by
 //! `renewUpload` (same URI, later expiry). Uploads take time (`storage_bytes_per_second`) and
 //! fail as told (`RouteMatch::PutBlock` with `Fault::ServiceUnavailable`, `Fault::InternalError`,
-//! `Fault::DropConnection`, after N blocks with `Faults::fail_after`). A blob keeps block bytes
+//! `Fault::DropConnection`, `Fault::SasRefused` for a SAS whose policy is not in effect yet,
+//! after N blocks with `Faults::fail_after`). Whether a SAS may list blocks is
+//! `SimConfig::sas_allows_read` (Intune's permissions are UNCONFIRMED). A blob keeps block bytes
 //! only up to `SimConfig::blob_bytes_kept`, then lengths and SHA-256s; `SimHandle::content_files`
 //! counts every block accepted, so a test sees a block sent twice.
 

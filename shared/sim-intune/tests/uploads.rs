@@ -340,3 +340,94 @@ async fn states(api: &Api, path: &str, n: usize) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_sas_not_yet_in_effect_is_refused_as_azure_refuses_it_then_taken() {
+    let sim = start(fast()).await;
+    let api = Api::new(&sim).await;
+    let app_id = new_app(&api, "NotYet").await;
+    let (_, _, uri) = start_upload(&api, &app_id, 10).await;
+    sim.faults()
+        .fail_next(RouteMatch::PutBlock, Fault::SasRefused, 1);
+    let refused = put_block(&api, &uri, "QUFBQQ%3D%3D", b"12345").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["x-ms-error-code"], "AuthenticationFailed");
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("<AuthenticationErrorDetail>Signature did not match."),
+        "{body}"
+    );
+    assert!(
+        !body.contains("Signed expiry time"),
+        "not an expiry: {body}"
+    );
+    assert_eq!(
+        put_block(&api, &uri, "QUFBQQ%3D%3D", b"12345")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(sim.content_files(&app_id)[0].blocks_received(), 1);
+}
+
+#[tokio::test]
+async fn a_sas_without_read_cannot_list_blocks_but_can_write_them() {
+    let sim = start(SimConfig {
+        sas_allows_read: false,
+        ..fast()
+    })
+    .await;
+    let api = Api::new(&sim).await;
+    let app_id = new_app(&api, "WriteOnly").await;
+    let (_, _, uri) = start_upload(&api, &app_id, 10).await;
+    assert_eq!(
+        put_block(&api, &uri, "QUFBQQ%3D%3D", b"12345")
+            .await
+            .status(),
+        201
+    );
+    let listed = api
+        .http
+        .get(format!("{uri}&comp=blocklist&blocklisttype=all"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 403);
+    assert_eq!(
+        listed.headers()["x-ms-error-code"],
+        "AuthorizationPermissionMismatch"
+    );
+}
+
+#[tokio::test]
+async fn azures_block_limits_and_the_sas_version_are_kept() {
+    let sim = start(fast()).await;
+    let api = Api::new(&sim).await;
+    let app_id = new_app(&api, "Limits").await;
+    let (_, _, uri) = start_upload(&api, &app_id, 10).await;
+    let put = put_block(&api, &uri, "QUFBQQ%3D%3D", b"12345").await;
+    assert_eq!(put.status(), 201);
+    assert_eq!(
+        put.headers()["x-ms-version"],
+        "2017-04-17",
+        "a SAS request runs at the SAS's sv"
+    );
+    // A block list of 50,001 blocks: Azure takes 50,000 at most, before it looks the ids up.
+    let list = std::iter::repeat_n("<Latest>QUFBQQ==</Latest>", 50_001).fold(
+        String::from("<BlockList>"),
+        |mut s, e| {
+            s.push_str(e);
+            s
+        },
+    ) + "</BlockList>";
+    let too_long = api
+        .http
+        .put(format!("{uri}&comp=blocklist"))
+        .body(list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_long.status(), 400);
+    assert_eq!(too_long.headers()["x-ms-error-code"], "BlockListTooLong");
+    assert_eq!(sim.content_files(&app_id)[0].committed_len, 0);
+}

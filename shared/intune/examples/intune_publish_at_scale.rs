@@ -5,7 +5,7 @@
 //! the next, which must not send again any block Azure already holds.
 //!
 //! ```text
-//! cargo run --release -p eucora-intune --example publish_at_scale -- [--size-gib 4] [--concurrency 3]
+//! cargo run --release -p eucora-intune --example intune_publish_at_scale -- [--size-gib 4] [--concurrency 3]
 //! ```
 //!
 //! Memory is read from `/proc/self/status`: `VmHWM` (the peak resident set, what Lambda bills and
