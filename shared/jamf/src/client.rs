@@ -52,7 +52,9 @@ pub const CONTAINERS_ENV: &str = "JAMF_CONNECTOR_CONTAINERS";
 /// whatever the package's size), with its own timeout: `upload_timeout_base` plus the size at
 /// `upload_min_bytes_per_second`. Packages over `max_package_bytes` are refused before any call.
 /// While Jamf processes an uploaded file (its hash not there yet), the publish hands over to a
-/// later invocation `processing_recheck` later.
+/// later invocation `processing_recheck` later (then a quarter of the wait so far, at most 15
+/// minutes). Past `processing_timeout` since it created the package, a publish whose upload
+/// never got through, or whose file Jamf never processed, halts naming the package.
 #[derive(Debug, Clone)]
 pub struct JamfConfig {
     /// Every request but an upload.
@@ -76,6 +78,10 @@ pub struct JamfConfig {
     /// How long to wait before checking again on a file Jamf is still processing (or an object
     /// the cluster's other node has not replicated yet).
     pub processing_recheck: Duration,
+    /// How long after EUCORA created a package the publish keeps sending its file and waiting
+    /// for Jamf to process it before it halts naming the package (the policy stays disabled).
+    /// Measured from the creation time in the package's note, across invocations.
+    pub processing_timeout: Duration,
     /// A policy's `retry_attempts`: how many times a Mac retries a failed install at its next
     /// check-ins (1 to 10).
     pub retry_attempts: u8,
@@ -95,6 +101,7 @@ impl Default for JamfConfig {
             upload_timeout_base: Duration::from_secs(60),
             upload_min_bytes_per_second: 5 * 1024 * 1024,
             processing_recheck: Duration::from_secs(60),
+            processing_timeout: Duration::from_secs(2 * 3600),
             retry_attempts: 3,
         }
     }

@@ -1,30 +1,44 @@
 //! Publish and rollback on Jamf Pro.
 //!
 //! # Exactly the approved bytes
-//! A package is used only when the hash Jamf computed for its file matches the evidence pack's
-//! bytes: its `sha256` when the server reports one (Jamf Pro 11.25 and later), else its
-//! `hashType`/`hashValue` (`SHA3_512` as Jamf Cloud computes it; `SHA_512` or `MD5` as older
-//! uploaders wrote it), the matching digest computed from the artifact by streaming it once.
+//! A package is used only when the hashes Jamf reports for its file match the evidence pack's
+//! bytes: its `sha256`, and its `hashType`/`hashValue` (`SHA3_512` as Jamf Cloud computes it;
+//! `SHA_512` or `MD5` as older uploaders wrote it), `sha3512` and `md5`, the digests the artifact
+//! is missing computed by streaming it once. Every hash field of a package record is one a client
+//! may write too (the Terraform provider and `JamfUploader` do), so on a package EUCORA did not
+//! create a hash is taken for Jamf's only with a file Jamf reports (its `size`), every reported
+//! hash must match, and the `sha256` decides alone only beside a `sha3512` (Jamf Pro 11.25 and
+//! later compute both; an older server computes no `sha256`, so one there is anyone's claim).
 //! A version's package is named `{app} {version}` with the file `{stem}-{version}{ext}` (the
-//! evidence pack's file name when it names the version already), so no two versions share a file
-//! on the distribution point. When that name, or that file name, is taken by a package holding
-//! other bytes (an earlier rejected build, an administrator's upload, `AutoPkg`), the version gets
-//! a package of its own: `{app} {version} ({sha256[..12]})`, file `{stem}-{sha256[..12]}{ext}`.
-//! When that one is taken by other bytes too, the publish halts naming the clash.
+//! evidence pack's file name when it names the version whole already), so no two versions share
+//! a file on the distribution point. When that name, or that file name, is taken by a package
+//! holding other bytes, no file, or a file Jamf has not hashed yet (an earlier rejected build, an
+//! administrator's upload, `AutoPkg`), the version gets a package of its own:
+//! `{app} {version} ({sha256[..12]})`, file `{stem}-{sha256[..12]}{ext}`. When that one is taken
+//! too, the publish halts naming the clash. A package EUCORA created for these bytes (its note
+//! says so) whose processed file Jamf hashes otherwise halts the publish
+//! (`JAMF_PACKAGE_HASH_MISMATCH`): nothing is uploaded again, no other package made.
 //!
 //! # In bounded memory, resumed from Jamf's state
 //! The file is streamed from the artifact store to `POST /api/v1/packages/{id}/upload` (see
 //! [`JamfClient::upload`]). Jamf keeps nothing of an upload that did not finish, so a publish that
-//! stopped finds its package again (created with a note naming the approved SHA-256) and sends the
-//! file again only when the package does not hold it; a package holding the approved bytes is
-//! never uploaded to again.
+//! stopped finds its package again (created with a note naming the approved SHA-256 and when it
+//! was created) and sends the file again only when the package does not hold it; a package
+//! holding the approved bytes is never uploaded to again. Past
+//! [`JamfConfig::processing_timeout`] since the package was created with no upload through
+//! (every attempt stopped by an invocation's work budget or a transient failure), the publish
+//! halts naming it (`JAMF_PACKAGE_NOT_UPLOADED`) instead of starting from byte 0 for ever.
 //!
 //! # The policy goes live only on a processed package
 //! Jamf's distribution service processes a file after its upload; until then the package has no
-//! hash and a Mac cannot download it. The policy is created disabled while the package is
-//! processing (and the publish hands over to a later invocation, [`JamfConfig::processing_recheck`]
-//! later, without creating anything twice), and is enabled once the package's hash shows and
-//! matches. It runs once per computer at check-in, and a Mac whose install fails retries at its
+//! hash and a Mac cannot download it. The policy is created disabled while EUCORA's package is
+//! processing, and the publish hands over to a later invocation without creating anything twice:
+//! [`JamfConfig::processing_recheck`] later, then a quarter of the wait so far (at most 15
+//! minutes), so that a long wait costs the command's message few of the queue's receives. The
+//! policy is enabled once the package's hash shows and matches. Past
+//! [`JamfConfig::processing_timeout`] since EUCORA created the package, the publish halts naming
+//! it (`JAMF_PACKAGE_NOT_PROCESSED`, the policy still disabled) rather than waiting for ever.
+//! The policy runs once per computer at check-in, and a Mac whose install fails retries at its
 //! next check-ins (`retry_event` `check-in`, `retry_attempts`).
 //!
 //! # Scope
@@ -32,11 +46,13 @@
 //! back whole (a `<scope>` sent replaces the stored one): exclusions stay exclusions.
 //!
 //! [`JamfConfig::processing_recheck`]: crate::JamfConfig::processing_recheck
+//! [`JamfConfig::processing_timeout`]: crate::JamfConfig::processing_timeout
 
 use eucora_connector::CallError;
 use eucora_connector::artifact::{ArtifactSource, ArtifactStream, hex_lower};
 use eucora_connector::credentials::Credentials;
 use eucora_connector::platform::{CallContext, Job, percent_encode};
+use eucora_domain::Timestamp;
 use eucora_domain::evidence::RollbackStrategy;
 use md5::Digest as _;
 use reqwest::Method;
@@ -90,7 +106,7 @@ pub(crate) fn file_name(job: &Job<'_>) -> String {
     let file = &job.artifact.file_name;
     let version = &job.deployment.submission.app.version;
     let (stem, ext) = split_file(file);
-    if stem.to_lowercase().contains(&version.to_lowercase()) {
+    if names_version(stem, version) {
         return file.clone();
     }
     let version: String = version
@@ -104,6 +120,42 @@ pub(crate) fn file_name(job: &Job<'_>) -> String {
         })
         .collect();
     format!("{stem}-{version}{ext}")
+}
+
+/// Whether `version` stands in `stem` whole, not as part of a longer version or number: `1.2`
+/// is in `App-1.2` and `App_v1.2_universal`, not in `App-1.2.3`, `App-3.1.2` or `App-11.2`.
+fn names_version(stem: &str, version: &str) -> bool {
+    let stem = stem.to_lowercase();
+    let version = version.to_lowercase();
+    if version.is_empty() {
+        return false;
+    }
+    let numberish = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+    let mut from = 0;
+    while let Some(at) = stem[from..].find(&version) {
+        let start = from + at;
+        let end = start + version.len();
+        let mut before = stem[..start].chars().rev();
+        let before_ok = match before.next() {
+            // `v1.2`, standing alone.
+            Some('v') => !before.next().is_some_and(char::is_alphanumeric),
+            Some(c) if c.is_alphanumeric() => false,
+            // `3.1.2` holds `1.2` but is another version.
+            Some('.') => !numberish(before.next()),
+            None | Some(_) => true,
+        };
+        let mut after = stem[end..].chars();
+        let after_ok = match after.next() {
+            Some(c) if c.is_alphanumeric() => false,
+            Some('.') => !numberish(after.next()),
+            None | Some(_) => true,
+        };
+        if before_ok && after_ok {
+            return true;
+        }
+        from = start + stem[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
 }
 
 /// The version's package, then the one of its own for when the first is taken by other bytes.
@@ -121,17 +173,25 @@ pub(crate) fn names(job: &Job<'_>) -> [Names; 2] {
     [primary, unique]
 }
 
-/// The note a package EUCORA creates carries: the approved bytes' SHA-256 (Jamf keeps a
-/// package's notes; a policy has none).
+/// The note a package EUCORA creates carries: the approved bytes' SHA-256 and when it was
+/// created (Jamf keeps a package's notes; a policy has none). The time is what a wait for Jamf's
+/// processing is measured from, across invocations.
 fn package_note(job: &Job<'_>) -> String {
     let s = &job.deployment.submission;
     format!(
-        "eucora-pin: {} {} sha256:{} (created for {})",
+        "eucora-pin: {} {} sha256:{} (created for {} at {})",
         s.app.name,
         s.app.version,
         job.artifact.sha256.as_str(),
-        job.deployment.correlation_id()
+        job.deployment.correlation_id(),
+        job.now.to_rfc3339()
     )
+}
+
+/// When EUCORA created the package, from its note (`None` for a note without the time).
+fn created_at(p: &PackageRecord) -> Option<Timestamp> {
+    let (_, at) = p.notes.as_deref()?.rsplit_once(" at ")?;
+    Timestamp::parse(at.trim().trim_end_matches(')')).ok()
 }
 
 /// Whether EUCORA created this package for these bytes (an earlier attempt that did not finish).
@@ -236,23 +296,61 @@ enum Holds {
     Nothing,
 }
 
-/// What a package holds, or the digest of the artifact needed to tell.
-fn holds(p: &PackageRecord, d: &Digests) -> Result<Holds, Kind> {
-    let compare = |label: &str, theirs: &str, ours: &str| {
-        if theirs.eq_ignore_ascii_case(ours) {
-            Holds::Approved
-        } else {
-            Holds::Other(format!("{label} {theirs}"))
+/// Whether Jamf reports a file on the package: its `size` (Jamf writes it itself, read-only in
+/// its schema, as text such as `"234KB"`; the simulator writes bytes), or a transfer under way.
+fn has_file(p: &PackageRecord) -> bool {
+    let sized = match &p.size {
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            let number: String = s
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            match number.parse::<f64>() {
+                Ok(n) => n > 0.0,
+                Err(_) => !s.is_empty(),
+            }
         }
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n > 0.0),
+        _ => false,
     };
-    if let Some(sha256) = nonempty(p.sha256.as_ref()) {
-        return Ok(compare("SHA-256", sha256, &d.sha256));
-    }
+    sized || transferring(p)
+}
+
+/// Whether the cloud distribution service is still taking the file (`cloudTransferStatus`).
+fn transferring(p: &PackageRecord) -> bool {
+    p.cloud_transfer_status.as_deref().is_some_and(|s| {
+        let s = s.trim().to_ascii_uppercase();
+        s != "NOT_APPLICABLE" && s != "READY" && !s.is_empty()
+    })
+}
+
+/// What a package holds, or the digests of the artifact needed to tell.
+///
+/// Every hash field of a package record (`sha256`, `sha3512`, `hashType`/`hashValue`, `md5`) is
+/// one a client may write (`POST`/`PUT /api/v1/packages` take them; the Terraform provider and
+/// `JamfUploader` write them), so a hash in a record is Jamf's own only where Jamf computed it:
+/// - every hash reported must match the artifact's (one that does not is other bytes);
+/// - the `sha256` alone decides only with a `sha3512` beside it (Jamf Pro 11.25 and later
+///   compute both once the file is processed); alone, it is what whoever made the record wrote
+///   (an older Jamf computes none), and the other hashes are checked too, their digests
+///   computed from the artifact if needed;
+/// - a package someone else made holds the approved bytes only with a file Jamf reports (its
+///   `size`, which only Jamf writes): matching hashes on a record with no file are a claim.
+///
+/// EUCORA never writes hashes into its own packages (`ours`), so there any hash is Jamf's, and
+/// one that matches (with none that differs) is enough.
+fn holds(p: &PackageRecord, d: &Digests, ours: bool) -> Result<Holds, Vec<Kind>> {
+    let same = |theirs: &str, ours: &str| theirs.trim().eq_ignore_ascii_case(ours.trim());
+    let sha256 = nonempty(p.sha256.as_ref());
+    let sha3512 = nonempty(p.sha3512.as_ref());
+    let mut others: Vec<(String, Kind, &str)> = Vec::new();
     if let Some(value) = nonempty(p.hash_value.as_ref()) {
         let kind_name = p
             .hash_type
             .as_deref()
             .unwrap_or_default()
+            .trim()
             .to_ascii_uppercase();
         let kind = match kind_name.replace('-', "_").as_str() {
             "SHA3_512" => Kind::Sha3_512,
@@ -264,27 +362,50 @@ fn holds(p: &PackageRecord, d: &Digests) -> Result<Holds, Kind> {
                 )));
             }
         };
-        let ours = d.get(kind).ok_or(kind)?;
-        return Ok(compare(&kind_name, value, ours));
+        others.push((kind_name, kind, value));
     }
-    if let Some(sha3) = nonempty(p.sha3512.as_ref()) {
-        let ours = d.get(Kind::Sha3_512).ok_or(Kind::Sha3_512)?;
-        return Ok(compare("SHA3_512", sha3, ours));
+    if let Some(sha3) = sha3512 {
+        others.push(("SHA3_512".to_owned(), Kind::Sha3_512, sha3));
     }
     if let Some(md5) = nonempty(p.md5.as_ref()) {
-        let ours = d.get(Kind::Md5).ok_or(Kind::Md5)?;
-        return Ok(compare("MD5", md5, ours));
+        others.push(("MD5".to_owned(), Kind::Md5, md5));
     }
-    let size = match &p.size {
-        Some(Value::String(s)) => s.trim().parse::<u64>().unwrap_or(0),
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-        _ => 0,
-    };
-    let transferring = p.cloud_transfer_status.as_deref().is_some_and(|s| {
-        let s = s.to_ascii_uppercase();
-        s != "NOT_APPLICABLE" && s != "READY" && !s.is_empty()
-    });
-    Ok(if size > 0 || transferring {
+    if let Some(theirs) = sha256
+        && !same(theirs, &d.sha256)
+    {
+        return Ok(Holds::Other(format!("SHA-256 {theirs}")));
+    }
+    let sha256_decides = sha256.is_some() && (ours || sha3512.is_some());
+    let mut compared = sha256_decides;
+    let mut needed = Vec::new();
+    for (label, kind, theirs) in &others {
+        match d.get(*kind) {
+            Some(mine) if !same(theirs, mine) => {
+                return Ok(Holds::Other(format!("{label} {theirs}")));
+            }
+            Some(_) => compared = true,
+            None => {
+                if !needed.contains(kind) {
+                    needed.push(*kind);
+                }
+            }
+        }
+    }
+    // Someone else's record: every hash it reports is checked, unless Jamf's own SHA-256
+    // decides. EUCORA's own: one hash of Jamf's that matches is enough.
+    let enough = if ours { compared } else { sha256_decides };
+    if !needed.is_empty() && !enough {
+        return Err(needed);
+    }
+    if sha256.is_some() || !others.is_empty() {
+        return Ok(if ours || has_file(p) {
+            Holds::Approved
+        } else {
+            // Hashes written into a record that holds no file.
+            Holds::Nothing
+        });
+    }
+    Ok(if has_file(p) {
         Holds::Processing
     } else {
         Holds::Nothing
@@ -295,18 +416,44 @@ fn holds(p: &PackageRecord, d: &Digests) -> Result<Holds, Kind> {
 #[derive(Debug, Clone)]
 struct Resolved {
     id: String,
+    /// Its name and its file's name as Jamf has them.
     names: Names,
     /// Its file is processed and holds the approved bytes.
     ready: bool,
+    /// When EUCORA created it (its note), for a wait on Jamf's processing.
+    created_at: Option<Timestamp>,
+    /// Its `cloudTransferStatus`, for the record of a wait.
+    transfer_status: String,
 }
 
-/// Reads the whole artifact once to compute a digest Jamf reports, checking it is the approved
-/// bytes on the way.
+impl Resolved {
+    fn of(p: &PackageRecord, names: &Names, ready: bool) -> Resolved {
+        let actual = |v: Option<&String>, fallback: &str| {
+            nonempty(v).map_or_else(|| fallback.to_owned(), str::to_owned)
+        };
+        Resolved {
+            id: p.id(),
+            names: Names {
+                package: actual(p.package_name.as_ref(), &names.package),
+                file: actual(p.file_name.as_ref(), &names.file),
+            },
+            ready,
+            created_at: created_at(p),
+            transfer_status: p
+                .cloud_transfer_status
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
+        }
+    }
+}
+
+/// Reads the whole artifact once to compute the digests Jamf reports, checking it is the
+/// approved bytes on the way.
 async fn compute<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &CallContext,
     job: &Job<'_>,
-    kind: Kind,
+    kinds: &[Kind],
     d: &mut Digests,
 ) -> Result<(), CallError> {
     if cx.out_of_time() {
@@ -320,28 +467,33 @@ async fn compute<C: Credentials, A: ArtifactSource>(
         &c.artifacts,
         &job.artifact.location,
         eucora_connector::artifact::DIGEST_CHUNK,
-        kind == Kind::Sha512,
+        kinds.contains(&Kind::Sha512),
     )
     .await?;
-    let mut sha3 = sha3::Sha3_512::new();
-    let mut md5 = md5::Md5::new();
+    let mut sha3 = kinds.contains(&Kind::Sha3_512).then(sha3::Sha3_512::new);
+    let mut md5 = kinds.contains(&Kind::Md5).then(md5::Md5::new);
     while let Some(chunk) = stream.next().await? {
-        match kind {
-            Kind::Sha3_512 => sha3::Digest::update(&mut sha3, &chunk),
-            Kind::Md5 => md5.update(&chunk),
-            Kind::Sha512 => {}
+        if let Some(sha3) = sha3.as_mut() {
+            sha3::Digest::update(sha3, &chunk);
+        }
+        if let Some(md5) = md5.as_mut() {
+            md5.update(&chunk);
         }
     }
     let verified = stream.finish_verified(job.artifact.sha256.as_str())?;
-    match kind {
-        Kind::Sha3_512 => d.sha3_512 = Some(hex_lower(&sha3::Digest::finalize(sha3))),
-        Kind::Md5 => d.md5 = Some(hex_lower(&md5.finalize())),
-        Kind::Sha512 => d.sha512 = verified.sha512,
+    if let Some(sha3) = sha3 {
+        d.sha3_512 = Some(hex_lower(&sha3::Digest::finalize(sha3)));
+    }
+    if let Some(md5) = md5 {
+        d.md5 = Some(hex_lower(&md5.finalize()));
+    }
+    if kinds.contains(&Kind::Sha512) {
+        d.sha512 = verified.sha512;
     }
     Ok(())
 }
 
-/// What a package holds, computing the artifact's matching digest when needed.
+/// What a package holds, computing the artifact's matching digests (in one read) when needed.
 async fn check<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
     cx: &CallContext,
@@ -349,10 +501,17 @@ async fn check<C: Credentials, A: ArtifactSource>(
     p: &PackageRecord,
     d: &mut Digests,
 ) -> Result<Holds, CallError> {
-    loop {
-        match holds(p, d) {
-            Ok(h) => return Ok(h),
-            Err(kind) => compute(c, cx, job, kind, d).await?,
+    let ours = ours(p, job);
+    match holds(p, d, ours) {
+        Ok(h) => Ok(h),
+        Err(kinds) => {
+            compute(c, cx, job, &kinds, d).await?;
+            holds(p, d, ours).map_err(|kinds| {
+                CallError::no_answer(
+                    "digest_artifact",
+                    format!("the artifact's {kinds:?} digests could not be computed"),
+                )
+            })
         }
     }
 }
@@ -485,26 +644,24 @@ async fn upload<C: Credentials, A: ArtifactSource>(
     d.sha3_512 = Some(sent.sha3_512);
     let after = get_package(c, cx, id).await?;
     match check(c, cx, job, &after, d).await? {
-        Holds::Approved => Ok(resolved(id, names, true)),
-        Holds::Processing | Holds::Nothing => Ok(resolved(id, names, false)),
-        Holds::Other(what) => Err(CallError::invalid_payload(
-            "upload_package",
-            "JAMF_PACKAGE_HASH_MISMATCH",
-            format!(
-                "Jamf reports {what} for {} (package {id}) right after EUCORA uploaded the approved bytes (SHA-256 {}); the package is not used",
-                names.file,
-                job.artifact.sha256.as_str()
-            ),
-        )),
+        Holds::Approved => Ok(Resolved::of(&after, names, true)),
+        Holds::Processing | Holds::Nothing => Ok(Resolved::of(&after, names, false)),
+        Holds::Other(what) => Err(hash_mismatch("upload_package", job, id, names, &what)),
     }
 }
 
-fn resolved(id: &str, names: &Names, ready: bool) -> Resolved {
-    Resolved {
-        id: id.to_owned(),
-        names: names.clone(),
-        ready,
-    }
+/// EUCORA's own package, made for the approved bytes and sent them, holds others by Jamf's hash
+/// (the file replaced, a transfer gone wrong): a person must look, nothing is sent again.
+fn hash_mismatch(op: &str, job: &Job<'_>, id: &str, names: &Names, what: &str) -> CallError {
+    CallError::invalid_payload(
+        op,
+        "JAMF_PACKAGE_HASH_MISMATCH",
+        format!(
+            "Jamf reports {what} for {} (package {id}), which EUCORA created for and uploaded the approved bytes (SHA-256 {}) to; the package is not used and nothing is uploaded again",
+            names.file,
+            job.artifact.sha256.as_str()
+        ),
+    )
 }
 
 /// Finds or creates the package holding exactly the approved bytes, uploading them when it does
@@ -556,11 +713,20 @@ async fn package<C: Credentials, A: ArtifactSource>(
                 }
             };
             let id = p.id();
+            let mine = ours(&p, job);
             match check(c, cx, job, &p, &mut d).await? {
-                Holds::Approved => return Ok(resolved(&id, names, true)),
-                // Whose bytes it holds shows once processed; the policy waits disabled.
-                Holds::Processing => return Ok(resolved(&id, names, false)),
-                Holds::Nothing if ours(&p, job) && file_clash.is_none() => {
+                Holds::Approved => return Ok(Resolved::of(&p, names, true)),
+                // EUCORA's own upload: its bytes show once processed; the policy waits disabled.
+                Holds::Processing if mine => return Ok(Resolved::of(&p, names, false)),
+                // Someone else's file, not hashed yet: nothing tells whose bytes it holds.
+                Holds::Processing => {
+                    break format!(
+                        "package {id} (\"{}\") holds a file Jamf has not hashed yet and was not created by EUCORA for these bytes",
+                        names.package
+                    );
+                }
+                Holds::Nothing if mine && file_clash.is_none() => {
+                    not_uploaded_for_too_long(c, job, &p)?;
                     return upload(c, cx, job, &id, names, &mut d).await;
                 }
                 Holds::Nothing => {
@@ -570,6 +736,9 @@ async fn package<C: Credentials, A: ArtifactSource>(
                             names.package
                         )
                     });
+                }
+                Holds::Other(what) if mine => {
+                    return Err(hash_mismatch("find_package", job, &id, names, &what));
                 }
                 Holds::Other(what) => {
                     break format!(
@@ -932,14 +1101,7 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
         },
     };
     if !package.ready {
-        return Err(CallError::resume_later(
-            "wait_package_processing",
-            format!(
-                "Jamf is processing {} (package {}); policy {policy_id} stays disabled until its hash shows and matches the approved bytes",
-                package.names.file, package.id
-            ),
-            c.config.processing_recheck,
-        ));
+        return Err(wait_for_processing(c, job, &package, &policy_id));
     }
     Ok(json!({
         "package_id": package.id,
@@ -949,6 +1111,86 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
         "group_id": job.group_id,
     }))
 }
+
+/// EUCORA's package still holds no file: each attempt to send it stopped before its end (the
+/// invocation's work budget spent, transient failures). Jamf keeps nothing of an upload that did
+/// not finish, so another attempt starts from byte 0 again; past `processing_timeout` since the
+/// package was created, the publish halts naming it instead of trying for ever.
+fn not_uploaded_for_too_long<C, A>(
+    c: &JamfClient<C, A>,
+    job: &Job<'_>,
+    p: &PackageRecord,
+) -> Result<(), CallError> {
+    let Some(waited) =
+        created_at(p).and_then(|at| std::time::Duration::try_from(job.now.since(at)).ok())
+    else {
+        return Ok(());
+    };
+    if waited < c.config.processing_timeout {
+        return Ok(());
+    }
+    Err(CallError {
+        class: eucora_connector::ErrorClass::Permanent,
+        operation: "upload_package".to_owned(),
+        status: None,
+        code: "JAMF_PACKAGE_NOT_UPLOADED".to_owned(),
+        message: format!(
+            "EUCORA created package {} for {} {} minutes ago and Jamf still holds no file of it: no upload got through (the limit is {} minutes; each invocation's work budget, or transient failures, stopped them); the deployment needs a person",
+            p.id(),
+            p.file_name().unwrap_or_default(),
+            waited.as_secs() / 60,
+            c.config.processing_timeout.as_secs() / 60
+        ),
+        retry_after: None,
+    })
+}
+
+/// While Jamf processes the package's file: checked again later, at a quarter of the wait so far
+/// (at least `processing_recheck`, at most [`MAX_RECHECK`]), so that a long wait costs the
+/// command's message few receives; past `processing_timeout` since EUCORA created the package,
+/// a halt naming it (its policy stays disabled), not a message dead-lettered in silence.
+fn wait_for_processing<C, A>(
+    c: &JamfClient<C, A>,
+    job: &Job<'_>,
+    package: &Resolved,
+    policy_id: &str,
+) -> CallError {
+    const OP: &str = "wait_package_processing";
+    let waited = package
+        .created_at
+        .and_then(|at| std::time::Duration::try_from(job.now.since(at)).ok())
+        .unwrap_or_default();
+    let what = format!(
+        "{} (package {}, cloudTransferStatus {})",
+        package.names.file, package.id, package.transfer_status
+    );
+    if waited >= c.config.processing_timeout {
+        return CallError {
+            class: eucora_connector::ErrorClass::Permanent,
+            operation: OP.to_owned(),
+            status: None,
+            code: "JAMF_PACKAGE_NOT_PROCESSED".to_owned(),
+            message: format!(
+                "Jamf has not processed {what} in the {} minutes since EUCORA created it (the limit is {} minutes); policy {policy_id} stays disabled; the deployment needs a person",
+                waited.as_secs() / 60,
+                c.config.processing_timeout.as_secs() / 60
+            ),
+            retry_after: None,
+        };
+    }
+    let recheck = c.config.processing_recheck;
+    let after = (waited / 4).clamp(recheck, MAX_RECHECK.max(recheck));
+    CallError::resume_later(
+        OP,
+        format!(
+            "Jamf is processing {what}; policy {policy_id} stays disabled until its hash shows and matches the approved bytes"
+        ),
+        after,
+    )
+}
+
+/// The longest a wait on Jamf's processing goes between checks.
+const MAX_RECHECK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub async fn rollback<C: Credentials, A: ArtifactSource>(
     c: &JamfClient<C, A>,
@@ -1037,7 +1279,7 @@ mod tests {
             sha3_512: Some("bb".into()),
             ..Digests::default()
         };
-        let h = |v| holds(&record(v), &d);
+        let h = |v| holds(&record(v), &d, true);
         assert_eq!(h(json!({"id": "1", "sha256": "AA"})), Ok(Holds::Approved));
         assert_eq!(
             h(json!({"id": "1", "sha256": "ab"})),
@@ -1053,12 +1295,12 @@ mod tests {
         );
         assert_eq!(
             h(json!({"id": "1", "hashType": "MD5", "hashValue": "dd"})),
-            Err(Kind::Md5),
+            Err(vec![Kind::Md5]),
             "needs the artifact's MD5 first"
         );
         assert_eq!(
             h(json!({"id": "1", "hashType": "SHA_512", "hashValue": "ee"})),
-            Err(Kind::Sha512)
+            Err(vec![Kind::Sha512])
         );
         assert!(matches!(
             h(json!({"id": "1", "hashType": "CRC32", "hashValue": "ff"})),
@@ -1075,6 +1317,114 @@ mod tests {
                 json!({"id": "1", "size": null, "cloudTransferStatus": "NOT_APPLICABLE", "hashValue": ""})
             ),
             Ok(Holds::Nothing)
+        );
+    }
+
+    #[test]
+    fn a_file_name_names_its_version_only_whole() {
+        use super::names_version;
+        for (stem, version) in [
+            ("App-1.2", "1.2"),
+            ("App_v1.2_universal", "1.2"),
+            ("Slack-4.41.105-macOS", "4.41.105"),
+            ("Firefox 128.0.3", "128.0.3"),
+            ("1.2", "1.2"),
+            ("App-1.2.3-1.2", "1.2"),
+        ] {
+            assert!(names_version(stem, version), "{stem} names {version}");
+        }
+        for (stem, version) in [
+            ("App-1.2.3", "1.2"),
+            ("App-3.1.2", "1.2"),
+            ("App-11.2", "1.2"),
+            ("App-11", "1"),
+            ("App-1.20", "1.2"),
+            ("App", ""),
+        ] {
+            assert!(
+                !names_version(stem, version),
+                "{stem} does not name {version}"
+            );
+        }
+    }
+
+    /// Jamf writes `size` as text such as `"234KB"`: any size but zero is a file.
+    #[test]
+    fn a_file_is_told_by_its_size_as_jamf_writes_it() {
+        let d = Digests {
+            sha256: "aa".into(),
+            ..Digests::default()
+        };
+        let h = |v| holds(&record(v), &d, true);
+        for size in [json!("234KB"), json!("1.2 GB"), json!("4096"), json!(12)] {
+            assert_eq!(
+                h(json!({"id": "1", "size": size, "cloudTransferStatus": "NOT_APPLICABLE"})),
+                Ok(Holds::Processing),
+                "{size}"
+            );
+        }
+        for size in [json!("0KB"), json!(""), json!(null), json!(0)] {
+            assert_eq!(
+                h(json!({"id": "1", "size": size, "cloudTransferStatus": "READY"})),
+                Ok(Holds::Nothing),
+                "{size}"
+            );
+        }
+    }
+
+    /// On someone else's record a hash is a claim until Jamf's own say so: a file Jamf reports,
+    /// and every reported hash checked unless a `sha3512` beside the `sha256` shows both are
+    /// Jamf's (11.25 and later).
+    #[test]
+    fn hashes_on_someone_elses_record_are_claims_until_jamf_backs_them() {
+        let d = Digests {
+            sha256: "aa".into(),
+            ..Digests::default()
+        };
+        let foreign = |v| holds(&record(v), &d, false);
+        assert_eq!(
+            foreign(json!({"id": "1", "sha256": "aa", "size": null})),
+            Ok(Holds::Nothing),
+            "no file: a claim"
+        );
+        assert_eq!(
+            foreign(
+                json!({"id": "1", "sha256": "aa", "hashType": "SHA3_512", "hashValue": "bb", "size": "3KB"})
+            ),
+            Err(vec![Kind::Sha3_512]),
+            "an older server's record: its SHA-256 is anyone's, Jamf's SHA3-512 decides"
+        );
+        assert_eq!(
+            foreign(
+                json!({"id": "1", "sha256": "aa", "sha3512": "bb", "hashType": "SHA3_512", "hashValue": "bb", "md5": "cc", "size": "3KB"})
+            ),
+            Ok(Holds::Approved),
+            "11.25 and later: Jamf's SHA-256 decides, nothing read"
+        );
+        let known = Digests {
+            sha256: "aa".into(),
+            sha3_512: Some("bb".into()),
+            md5: Some("cc".into()),
+            ..Digests::default()
+        };
+        assert_eq!(
+            holds(
+                &record(
+                    json!({"id": "1", "sha256": "aa", "hashType": "SHA3_512", "hashValue": "bd", "size": "3KB"})
+                ),
+                &known,
+                false
+            ),
+            Ok(Holds::Other("SHA3_512 bd".into())),
+            "any hash that differs is other bytes"
+        );
+        assert_eq!(
+            holds(
+                &record(json!({"id": "1", "hashType": "SHA3_512", "hashValue": "bb", "md5": "dd"})),
+                &known,
+                true
+            ),
+            Ok(Holds::Other("MD5 dd".into()))
         );
     }
 }

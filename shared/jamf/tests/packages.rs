@@ -114,6 +114,14 @@ fn job<'a>(f: &'a Fixture, ring: Ring, group: &'a str) -> Job<'a> {
     }
 }
 
+/// The Canary job as a later invocation sees it (its `now` at `now`).
+fn job_at(f: &Fixture, now: eucora_domain::Timestamp) -> Job<'_> {
+    Job {
+        now,
+        ..job(f, Ring::Canary, "41")
+    }
+}
+
 fn cx(f: &Fixture) -> CallContext {
     CallContext::new(f.record.correlation_id().clone())
 }
@@ -359,6 +367,221 @@ async fn a_package_over_the_limit_is_refused_naming_the_limit() {
     );
 }
 
+/// An administrator's token (the simulator's API client, every privilege).
+async fn admin_token(sim: &SimHandle) -> (reqwest::Client, String) {
+    let c = SimConfig::default();
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/api/v1/oauth/token", sim.base_url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (http, token["access_token"].as_str().unwrap().to_owned())
+}
+
+/// A package record created through the Jamf Pro API as a person or another tool would:
+/// `extra` fields (hashes among them: Jamf takes them as written) merged into the required ones.
+async fn admin_create_package(
+    sim: &SimHandle,
+    name: &str,
+    file: &str,
+    extra: serde_json::Value,
+) -> String {
+    let (http, token) = admin_token(sim).await;
+    let mut body = serde_json::json!({
+        "packageName": name, "fileName": file, "categoryId": "-1", "priority": 10,
+        "fillUserTemplate": false, "rebootRequired": false, "osInstall": false,
+        "suppressUpdates": false, "suppressFromDock": false, "suppressEula": false,
+        "suppressRegistration": false
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v1/packages", sim.base_url()))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// A file uploaded to a package through the Jamf Pro API, as a person or another tool would.
+async fn admin_upload(sim: &SimHandle, id: &str, file: &str, bytes: &[u8]) -> u16 {
+    let (http, token) = admin_token(sim).await;
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file.to_owned());
+    http.post(format!("{}/api/v1/packages/{id}/upload", sim.base_url()))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Hashes are fields anyone may write into a package record (`POST`/`PUT /api/v1/packages`
+/// take `sha256`, `sha3512`, `hashType`, `hashValue`, `md5`; Jamf Pro API schema, the Terraform
+/// provider and `JamfUploader` write them): a record claiming the approved SHA-256 is no proof
+/// that Jamf holds those bytes. A server older than 11.25 never computes a `sha256` itself.
+#[tokio::test]
+async fn a_hash_written_into_a_packages_record_is_not_taken_for_jamfs() {
+    let f = fixture_with(
+        SimConfig {
+            reports_sha256: false,
+            ..SimConfig::instant()
+        },
+        JamfConfig::default(),
+        0,
+    )
+    .await;
+    let name = format!("Slack {}", version(&f));
+    let file = format!("Slack-4.41.105-macOS-{}.pkg", version(&f));
+    // Claims the approved bytes' SHA-256, holds another build (Jamf's SHA3-512 says so).
+    let foreign = admin_create_package(
+        &f.sim,
+        &name,
+        &file,
+        serde_json::json!({ "sha256": sha256(&f), "notes": "uploaded by an admin" }),
+    )
+    .await;
+    assert_eq!(
+        admin_upload(&f.sim, &foreign, &file, b"another build entirely").await,
+        201
+    );
+    // Replicated to both of the cluster's nodes.
+    advance(&f, Duration::from_secs(61));
+    publish(&f, Ring::Canary, "41").await.unwrap();
+    let policy = &f.sim.policies()[0];
+    assert_ne!(
+        policy.package_ids,
+        [foreign.parse::<u32>().unwrap()],
+        "a record's own claim never deploys other bytes"
+    );
+    let own = f
+        .sim
+        .packages()
+        .into_iter()
+        .find(|p| p.id == policy.package_ids[0])
+        .unwrap();
+    assert_eq!(own.upload_sha256.as_deref(), Some(sha256(&f).as_str()));
+    assert!(
+        own.package_name
+            .ends_with(&format!("({})", &sha256(&f)[..12]))
+    );
+}
+
+#[tokio::test]
+async fn a_record_claiming_the_approved_hash_without_a_file_is_never_deployed() {
+    let f = fixture().await;
+    let name = format!("Slack {}", version(&f));
+    let file = format!("Slack-4.41.105-macOS-{}.pkg", version(&f));
+    let claimed = admin_create_package(
+        &f.sim,
+        &name,
+        &file,
+        serde_json::json!({ "sha256": sha256(&f), "sha3512": "ab".repeat(64), "hashType": "SHA3_512", "hashValue": "ab".repeat(64) }),
+    )
+    .await;
+    advance(&f, Duration::from_secs(61));
+    publish(&f, Ring::Canary, "41").await.unwrap();
+    let policy = &f.sim.policies()[0];
+    assert_ne!(
+        policy.package_ids,
+        [claimed.parse::<u32>().unwrap()],
+        "a package with no file is never in a policy"
+    );
+    assert_eq!(uploads(&f.sim), 1, "the version's own package got the file");
+}
+
+/// EUCORA uploaded the approved bytes to its package, and once processed Jamf reports other
+/// ones (the file replaced meanwhile, a transfer gone wrong): the publish halts naming both
+/// hashes, and neither uploads again nor makes a second package.
+#[tokio::test]
+async fn a_hash_mismatch_on_eucoras_own_package_after_processing_halts() {
+    let f = fixture().await;
+    f.sim.hold_processing();
+    let e = publish(&f, Ring::Canary, "41").await.unwrap_err();
+    assert!(e.is_resume_later(), "{e:?}");
+    let own = f.sim.packages()[0].clone();
+    advance(&f, Duration::from_secs(61));
+    // Someone replaces the file while Jamf processes it.
+    assert_eq!(
+        admin_upload(
+            &f.sim,
+            &own.id.to_string(),
+            &own.file_name,
+            b"not the approved bytes"
+        )
+        .await,
+        201
+    );
+    f.sim.finish_processing();
+    let e = publish(&f, Ring::Canary, "41").await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Permanent, "JAMF_PACKAGE_HASH_MISMATCH"),
+        "{e:?}"
+    );
+    assert!(
+        e.message.contains(&format!("package {}", own.id)),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains(&sha256(&f)), "{}", e.message);
+    assert_eq!(f.sim.packages().len(), 1, "no second package");
+    assert_eq!(
+        uploads(&f.sim),
+        2,
+        "EUCORA's one upload and the replacement"
+    );
+    assert!(!f.sim.policies()[0].enabled, "never enabled");
+}
+
+/// A same-named package someone else is uploading (no hash yet) cannot be told to hold the
+/// approved bytes: the version gets its own package at once instead of waiting on another's.
+#[tokio::test]
+async fn a_same_named_package_still_processing_is_not_waited_on() {
+    let f = fixture().await;
+    f.sim.hold_processing();
+    let name = format!("Slack {}", version(&f));
+    let file = format!("Slack-4.41.105-macOS-{}.pkg", version(&f));
+    let foreign = admin_create_package(&f.sim, &name, &file, serde_json::json!({})).await;
+    assert_eq!(
+        admin_upload(&f.sim, &foreign, &file, b"someone's build").await,
+        201
+    );
+    advance(&f, Duration::from_secs(61));
+    let e = publish(&f, Ring::Canary, "41").await.unwrap_err();
+    assert!(e.is_resume_later(), "{e:?}");
+    let policy = &f.sim.policies()[0];
+    let own = f
+        .sim
+        .packages()
+        .into_iter()
+        .find(|p| p.id != foreign.parse::<u32>().unwrap())
+        .expect("the version's own package");
+    assert_eq!(policy.package_ids, [own.id]);
+    assert_eq!(own.upload_sha256.as_deref(), Some(sha256(&f).as_str()));
+    assert!(!policy.enabled);
+    f.sim.finish_processing();
+    publish(&f, Ring::Canary, "41").await.unwrap();
+    assert_eq!(f.sim.policies()[0].package_ids, [own.id]);
+    assert!(f.sim.policies()[0].enabled);
+}
+
 // ---- the policy goes live only on a processed package ----
 
 #[tokio::test]
@@ -398,6 +621,51 @@ async fn the_policy_is_disabled_while_jamf_processes_the_package_and_enabled_aft
     assert_eq!(uploads(&f.sim), 1);
     advance(&f, Duration::from_secs(3600));
     assert_eq!(f.sim.policy_logs(1)[0].status, "Completed");
+}
+
+/// A package Jamf never processes is not waited on for ever: the rechecks space out as the
+/// wait grows (so the queue's receive limit is never what ends it), and past
+/// `processing_timeout` since EUCORA created the package the publish halts naming it, its policy
+/// still disabled.
+#[tokio::test]
+async fn a_package_jamf_never_processes_halts_naming_it_after_the_processing_timeout() {
+    let f = fixture().await;
+    f.sim.hold_processing();
+    let cfg = JamfConfig::default();
+    let at = |after: Duration| {
+        f.record
+            .submitted_at
+            .plus(time::Duration::try_from(after).unwrap())
+    };
+    let e = publish(&f, Ring::Canary, "41").await.unwrap_err();
+    assert!(e.is_resume_later(), "{e:?}");
+    assert_eq!(e.retry_after, Some(cfg.processing_recheck));
+
+    let later = job_at(&f, at(Duration::from_secs(40 * 60)));
+    let e = f.client.publish(&mut cx(&f), &later).await.unwrap_err();
+    assert!(e.is_resume_later(), "{e:?}");
+    assert_eq!(
+        e.retry_after,
+        Some(Duration::from_secs(10 * 60)),
+        "a quarter of the wait so far"
+    );
+
+    let past = job_at(&f, at(cfg.processing_timeout));
+    let e = f.client.publish(&mut cx(&f), &past).await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Permanent, "JAMF_PACKAGE_NOT_PROCESSED"),
+        "{e:?}"
+    );
+    let package = &f.sim.packages()[0];
+    assert!(
+        e.message.contains(&format!("package {}", package.id)),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains(&package.file_name), "{}", e.message);
+    assert!(!f.sim.policies()[0].enabled);
+    assert_eq!(uploads(&f.sim), 1);
 }
 
 #[tokio::test]
@@ -698,6 +966,42 @@ async fn an_upload_past_the_work_budget_stops_and_the_next_invocation_sends_it_a
     publish(&f, Ring::Canary, "41").await.unwrap();
     assert_eq!(f.sim.packages().len(), 1);
     assert!(f.sim.packages()[0].uploaded);
+}
+
+/// An upload that never gets through (each invocation's work budget spent before its end, or
+/// transient failures every time) is not sent again for ever: past `processing_timeout` since
+/// EUCORA created the package, the publish halts naming it.
+#[tokio::test]
+async fn an_upload_that_never_gets_through_halts_after_the_processing_timeout() {
+    let f = fixture_with(SimConfig::instant(), JamfConfig::default(), MIB).await;
+    let mut spent = cx(&f).with_budget(Duration::ZERO);
+    let e = f
+        .client
+        .publish(&mut spent, &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap_err();
+    assert!(e.is_resume_later(), "{e:?}");
+    let past = job_at(
+        &f,
+        f.record
+            .submitted_at
+            .plus(time::Duration::try_from(JamfConfig::default().processing_timeout).unwrap()),
+    );
+    let mut spent = cx(&f).with_budget(Duration::ZERO);
+    let e = f.client.publish(&mut spent, &past).await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Permanent, "JAMF_PACKAGE_NOT_UPLOADED"),
+        "{e:?}"
+    );
+    let package = &f.sim.packages()[0];
+    assert!(
+        e.message.contains(&format!("package {}", package.id)),
+        "{}",
+        e.message
+    );
+    assert_eq!(uploads(&f.sim), 0);
+    assert!(f.sim.policies().is_empty());
 }
 
 #[tokio::test]

@@ -100,8 +100,9 @@ impl Package {
     }
 
     /// The package as `GET /api/v1/packages/{id}` answers it at `now`: an uploaded file has its
-    /// size and `cloudTransferStatus` `IN_PROGRESS` at once, and its hashes (`hashType`
-    /// `SHA3_512`) only once the distribution service has processed it (`READY`).
+    /// size (as Jamf writes it, text such as `"234KB"`: see [`human_size`]) and
+    /// `cloudTransferStatus` `IN_PROGRESS` at once, and its hashes (`hashType` `SHA3_512`) only
+    /// once the distribution service has processed it (`READY`).
     pub(crate) fn to_json(&self, now: OffsetDateTime, report: HashReport) -> Value {
         let mut out = Map::new();
         out.insert("id".to_owned(), Value::String(self.id.to_string()));
@@ -122,7 +123,7 @@ impl Package {
             }
         }
         if let Some(upload) = &self.upload {
-            out.insert("size".to_owned(), json!(upload.size.to_string()));
+            out.insert("size".to_owned(), json!(human_size(upload.size)));
             if upload.processed(now) {
                 out.insert("cloudTransferStatus".to_owned(), json!("READY"));
                 out.insert("md5".to_owned(), json!(upload.md5));
@@ -139,6 +140,22 @@ impl Package {
         Value::Object(out)
     }
 }
+
+/// A package's `size` as the Jamf Pro API writes it: text with a unit (Jamf's schema example is
+/// `"234KB"`), never a count of bytes a client could compare. Rounded up to whole units of 1024.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    let (unit, name) = match bytes {
+        b if b < KIB * KIB => (KIB, "KB"),
+        b if b < KIB * KIB * KIB => (KIB * KIB, "MB"),
+        _ => (KIB * KIB * KIB, "GB"),
+    };
+    format!("{}{name}", bytes.div_ceil(unit))
+}
+
+/// Fields of a package only the server writes (`readOnly` in Jamf's schema): a client's values
+/// for them are ignored.
+const READ_ONLY_PACKAGE_FIELDS: [&str; 3] = ["id", "size", "cloudTransferStatus"];
 
 /// One entry of a Jamf Pro API error body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +218,9 @@ pub(crate) fn package_fields(
         )]);
     };
     let mut fields = given.clone();
-    fields.remove("id");
+    for field in READ_ONLY_PACKAGE_FIELDS {
+        fields.remove(field);
+    }
     let mut errors = Vec::new();
     for field in REQUIRED_PACKAGE_FIELDS {
         if fields.get(field).is_none_or(Value::is_null) {
@@ -264,7 +283,7 @@ pub(crate) fn package_fields(
 mod tests {
     use serde_json::json;
 
-    use super::package_fields;
+    use super::{human_size, package_fields};
 
     fn complete() -> serde_json::Value {
         json!({
@@ -284,6 +303,30 @@ mod tests {
         assert_eq!(fields["categoryId"], json!("1"));
         assert_eq!(fields["priority"], json!(7));
         assert_eq!(fields["osInstall"], json!(true));
+    }
+
+    /// `size` and `cloudTransferStatus` are the server's (read-only in Jamf's schema); the hash
+    /// fields are anyone's to write, as on Jamf.
+    #[test]
+    fn ignores_read_only_fields_and_keeps_written_hashes() {
+        let mut body = complete();
+        body["size"] = json!("999KB");
+        body["cloudTransferStatus"] = json!("READY");
+        body["id"] = json!("77");
+        body["sha256"] = json!("ab");
+        let fields = package_fields(&body, |_| true).unwrap();
+        assert!(!fields.contains_key("size"));
+        assert!(!fields.contains_key("cloudTransferStatus"));
+        assert!(!fields.contains_key("id"));
+        assert_eq!(fields["sha256"], json!("ab"));
+    }
+
+    #[test]
+    fn writes_sizes_as_jamf_does() {
+        assert_eq!(human_size(0), "0KB");
+        assert_eq!(human_size(239_616), "234KB");
+        assert_eq!(human_size(3 * 1024 * 1024 + 17), "4MB");
+        assert_eq!(human_size(4 * 1024 * 1024 * 1024), "4GB");
     }
 
     #[test]
