@@ -57,6 +57,14 @@ async fn serve<S: DeploymentStore, Q: Queue>(
                 &cab::decide(svc, &actor, &id, input, now).await?,
             ))
         }
+        RouteId::CabWithdrawal => {
+            let input = bodies::withdrawal(body_text(req)?)?;
+            let id = deployment_id(req)?;
+            Ok(response::json(
+                status,
+                &cab::withdraw(svc, &actor, &id, input, now).await?,
+            ))
+        }
         RouteId::RequestException => {
             let input = bodies::exception_request(body_text(req)?)?;
             let id = deployment_id(req)?;

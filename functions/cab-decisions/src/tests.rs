@@ -187,3 +187,144 @@ async fn exception_routes_refuse_other_roles_and_bad_bodies() {
         assert_eq!(json_of(&r)["error"]["field"], field, "{name}");
     }
 }
+
+/// A request to `route` (`cab/decisions` or `cab/withdrawals`) on deployment `id` by `sub`
+/// holding `roles`, with `body`, built from the sample decision event.
+fn cab_event(
+    route: &str,
+    id: &str,
+    sub: &str,
+    roles: &str,
+    body: &serde_json::Value,
+) -> lambda_http::Request {
+    let mut v = eucora_api::testing::raw_with_roles("cab-decision-approve", roles);
+    let path = format!("/v1/deployments/{id}/cab/{route}");
+    let key = format!("POST /v1/deployments/{{id}}/cab/{route}");
+    v["routeKey"] = key.clone().into();
+    v["requestContext"]["routeKey"] = key.into();
+    v["rawPath"] = path.clone().into();
+    v["requestContext"]["http"]["path"] = path.into();
+    v["pathParameters"]["id"] = id.into();
+    v["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
+    v["body"] = body.to_string().into();
+    lambda_http::request::from_str(&v.to_string()).unwrap()
+}
+
+/// high-risk as `BUSINESS_CRITICAL` (quorum 2), awaiting CAB for Ring 1: its id and evidence hash.
+async fn business_critical(s: &Services<Memory, Memory>) -> (DeploymentId, String) {
+    let mut body: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../../events/deployments/high-risk.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    body["business_criticality"] = "BUSINESS_CRITICAL".into();
+    body["correlation_id"] = "dp-20261123-0009".into();
+    let text = body.to_string();
+    let id = DeploymentId::parse("dep-01JD7W4Q5T0000000000000009").unwrap();
+    let at = Timestamp::parse("2026-11-23T09:00:00Z").unwrap();
+    let out = submit(
+        s,
+        &Actor::new(ActorId::parse("packager-alice").unwrap(), [Role::Packaging]),
+        SubmitInput {
+            body: &text,
+            idempotency_key: None,
+            new_id: id.clone(),
+            now: at,
+        },
+    )
+    .await
+    .unwrap();
+    score(s, &id, at).await.unwrap();
+    let hash = out.record.evidence_hash.to_string();
+    (id, hash)
+}
+
+#[tokio::test]
+async fn an_approval_is_withdrawn_stops_counting_and_is_given_again() {
+    let s = svc().await;
+    let (id, hash) = business_critical(&s).await;
+    let approve = serde_json::json!({ "ring": 1, "verdict": "approve", "evidence_hash": hash });
+    let withdraw = serde_json::json!({ "ring": 1, "reason": "the vendor pulled the build" });
+    let id = id.as_str();
+
+    let r = handle(
+        &s,
+        cab_event("decisions", id, "cab-bob", "cab", &approve),
+        now(),
+        new_exc(),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", json_of(&r));
+    // Another member has nothing to withdraw: 409.
+    let r = handle(
+        &s,
+        cab_event("withdrawals", id, "cab-carol", "cab", &withdraw),
+        now(),
+        new_exc(),
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(json_of(&r)["error"]["code"], "NO_STANDING_APPROVAL");
+    // Other roles: 403; no reason: 400 naming it.
+    let r = handle(
+        &s,
+        cab_event("withdrawals", id, "cab-bob", "publisher", &withdraw),
+        now(),
+        new_exc(),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = handle(
+        &s,
+        cab_event(
+            "withdrawals",
+            id,
+            "cab-bob",
+            "cab",
+            &serde_json::json!({ "ring": 1 }),
+        ),
+        now(),
+        new_exc(),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_of(&r)["error"]["field"], "reason");
+
+    let r = handle(
+        &s,
+        cab_event("withdrawals", id, "cab-bob", "cab", &withdraw),
+        now(),
+        new_exc(),
+    )
+    .await;
+    let b = json_of(&r);
+    assert_eq!(r.status(), 200, "{b}");
+    assert_eq!(b["cab_status"]["approvals"], 0);
+    assert_eq!(
+        b["withdrawn"]["withdrawn"]["reason"],
+        "the vendor pulled the build"
+    );
+    // Carol alone: pending. Bob again: a renewal, and quorum.
+    let r = handle(
+        &s,
+        cab_event("decisions", id, "cab-carol", "cab", &approve),
+        now(),
+        new_exc(),
+    )
+    .await;
+    assert_eq!(json_of(&r)["cab_status"]["status"], "pending");
+    let r = handle(
+        &s,
+        cab_event("decisions", id, "cab-bob", "cab", &approve),
+        now(),
+        new_exc(),
+    )
+    .await;
+    let b = json_of(&r);
+    assert_eq!(r.status(), 201, "{b}");
+    assert_eq!(b["cab_status"]["status"], "approved");
+    assert_eq!(b["state"]["state"], "dispatching");
+}

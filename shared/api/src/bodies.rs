@@ -5,7 +5,7 @@ use eucora_domain::cab::{BlastRadiusClass, CabVerdict};
 use eucora_domain::evidence::{Sha256Hex, requested_exception};
 use eucora_domain::fields::{Fields, Obj, Text, join};
 use eucora_domain::gates::GateKind;
-use eucora_service::usecases::cab::DecisionInput;
+use eucora_service::usecases::cab::{DecisionInput, WithdrawalInput};
 use eucora_service::usecases::exceptions::ExceptionInput;
 use eucora_service::usecases::gates::IncidentInput;
 use serde_json::Value;
@@ -163,6 +163,23 @@ fn one_text(body: &str, key: &str) -> Result<String, ApiError> {
     finish(f, text)
 }
 
+/// `POST /v1/deployments/{id}/cab/withdrawals`
+pub fn withdrawal(body: &str) -> Result<WithdrawalInput, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(&o, &["ring", "reason"]);
+    let ring = ring(&mut f, &o, "ring");
+    let reason = f.string(&o, "reason", TEXT);
+    let value = (|| {
+        Some(WithdrawalInput {
+            ring: ring?,
+            reason: reason?,
+        })
+    })();
+    finish(f, value)
+}
+
 /// `POST .../exceptions/{exceptionId}/reject`
 pub fn reason(body: &str) -> Result<String, ApiError> {
     one_text(body, "reason")
@@ -243,6 +260,15 @@ pub struct CabDecisionRequest {
     pub comment: Option<String>,
     /// The deployment's evidence hash as the member saw it; the decision is bound to it.
     pub evidence_hash: Sha256Hex,
+}
+
+/// A CAB member's withdrawal of their own approval on the ring the deployment awaits.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct CabWithdrawalRequest {
+    pub ring: Ring,
+    /// Why the approval is withdrawn (kept in the audit trail).
+    #[schema(value_type = Text)]
+    pub reason: String,
 }
 
 /// An exception request: a waived gate or policy.

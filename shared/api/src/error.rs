@@ -25,7 +25,7 @@ pub struct ApiError {
     pub allow: Box<[&'static str]>,
     /// What went wrong, for programs: `INVALID_REQUEST`, `EVIDENCE_INCOMPLETE`, `UNAUTHENTICATED`,
     /// `FORBIDDEN`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `IDEMPOTENCY_CONFLICT`, `NOT_AWAITING_CAB`,
-    /// `SCOPE_CHANGE_REQUIRED`, `ILLEGAL_TRANSITION`, `CONCURRENT_CHANGE`, `UNAVAILABLE`,
+    /// `SCOPE_CHANGE_REQUIRED`, `ALREADY_DECIDED`, `NO_STANDING_APPROVAL`, `ILLEGAL_TRANSITION`, `CONCURRENT_CHANGE`, `UNAVAILABLE`,
     /// `NOT_QUEUED`, `INTERNAL`, …
     #[schema(examples("EVIDENCE_INCOMPLETE"))]
     pub code: String,
@@ -213,12 +213,12 @@ impl From<DecideError> for ApiError {
                 };
                 let mut err = ApiError::new(status, d.code(), d.to_string());
                 if status == 400 {
-                    let field =
-                        if matches!(d, eucora_domain::cab::DecisionError::RejectionWithoutReason) {
-                            "comment"
-                        } else {
-                            "ring"
-                        };
+                    use eucora_domain::cab::DecisionError as D;
+                    let field = match d {
+                        D::RejectionWithoutReason => "comment",
+                        D::WithdrawalWithoutReason => "reason",
+                        _ => "ring",
+                    };
                     err.field = Some(field.into());
                     err.fields = vec![FieldError::new(field, d.to_string())];
                 } else if d.code() == "SCOPE_CHANGE_REQUIRED" {
@@ -298,6 +298,8 @@ impl From<IncidentError> for ApiError {
                 ApiError::conflict("ALREADY_RESOLVED", e.to_string())
             }
             IncidentError::Finished(_) => ApiError::conflict("DEPLOYMENT_FINISHED", e.to_string()),
+            // Separation of duties: the caller may not clear this incident (403, saying who may).
+            IncidentError::Resolution(r) => ApiError::new(403, "FORBIDDEN", r.to_string()),
             IncidentError::Transition(t) => ApiError::conflict("ILLEGAL_TRANSITION", t.to_string()),
             IncidentError::Store(s) => ApiError::store(&s),
         }

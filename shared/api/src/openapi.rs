@@ -33,7 +33,7 @@ use eucora_domain::fields::Text;
 use eucora_domain::gates::GateKind;
 use eucora_domain::policy::Policy;
 use eucora_domain::{DeploymentId, ExceptionId, IncidentId};
-use eucora_service::usecases::cab::Decided;
+use eucora_service::usecases::cab::{Decided, Withdrawn};
 use eucora_service::usecases::exceptions::ExceptionOutcome;
 use eucora_service::usecases::gates::IncidentOutcome;
 use eucora_service::usecases::read::{DeploymentView, Verification};
@@ -43,7 +43,8 @@ use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::bodies::{
-    CabDecisionRequest, ExceptionRequestBody, Extension, IncidentReport, IncidentResolution, Reason,
+    CabDecisionRequest, CabWithdrawalRequest, ExceptionRequestBody, Extension, IncidentReport,
+    IncidentResolution, Reason,
 };
 use crate::error::{ErrorBody, GatewayMessage};
 use crate::response::{AuditTrail, CabQueue};
@@ -85,6 +86,19 @@ struct Contract {
 const READ_ERRORS: &[u16] = &[400, 404, 500, 503];
 /// Errors of a route that changes a deployment.
 const WRITE_ERRORS: &[u16] = &[400, 404, 409, 500, 503];
+
+/// `POST /v1/deployments/{id}/cab/withdrawals`.
+fn withdrawal_contract() -> Contract {
+    Contract {
+        body: Some(named::<CabWithdrawalRequest>()),
+        ok: vec![(
+            200,
+            "The withdrawn approval (kept, marked withdrawn), the ring's approval status and the deployment's state",
+            named::<Withdrawn>(),
+        )],
+        errors: WRITE_ERRORS,
+    }
+}
 
 fn contract(id: RouteId) -> Contract {
     use RouteId as R;
@@ -146,6 +160,7 @@ fn contract(id: RouteId) -> Contract {
             "The decision, the ring's approval status and the deployment's state",
             named::<Decided>(),
         ),
+        R::CabWithdrawal => withdrawal_contract(),
         R::RequestException => change(
             Some(named::<ExceptionRequestBody>()),
             201,
@@ -393,6 +408,7 @@ fn close_requests(components: &mut Map<String, Value>) {
     let requests = [
         Submission::name(),
         CabDecisionRequest::name(),
+        CabWithdrawalRequest::name(),
         ExceptionRequestBody::name(),
         Reason::name(),
         Extension::name(),

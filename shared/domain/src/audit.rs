@@ -22,6 +22,10 @@ string_enum!(
         RiskScored => "risk.scored",
         StateChanged => "deployment.state_changed",
         CabDecided => "cab.decided",
+        /// An approval given again by the same person after theirs expired or was withdrawn.
+        CabRenewed => "cab.renewed",
+        /// An approval withdrawn by the person who gave it.
+        CabWithdrawn => "cab.withdrawn",
         ExceptionRequested => "exception.requested",
         ExceptionApproved => "exception.approved",
         ExceptionRejected => "exception.rejected",

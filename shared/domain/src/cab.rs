@@ -134,6 +134,26 @@ pub struct CabDecision {
     /// The content hash the approver was shown; the decision is bound to it.
     pub evidence_hash: EvidenceHash,
     pub decided_at: Timestamp,
+    /// Set when the approver withdrew this approval: it no longer counts, and the same person may
+    /// approve again (a new decision). The decision itself stays in the record and the trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<Withdrawal>,
+}
+
+/// The withdrawal of an approval by the person who gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Withdrawal {
+    pub at: Timestamp,
+    pub reason: String,
+}
+
+impl CabDecision {
+    /// An approval that counts at `now`: an approval, not withdrawn, given within `window`.
+    pub fn stands(&self, now: Timestamp, window: Duration) -> bool {
+        self.verdict == CabVerdict::Approve
+            && self.withdrawn.is_none()
+            && now.since(self.decided_at) <= window
+    }
 }
 
 /// A decision that cannot be recorded.
@@ -154,10 +174,16 @@ pub enum DecisionError {
     RingNotInPlan(Ring),
     #[error("{ring} does not need CAB approval")]
     NotRequired { ring: Ring },
-    #[error("{approver} has already decided on {ring}")]
+    #[error(
+        "{approver} has already decided on {ring} and that decision still stands (an approval may be given again once it has expired or been withdrawn)"
+    )]
     AlreadyDecided { approver: ActorId, ring: Ring },
     #[error("a rejection needs a comment giving the reason")]
     RejectionWithoutReason,
+    #[error("{approver} has no approval standing on {ring} to withdraw")]
+    NoStandingApproval { approver: ActorId, ring: Ring },
+    #[error("a withdrawal needs a reason")]
+    WithdrawalWithoutReason,
 }
 
 impl DecisionError {
@@ -166,9 +192,10 @@ impl DecisionError {
         match self {
             DecisionError::NotCabMember | DecisionError::SelfApproval(_) => "FORBIDDEN",
             DecisionError::ScopeChangeRequired { .. } => "SCOPE_CHANGE_REQUIRED",
-            DecisionError::RingNotInPlan(_) | DecisionError::RejectionWithoutReason => {
-                "INVALID_DECISION"
-            }
+            DecisionError::RingNotInPlan(_)
+            | DecisionError::RejectionWithoutReason
+            | DecisionError::WithdrawalWithoutReason => "INVALID_DECISION",
+            DecisionError::NoStandingApproval { .. } => "NO_STANDING_APPROVAL",
             DecisionError::NotRequired { .. } => "CAB_NOT_REQUIRED",
             DecisionError::AlreadyDecided { .. } => "ALREADY_DECIDED",
         }
@@ -183,10 +210,14 @@ pub struct DecisionContext<'a> {
     pub plan: &'a RolloutPlan,
     pub requirement: &'a CabRequirement,
     pub earlier: &'a [CabDecision],
+    /// The approval window: an earlier approval older than this no longer stands.
+    pub window: Duration,
 }
 
 /// Checks that a decision may be recorded: a CAB member, not the submitter, for the evidence as it
-/// stands, for a ring of the plan that needs CAB, at most once per person and ring.
+/// stands, for a ring of the plan that needs CAB, and only while the same person has no decision
+/// standing on the ring (a rejection always stands; an approval stands until it expires or is
+/// withdrawn, after which the same person may approve again: a renewal).
 pub fn check_decision(
     decision: &CabDecision,
     approver_is_cab: bool,
@@ -220,17 +251,61 @@ pub fn check_decision(
     {
         return Err(DecisionError::RejectionWithoutReason);
     }
-    if ctx
-        .earlier
-        .iter()
-        .any(|d| d.ring == decision.ring && d.approver == decision.approver)
-    {
+    if ctx.earlier.iter().any(|d| {
+        d.ring == decision.ring
+            && d.approver == decision.approver
+            && (d.verdict == CabVerdict::Reject || d.stands(decision.decided_at, ctx.window))
+    }) {
         return Err(DecisionError::AlreadyDecided {
             approver: decision.approver.clone(),
             ring: decision.ring,
         });
     }
     Ok(())
+}
+
+/// The decision renews an earlier approval by the same person on the same ring (one that expired or
+/// was withdrawn).
+pub fn is_renewal(decision: &CabDecision, earlier: &[CabDecision]) -> bool {
+    decision.verdict == CabVerdict::Approve
+        && earlier.iter().any(|d| {
+            d.ring == decision.ring
+                && d.approver == decision.approver
+                && d.verdict == CabVerdict::Approve
+        })
+}
+
+/// Withdraws `approver`'s approval standing on `ring` at `now` (a CAB member withdraws only their
+/// own). The decision stays in `decisions`, marked withdrawn; it no longer counts toward quorum,
+/// and the same person may approve again. Returns the withdrawn decision.
+pub fn withdraw_approval(
+    decisions: &mut [CabDecision],
+    approver: &ActorId,
+    approver_is_cab: bool,
+    ring: Ring,
+    reason: &str,
+    now: Timestamp,
+    window: Duration,
+) -> Result<CabDecision, DecisionError> {
+    if !approver_is_cab {
+        return Err(DecisionError::NotCabMember);
+    }
+    if reason.trim().is_empty() {
+        return Err(DecisionError::WithdrawalWithoutReason);
+    }
+    let standing = decisions
+        .iter_mut()
+        .rev()
+        .find(|d| d.ring == ring && &d.approver == approver && d.stands(now, window))
+        .ok_or_else(|| DecisionError::NoStandingApproval {
+            approver: approver.clone(),
+            ring,
+        })?;
+    standing.withdrawn = Some(Withdrawal {
+        at: now,
+        reason: reason.to_owned(),
+    });
+    Ok(standing.clone())
 }
 
 /// The approval window for an urgency.
@@ -269,7 +344,8 @@ impl CabStatus {
 
 /// A ring's CAB status at `now`. Only decisions for this ring and this evidence count, never the
 /// submitter's; a rejection blocks; approvals count once per person and only within the approval
-/// window (an approval older than the window is stale and must be given again).
+/// window (an approval older than the window is stale and must be given again); a withdrawn
+/// approval does not count.
 pub fn cab_status(
     requirement: &CabRequirement,
     decisions: &[CabDecision],
@@ -294,7 +370,7 @@ pub fn cab_status(
                     reason: d.comment.clone().unwrap_or_default(),
                 };
             }
-            CabVerdict::Approve if now.since(d.decided_at) <= window => {
+            CabVerdict::Approve if d.stands(now, window) => {
                 if approvers.insert(d.approver.clone()) {
                     conditions.extend(d.conditions.iter().cloned());
                 }

@@ -107,6 +107,8 @@ pub enum ExceptionError {
     ExpiryTooLong { max_days: i64 },
     #[error("{0} requested this exception and may not approve it")]
     SelfApproval(ActorId),
+    #[error("{0} submitted this deployment and may not decide on its exceptions")]
+    OwnSubmission(ActorId),
     #[error("{0} has already approved this exception")]
     AlreadyApproved(ActorId),
     #[error(
@@ -128,7 +130,9 @@ pub enum ExceptionError {
 impl ExceptionError {
     pub fn code(&self) -> &'static str {
         match self {
-            ExceptionError::SelfApproval(_) | ExceptionError::RoleNotPermitted => "FORBIDDEN",
+            ExceptionError::SelfApproval(_)
+            | ExceptionError::OwnSubmission(_)
+            | ExceptionError::RoleNotPermitted => "FORBIDDEN",
             ExceptionError::NotPending(_) | ExceptionError::AlreadyApproved(_) => "CONFLICT",
             _ => "INVALID_EXCEPTION",
         }
@@ -248,11 +252,13 @@ impl ExceptionRecord {
 
     /// Records an approval. The approver acts as Security Reviewer if that approval is still
     /// missing and they hold the role, else as CAB if that is missing, else (break-glass) as
-    /// whichever of the two roles they hold.
+    /// whichever of the two roles they hold. Neither the requester nor the deployment's submitter
+    /// (`submitter`) may approve.
     pub fn approve(
         &mut self,
         approver: &ActorId,
         roles: &[Role],
+        submitter: &ActorId,
         now: Timestamp,
         ctx: ExceptionContext,
         policy: &ExceptionPolicy,
@@ -261,9 +267,7 @@ impl ExceptionRecord {
         if status != ExceptionStatus::Pending {
             return Err(ExceptionError::NotPending(status));
         }
-        if approver == &self.requested_by {
-            return Err(ExceptionError::SelfApproval(approver.clone()));
-        }
+        self.separate(approver, submitter)?;
         if self.approvals.iter().any(|a| &a.approver == approver) {
             return Err(ExceptionError::AlreadyApproved(approver.clone()));
         }
@@ -288,11 +292,26 @@ impl ExceptionRecord {
         Ok(role)
     }
 
-    /// Rejects a pending exception (Security Reviewer or CAB).
+    /// Separation of duties: nobody decides on an exception they requested, nor on one for a
+    /// deployment they submitted.
+    fn separate(&self, who: &ActorId, submitter: &ActorId) -> Result<(), ExceptionError> {
+        if who == &self.requested_by {
+            return Err(ExceptionError::SelfApproval(who.clone()));
+        }
+        if who == submitter {
+            return Err(ExceptionError::OwnSubmission(who.clone()));
+        }
+        Ok(())
+    }
+
+    /// Rejects a pending exception (Security Reviewer or CAB; neither the requester nor the
+    /// deployment's submitter).
+    #[allow(clippy::too_many_arguments)] // who decides, on whose submission, and the facts
     pub fn reject(
         &mut self,
         by: &ActorId,
         roles: &[Role],
+        submitter: &ActorId,
         reason: &str,
         now: Timestamp,
         ctx: ExceptionContext,
@@ -305,9 +324,7 @@ impl ExceptionRecord {
         if !roles.contains(&Role::SecurityReviewer) && !roles.contains(&Role::Cab) {
             return Err(ExceptionError::RoleNotPermitted);
         }
-        if by == &self.requested_by {
-            return Err(ExceptionError::SelfApproval(by.clone()));
-        }
+        self.separate(by, submitter)?;
         if reason.trim().is_empty() {
             return Err(ExceptionError::RejectionWithoutReason);
         }
@@ -319,11 +336,14 @@ impl ExceptionRecord {
         Ok(())
     }
 
-    /// Extends an approved, unexpired exception (Security Reviewer, not the requester).
+    /// Extends an approved, unexpired exception (Security Reviewer; neither the requester nor the
+    /// deployment's submitter).
+    #[allow(clippy::too_many_arguments)] // who decides, on whose submission, and the facts
     pub fn extend(
         &mut self,
         by: &ActorId,
         roles: &[Role],
+        submitter: &ActorId,
         extra: Duration,
         now: Timestamp,
         ctx: ExceptionContext,
@@ -336,9 +356,7 @@ impl ExceptionRecord {
         if !roles.contains(&Role::SecurityReviewer) {
             return Err(ExceptionError::RoleNotPermitted);
         }
-        if by == &self.requested_by {
-            return Err(ExceptionError::SelfApproval(by.clone()));
-        }
+        self.separate(by, submitter)?;
         if extra <= Duration::ZERO || extra > policy.max_extension {
             return Err(ExceptionError::ExtensionTooLong {
                 max_days: policy.max_extension.whole_days(),

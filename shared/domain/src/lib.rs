@@ -12,6 +12,7 @@
 //! | [`risk`] | risk model v1.0: eight factors, explainable score |
 //! | [`cab`] | blast radius, CAB requirement, quorum, separation of duties, decisions |
 //! | [`exception`] | exceptions: types, approvers, expiry, extension |
+//! | [`incident`] | who may resolve a security incident |
 //! | [`gates`] | promotion gates per ring and the promote / hold / halt verdict |
 //! | [`lifecycle`] | the deployment's typed state machine |
 //! | [`audit`] | audit events and the hash chain over a deployment's trail |
@@ -27,6 +28,7 @@ pub mod evidence;
 pub mod exception;
 pub mod gates;
 pub mod ids;
+pub mod incident;
 pub mod lifecycle;
 pub mod policy;
 pub mod ring;

@@ -26,6 +26,7 @@ fn approve(s: &Submission, ring: Ring, who: &str, when: Timestamp) -> CabDecisio
         comment: None,
         evidence_hash: s.content_hash(),
         decided_at: when,
+        withdrawn: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn record(s: &Submission, d: &CabDecision, earlier: &[CabDecision]) -> Result<()
             plan: &s.evidence.rollout,
             requirement: &req,
             earlier,
+            window: approval_window(s.urgency, &p.cab),
         },
     )
 }
@@ -266,6 +268,7 @@ fn only_cab_members_decide() {
         plan: &s.evidence.rollout,
         requirement: &req,
         earlier: &[],
+        window: approval_window(s.urgency, &p.cab),
     };
     assert_eq!(
         check_decision(&d, false, ctx),
@@ -330,6 +333,11 @@ fn vuln_exception(s: &Submission, requested_by: &str) -> ExceptionRecord {
     .unwrap()
 }
 
+/// Who submitted the sample deployments.
+fn submitter() -> ActorId {
+    actor("packager@corp.example")
+}
+
 fn exception_context(s: &Submission) -> ExceptionContext {
     ExceptionContext {
         score: scored(s).score,
@@ -363,6 +371,7 @@ fn an_approved_exception_unblocks_and_an_expired_one_no_longer_counts() {
     e.approve(
         &actor("sec-1@corp.example"),
         &[eucora_domain::cab::Role::SecurityReviewer],
+        &submitter(),
         now,
         ctx,
         &p.exceptions,
@@ -372,6 +381,7 @@ fn an_approved_exception_unblocks_and_an_expired_one_no_longer_counts() {
     e.approve(
         &actor("cab-1@corp.example"),
         &[eucora_domain::cab::Role::Cab],
+        &submitter(),
         now,
         ctx,
         &p.exceptions,
@@ -407,6 +417,7 @@ fn nobody_approves_their_own_exception_and_roles_are_checked() {
         e.approve(
             &actor("sec-1@corp.example"),
             &roles,
+            &submitter(),
             t0(),
             ctx,
             &p.exceptions
@@ -417,6 +428,7 @@ fn nobody_approves_their_own_exception_and_roles_are_checked() {
         e.approve(
             &actor("pub-1@corp.example"),
             &[eucora_domain::cab::Role::Publisher],
+            &submitter(),
             t0(),
             ctx,
             &p.exceptions
@@ -450,15 +462,36 @@ fn break_glass_needs_two_different_approvers() {
     )
     .unwrap();
     let sr = [eucora_domain::cab::Role::SecurityReviewer];
-    e.approve(&actor("sec-1@corp.example"), &sr, t0(), ctx, &p.exceptions)
-        .unwrap();
+    e.approve(
+        &actor("sec-1@corp.example"),
+        &sr,
+        &submitter(),
+        t0(),
+        ctx,
+        &p.exceptions,
+    )
+    .unwrap();
     assert_eq!(e.status(t0(), ctx, &p.exceptions), ExceptionStatus::Pending);
     assert_eq!(
-        e.approve(&actor("sec-1@corp.example"), &sr, t0(), ctx, &p.exceptions),
+        e.approve(
+            &actor("sec-1@corp.example"),
+            &sr,
+            &submitter(),
+            t0(),
+            ctx,
+            &p.exceptions
+        ),
         Err(ExceptionError::AlreadyApproved(actor("sec-1@corp.example")))
     );
-    e.approve(&actor("sec-2@corp.example"), &sr, t0(), ctx, &p.exceptions)
-        .unwrap();
+    e.approve(
+        &actor("sec-2@corp.example"),
+        &sr,
+        &submitter(),
+        t0(),
+        ctx,
+        &p.exceptions,
+    )
+    .unwrap();
     assert_eq!(
         e.status(t0(), ctx, &p.exceptions),
         ExceptionStatus::Approved
@@ -475,21 +508,59 @@ fn an_exception_extends_at_most_once_by_at_most_90_days() {
     let mut e = vuln_exception(&s, "packager@corp.example");
     let sr = [eucora_domain::cab::Role::SecurityReviewer];
     let cab = [eucora_domain::cab::Role::Cab];
-    e.approve(&actor("sec-1@corp.example"), &sr, t0(), ctx, &p.exceptions)
-        .unwrap();
-    e.approve(&actor("cab-1@corp.example"), &cab, t0(), ctx, &p.exceptions)
-        .unwrap();
+    e.approve(
+        &actor("sec-1@corp.example"),
+        &sr,
+        &submitter(),
+        t0(),
+        ctx,
+        &p.exceptions,
+    )
+    .unwrap();
+    e.approve(
+        &actor("cab-1@corp.example"),
+        &cab,
+        &submitter(),
+        t0(),
+        ctx,
+        &p.exceptions,
+    )
+    .unwrap();
     let who: ActorId = actor("sec-1@corp.example");
     assert!(matches!(
-        e.extend(&who, &sr, Duration::days(91), t0(), ctx, &p.exceptions),
+        e.extend(
+            &who,
+            &sr,
+            &submitter(),
+            Duration::days(91),
+            t0(),
+            ctx,
+            &p.exceptions
+        ),
         Err(ExceptionError::ExtensionTooLong { max_days: 90 })
     ));
     let until = e
-        .extend(&who, &sr, Duration::days(90), t0(), ctx, &p.exceptions)
+        .extend(
+            &who,
+            &sr,
+            &submitter(),
+            Duration::days(90),
+            t0(),
+            ctx,
+            &p.exceptions,
+        )
         .unwrap();
     assert_eq!(until, t0().plus(Duration::days(120)));
     assert!(matches!(
-        e.extend(&who, &sr, Duration::days(1), t0(), ctx, &p.exceptions),
+        e.extend(
+            &who,
+            &sr,
+            &submitter(),
+            Duration::days(1),
+            t0(),
+            ctx,
+            &p.exceptions
+        ),
         Err(ExceptionError::TooManyExtensions(1))
     ));
     // An expiry beyond the maximum is refused at request time.

@@ -5,6 +5,7 @@ use eucora_domain::audit::{AuditDraft, AuditEvent, AuditKind, ChainHead};
 use eucora_domain::cab::{BlastRadiusClass, CabContext, CabDecision, classify_blast_radius};
 use eucora_domain::evidence::{EvidenceHash, Submission};
 use eucora_domain::exception::{ExceptionContext, ExceptionRecord, Waivers};
+use eucora_domain::incident::ReportedAs;
 use eucora_domain::lifecycle::{DeploymentState, Lifecycle, LifecycleEvent, TransitionError};
 use eucora_domain::policy::Policy;
 use eucora_domain::risk::RiskScore;
@@ -32,10 +33,18 @@ pub struct Incident {
     pub severity: String,
     pub summary: String,
     pub reported_by: ActorId,
+    /// The capacity it was reported in: an incident reported by a security reviewer is resolved
+    /// only by a security reviewer. Records from before this field read as `publisher`.
+    #[serde(default = "reported_as_publisher")]
+    pub reported_as: ReportedAs,
     pub reported_at: Timestamp,
     pub ring: Option<Ring>,
     pub reclassified_as: Option<BlastRadiusClass>,
     pub resolved: Option<Resolution>,
+}
+
+fn reported_as_publisher() -> ReportedAs {
+    ReportedAs::Publisher
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -240,4 +240,45 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn every_route_of_the_api_is_an_event_of_its_function_in_the_template() {
+        let raw: Value = serde_norway::from_str(include_str!("../../../../template.yaml")).unwrap();
+        let resources = raw["Resources"].as_mapping().unwrap();
+        let mut declared = std::collections::BTreeSet::new();
+        for (_, r) in resources {
+            if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_default();
+            if let Some(events) = r["Properties"]["Events"].as_mapping() {
+                for (_, e) in events {
+                    if e["Type"].as_str() == Some("HttpApi") {
+                        let p = &e["Properties"];
+                        declared.insert((
+                            binary.to_owned(),
+                            p["Method"].as_str().unwrap_or_default().to_owned(),
+                            p["Path"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        for route in eucora_api::routes::ROUTES {
+            let key = (
+                route.function.to_owned(),
+                route.method.to_owned(),
+                route.path.to_owned(),
+            );
+            assert!(
+                declared.contains(&key),
+                "{} {} ({}) has no HttpApi event in template.yaml",
+                route.method,
+                route.path,
+                route.function
+            );
+        }
+    }
 }

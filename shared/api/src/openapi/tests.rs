@@ -162,8 +162,12 @@ fn nested_objects_have_their_properties() {
         ),
         (
             "CabDecision",
-            &["ring", "approver", "verdict", "evidence_hash"],
+            &["ring", "approver", "verdict", "evidence_hash", "withdrawn"],
         ),
+        ("Withdrawal", &["at", "reason"]),
+        ("Withdrawn", &["withdrawn", "cab_status", "state"]),
+        ("CabWithdrawalRequest", &["ring", "reason"]),
+        ("Incident", &["reported_by", "reported_as", "resolved"]),
         (
             "EvidencePack",
             &["artifacts", "sbom", "vulnerabilities", "rollout"],
@@ -204,6 +208,7 @@ fn the_sample_api_bodies_are_valid_by_the_document_as_the_readers_find_them() {
         let read_ok = match route.id {
             RouteId::SubmitDeployment => eucora_domain::evidence::Submission::parse(&text).is_ok(),
             RouteId::CabDecision => crate::bodies::decision(&text).is_ok(),
+            RouteId::CabWithdrawal => crate::bodies::withdrawal(&text).is_ok(),
             RouteId::RequestException => crate::bodies::exception_request(&text).is_ok(),
             RouteId::RejectException => crate::bodies::reason(&text).is_ok(),
             RouteId::ExtendException => crate::bodies::extension(&text).is_ok(),

@@ -3,7 +3,7 @@
 use eucora_domain::audit::AuditKind;
 use eucora_domain::cab::{
     CabDecision, CabStatus, CabVerdict, DecisionContext, DecisionError, Role, approval_window,
-    cab_requirement, cab_status, check_decision,
+    cab_requirement, cab_status, check_decision, is_renewal, withdraw_approval,
 };
 use eucora_domain::evidence::EvidenceHash;
 use eucora_domain::lifecycle::{DeploymentState, LifecycleEvent, TransitionError};
@@ -117,6 +117,85 @@ pub struct Decided {
     pub state: DeploymentState,
 }
 
+/// A CAB member's withdrawal of their own approval, as the API receives it.
+#[derive(Debug, Clone)]
+pub struct WithdrawalInput {
+    pub ring: Ring,
+    pub reason: String,
+}
+
+/// The result of a withdrawal: the withdrawn decision, where the ring's approval stands now and
+/// the deployment's state (still awaiting CAB).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Withdrawn {
+    pub withdrawn: CabDecision,
+    pub cab_status: CabStatus,
+    pub state: DeploymentState,
+}
+
+/// Withdraws the caller's approval standing on the ring the deployment awaits. It stops counting
+/// toward quorum at once; the caller may approve again later (a renewal). Only while the ring
+/// awaits CAB: once quorum is reached the ring is approved and dispatched.
+pub async fn withdraw<S: DeploymentStore, Q>(
+    svc: &Services<S, Q>,
+    actor: &Actor,
+    id: &DeploymentId,
+    input: WithdrawalInput,
+    now: Timestamp,
+) -> Result<Withdrawn, DecideError> {
+    actor.require(&[Role::Cab])?;
+    for attempt in 1..=CONFLICT_RETRIES {
+        let record = load(svc, id).await?;
+        let awaited = match record.lifecycle.state {
+            DeploymentState::AwaitingCab { ring } if ring == input.ring => ring,
+            state => {
+                return Err(DecideError::NotAwaiting {
+                    state,
+                    ring: input.ring,
+                });
+            }
+        };
+        let requirement = cab_requirement(awaited, record.cab_context(), &svc.policy.cab);
+        let window = approval_window(record.submission.urgency, &svc.policy.cab);
+        let mut change = Change::new(record);
+        let withdrawn = withdraw_approval(
+            &mut change.record.decisions,
+            &actor.id,
+            actor.has(Role::Cab),
+            awaited,
+            &input.reason,
+            now,
+            window,
+        )?;
+        let status = cab_status(
+            &requirement,
+            &change.record.decisions,
+            &change.record.submitted_by,
+            &change.record.evidence_hash,
+            now,
+            window,
+        );
+        change.audit(
+            actor,
+            AuditKind::CabWithdrawn,
+            serde_json::json!({ "decision": withdrawn, "ring_status": status }),
+            now,
+        );
+        match svc.store.save(&change).await {
+            Ok(()) => {
+                return Ok(Withdrawn {
+                    withdrawn,
+                    cab_status: status,
+                    state: change.record.lifecycle.state,
+                });
+            }
+            Err(StoreError::Conflict) if attempt < CONFLICT_RETRIES => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
 /// Records a CAB decision for the ring a deployment awaits. Quorum reached → approved and
 /// dispatched; a rejection → rejected.
 pub async fn decide<S: DeploymentStore, Q: Queue>(
@@ -146,8 +225,10 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
             comment: input.comment.clone(),
             evidence_hash: input.evidence_hash.clone(),
             decided_at: now,
+            withdrawn: None,
         };
         let requirement = cab_requirement(awaited, record.cab_context(), &svc.policy.cab);
+        let window = approval_window(record.submission.urgency, &svc.policy.cab);
         check_decision(
             &decision,
             actor.has(Role::Cab),
@@ -157,9 +238,10 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
                 plan: &record.submission.evidence.rollout,
                 requirement: &requirement,
                 earlier: &record.decisions,
+                window,
             },
         )?;
-        let window = approval_window(record.submission.urgency, &svc.policy.cab);
+        let renewal = is_renewal(&decision, &record.decisions);
         let mut change = Change::new(record);
         change.record.decisions.push(decision.clone());
         let status = cab_status(
@@ -170,10 +252,16 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
             now,
             window,
         );
+        // A renewal is its own event: the earlier approval (expired or withdrawn) stays in the
+        // trail, and this one is seen to replace it.
         change.audit(
             actor,
-            AuditKind::CabDecided,
-            serde_json::json!({ "decision": decision, "ring_status": status }),
+            if renewal {
+                AuditKind::CabRenewed
+            } else {
+                AuditKind::CabDecided
+            },
+            serde_json::json!({ "decision": decision, "ring_status": status, "renewal": renewal }),
             now,
         );
         match &status {

@@ -181,6 +181,7 @@ async fn decide<S: DeploymentStore, Q: Queue>(
         let ctx = change.record.exception_context();
         let policy = &svc.policy.exceptions;
         let roles = actor.roles();
+        let submitter = change.record.submitted_by.clone();
         let e = change
             .record
             .exceptions
@@ -189,21 +190,21 @@ async fn decide<S: DeploymentStore, Q: Queue>(
             .ok_or_else(|| ExceptionOpError::ExceptionNotFound(exception_id.clone()))?;
         let (kind, detail) = match op {
             Op::Approve => {
-                let role = e.approve(&actor.id, &roles, now, ctx, policy)?;
+                let role = e.approve(&actor.id, &roles, &submitter, now, ctx, policy)?;
                 (
                     AuditKind::ExceptionApproved,
                     serde_json::json!({ "exception_id": e.id, "as": role, "status": e.status(now, ctx, policy) }),
                 )
             }
             Op::Reject(reason) => {
-                e.reject(&actor.id, &roles, reason, now, ctx, policy)?;
+                e.reject(&actor.id, &roles, &submitter, reason, now, ctx, policy)?;
                 (
                     AuditKind::ExceptionRejected,
                     serde_json::json!({ "exception_id": e.id, "reason": reason }),
                 )
             }
             Op::Extend(by) => {
-                let until = e.extend(&actor.id, &roles, by, now, ctx, policy)?;
+                let until = e.extend(&actor.id, &roles, &submitter, by, now, ctx, policy)?;
                 (
                     AuditKind::ExceptionExtended,
                     serde_json::json!({ "exception_id": e.id, "expires_at": until }),

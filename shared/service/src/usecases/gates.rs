@@ -9,6 +9,7 @@
 use eucora_domain::audit::AuditKind;
 use eucora_domain::cab::{BlastRadiusClass, Role, approval_window, cab_requirement, cab_status};
 use eucora_domain::gates::{GateDecision, GateInput, Verdict, evaluate};
+use eucora_domain::incident::{ReportedAs, ResolutionError, check_resolution};
 use eucora_domain::lifecycle::{DeploymentState, LifecycleEvent, TransitionError};
 use eucora_domain::{DeploymentId, IncidentId, Ring, Timestamp};
 use serde::Serialize;
@@ -423,6 +424,8 @@ pub enum IncidentError {
     #[error("the deployment is {0}; incidents can no longer be reported against it")]
     Finished(DeploymentState),
     #[error(transparent)]
+    Resolution(#[from] ResolutionError),
+    #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -474,6 +477,7 @@ pub async fn report_incident<S: DeploymentStore, Q>(
             severity: input.severity.clone(),
             summary: input.summary.clone(),
             reported_by: actor.id.clone(),
+            reported_as: ReportedAs::of(&actor.roles()),
             reported_at: now,
             ring: change.record.lifecycle.live_ring(),
             reclassified_as: input.reclassify_blast_radius,
@@ -509,7 +513,9 @@ pub async fn report_incident<S: DeploymentStore, Q>(
     Err(StoreError::Conflict.into())
 }
 
-/// Resolves an incident. The next gate run re-validates the gates and resumes the rollout.
+/// Resolves an incident. The next gate run re-validates the gates and resumes the rollout. The
+/// deployment's submitter may not resolve it, and an incident reported by a security reviewer is
+/// resolved only by a security reviewer (a publisher's attempt is refused, saying so).
 pub async fn resolve_incident<S: DeploymentStore, Q>(
     svc: &Services<S, Q>,
     actor: &Actor,
@@ -531,6 +537,12 @@ pub async fn resolve_incident<S: DeploymentStore, Q>(
         if incident.resolved.is_some() {
             return Err(IncidentError::AlreadyResolved(incident_id.clone()));
         }
+        check_resolution(
+            &actor.id,
+            &actor.roles(),
+            incident.reported_as,
+            &change.record.submitted_by,
+        )?;
         incident.resolved = Some(Resolution {
             by: actor.id.clone(),
             at: now,
