@@ -21,8 +21,10 @@ async fn main() -> Result<(), Error> {
     })
     .await?;
     let rt = &rt;
+    // A publish streams a package through the platform client: its future is large, so it
+    // lives on the heap rather than on the stack.
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(rt.handle(event.payload).await)
+        Ok::<_, Error>(Box::pin(rt.handle(event.payload)).await)
     }))
     .await
 }
