@@ -373,8 +373,8 @@ mod tests {
         assert_eq!(whole.len(), 1008);
         assert_eq!(&whole[..4], b"head");
         assert_eq!(&whole[1004..], b"tail");
-        for (s, l) in [(0, 5), (3, 17), (9, 100), (1001, 7), (500, 508)] {
-            assert_eq!(a.read(s, l), whole[s as usize..(s + l) as usize], "{s}+{l}");
+        for (s, l) in [(0_usize, 5_usize), (3, 17), (9, 100), (1001, 7), (500, 508)] {
+            assert_eq!(a.read(s as u64, l as u64), whole[s..s + l], "{s}+{l}");
         }
         let other = Composed::new(vec![Segment::Generated { len: 1000, seed: 8 }]);
         assert_ne!(other.read(0, 1000), whole[4..1004]);
