@@ -374,7 +374,7 @@ impl SimHandle {
                                 .map(|(id, block)| SimBlock {
                                     id: id.clone(),
                                     len: block.len,
-                                    sha256: crate::wire::hex(&block.sha256),
+                                    sha256: hex::encode(block.sha256),
                                 })
                                 .collect()
                         }),

@@ -198,15 +198,6 @@ pub(crate) fn fnv64(text: &str) -> u64 {
 }
 
 /// Unpadded base64url (RFC 4648 §5), enough to make tokens look like the JWTs they stand in for.
-/// Lowercase hex.
-pub(crate) fn hex(data: &[u8]) -> String {
-    data.iter()
-        .fold(String::with_capacity(data.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 pub(crate) fn base64url(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);

@@ -264,13 +264,7 @@ async fn a_large_blob_keeps_digests_not_bytes_and_counts_every_block() {
 
 fn sha_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    use std::fmt::Write as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[tokio::test]

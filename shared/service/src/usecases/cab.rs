@@ -15,6 +15,7 @@ use super::{CONFLICT_RETRIES, Common, Services, dispatch};
 use crate::actor::{Actor, Forbidden};
 use crate::ports::{DeploymentStore, Queue, QueueError, StoreError};
 use crate::record::Change;
+use crate::record::DeploymentRecord;
 
 /// One line of the CAB queue.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -133,6 +134,14 @@ pub struct Withdrawn {
     pub state: DeploymentState,
 }
 
+/// The ring the deployment awaits CAB for, when it is `ring`.
+fn awaiting(record: &DeploymentRecord, ring: Ring) -> Result<Ring, DecideError> {
+    match record.lifecycle.state {
+        DeploymentState::AwaitingCab { ring: awaited } if awaited == ring => Ok(awaited),
+        state => Err(DecideError::NotAwaiting { state, ring }),
+    }
+}
+
 /// Withdraws the caller's approval standing on the ring the deployment awaits. It stops counting
 /// toward quorum at once; the caller may approve again later (a renewal). Only while the ring
 /// awaits CAB: once quorum is reached the ring is approved and dispatched.
@@ -146,15 +155,7 @@ pub async fn withdraw<S: DeploymentStore, Q>(
     actor.require(&[Role::Cab])?;
     for attempt in 1..=CONFLICT_RETRIES {
         let record = load(svc, id).await?;
-        let awaited = match record.lifecycle.state {
-            DeploymentState::AwaitingCab { ring } if ring == input.ring => ring,
-            state => {
-                return Err(DecideError::NotAwaiting {
-                    state,
-                    ring: input.ring,
-                });
-            }
-        };
+        let awaited = awaiting(&record, input.ring)?;
         let requirement = cab_requirement(awaited, record.cab_context(), &svc.policy.cab);
         let window = approval_window(record.submission.urgency, &svc.policy.cab);
         let mut change = Change::new(record);
@@ -208,15 +209,7 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
     actor.require(&[Role::Cab])?;
     for attempt in 1..=CONFLICT_RETRIES {
         let record = load(svc, id).await?;
-        let awaited = match record.lifecycle.state {
-            DeploymentState::AwaitingCab { ring } if ring == input.ring => ring,
-            state => {
-                return Err(DecideError::NotAwaiting {
-                    state,
-                    ring: input.ring,
-                });
-            }
-        };
+        let awaited = awaiting(&record, input.ring)?;
         let decision = CabDecision {
             ring: input.ring,
             approver: actor.id.clone(),
