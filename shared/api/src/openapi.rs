@@ -425,7 +425,7 @@ fn close_requests(components: &mut Map<String, Value>) {
     }
 }
 
-/// An artifact per platform: the package's extension, the detection kinds, and (windows) the
+/// An artifact per platform: the package's extension and size limit, the detection kinds, and (windows) the
 /// install and uninstall commands; at most one artifact per platform.
 fn artifacts_per_platform(components: &mut Map<String, Value>) {
     let artifact = components.get("Artifact").cloned().unwrap_or_default();
@@ -442,6 +442,11 @@ fn artifacts_per_platform(components: &mut Map<String, Value>) {
             "type": "string", "maxLength": max, "pattern": format!("[^/]{extension}"),
             "description": a["properties"]["file_name"]["description"].clone(),
         });
+        // The platform's own package limit (the reader refuses a larger one, naming it).
+        let (limit, whose) = platform.package_size_limit();
+        a["properties"]["size_bytes"]["maximum"] = json!(limit);
+        a["properties"]["size_bytes"]["description"] =
+            json!(format!("The package's size in bytes, at most {whose}."));
         let mut d = detection.clone();
         let kinds: Vec<&str> = DetectionKind::ALL
             .iter()

@@ -312,6 +312,26 @@ fn the_rules_between_fields_are_stated() {
             Box::new(|b| b["evidence"]["tests"]["passed"] = json!(1.5)),
         ),
         (
+            "a windows package of 25 GB (under Intune's limit, over Jamf's)",
+            Box::new(|b| b["evidence"]["artifacts"][0]["size_bytes"] = json!(25_000_000_000_u64)),
+        ),
+        (
+            "a windows package over Intune's 30 GB",
+            Box::new(|b| b["evidence"]["artifacts"][0]["size_bytes"] = json!(30_000_000_001_u64)),
+        ),
+        (
+            "a macos package over Jamf's 20 GB",
+            Box::new(|b| {
+                let a = &mut b["evidence"]["artifacts"][0];
+                a["platform"] = json!("macos");
+                a["file_name"] = json!("app.pkg");
+                a["detection"] = json!({ "kind": "bundle_id", "value": "com.example.app" });
+                a.as_object_mut().unwrap().remove("install_command");
+                a.as_object_mut().unwrap().remove("uninstall_command");
+                a["size_bytes"] = json!(20_000_000_001_u64);
+            }),
+        ),
+        (
             "urgency null (absent)",
             Box::new(|b| b["urgency"] = Value::Null),
         ),
