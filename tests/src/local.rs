@@ -52,15 +52,34 @@ impl std::fmt::Debug for E2e {
 /// The stack's clock starts at [`crate::TEST_START`] whatever the day, and runs 60 × the wall
 /// clock (retry delays of seconds pass in a blink); the gate schedule is run by the test, in steps.
 pub async fn start() -> E2e {
-    start_with(Options {
+    start_with(test_options()).await
+}
+
+/// The options of [`start`].
+fn test_options() -> Options {
+    Options {
         speed: 60.0,
         start: Some(eucora_domain::Timestamp::parse(crate::TEST_START).expect("RFC 3339")),
         devices: 10,
         schedule: false,
         realistic_latency: false,
         ..Options::default()
-    })
-    .await
+    }
+}
+
+/// The options of [`start`], accepting also Entra ID tokens of tenant `tid` (issuer
+/// [`eucora_local::api::jwt::entra_issuer`]) for each of `audiences`, as the template's
+/// `JwtIssuer` and `JwtAudience` list configure API Gateway's authorizer. The local tokens of the
+/// people of [`E2e`] are still accepted.
+pub fn options_with_entra(tid: &str, audiences: &[&str]) -> Options {
+    let mut options = test_options();
+    options
+        .jwt_issuers
+        .push(eucora_local::api::jwt::entra_issuer(tid));
+    options
+        .jwt_audiences
+        .extend(audiences.iter().map(|a| (*a).to_owned()));
+    options
 }
 
 /// A stack started with `options` (the scale bench: 10,000 devices a ring, realistic latency).

@@ -94,7 +94,7 @@ async fn approval_with_conditions() {
         .iter()
         .find(|ev| ev["kind"] == "cab.decided")
         .expect("cab.decided");
-    assert_eq!(decided["actor"], "cab-carol");
+    assert_eq!(decided["actor"], "cab-carol@eucora.local");
     assert!(
         decided["detail"]
             .to_string()

@@ -205,7 +205,7 @@ fn cab_event(
     v["rawPath"] = path.clone().into();
     v["requestContext"]["http"]["path"] = path.into();
     v["pathParameters"]["id"] = id.into();
-    v["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
+    eucora_api::testing::set_person(&mut v, sub);
     v["body"] = body.to_string().into();
     lambda_http::request::from_str(&v.to_string()).unwrap()
 }

@@ -266,7 +266,11 @@ async fn approve_next(
         .filter(|a| a["ring"].as_u64() == Some(ring))
         .filter_map(|a| a["approver"].as_str().map(str::to_owned))
         .collect();
-    let Some((name, member)) = p.cab.iter().find(|(n, _)| !approvers.contains(n)) else {
+    let Some((name, member)) = p
+        .cab
+        .iter()
+        .find(|(n, _)| !approvers.contains(&crate::api::jwt::actor_id(n)))
+    else {
         bail!("{}: no CAB member left to approve ring {ring}", s.sample);
     };
     let conditions: Vec<String> = if s.sample == "high-risk" && ring == 1 {

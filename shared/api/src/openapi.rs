@@ -355,7 +355,7 @@ fn build() -> Value {
         "info": {
             "title": "EUCORA control plane API",
             "version": "1",
-            "description": "Deployment governance for end-user computing. Identity: a JWT validated by API Gateway; the `sub` claim is the actor and `eucora:roles` (space-separated) or `cognito:groups` the roles: packaging, publisher, cab, security_reviewer, auditor. Each operation lists its roles in its description and in `x-roles`. A method a path does not serve is answered 405 with `Allow`."
+            "description": "Deployment governance for end-user computing. Identity: a JWT validated by API Gateway; the actor is the issuer plus the person's stable subject (Entra ID: `oid` and `tid`, as `{oid}@entra:{tid}`; Cognito: `sub` in the pool, as `{sub}@cognito:{pool id}`; other issuers: `sub`, as `{sub}@{host}`), and `eucora:roles` (space-separated) or the Cognito groups named `eucora-<role>` the roles: packaging, publisher, cab, security_reviewer, auditor. Each operation lists its roles in its description and in `x-roles`. A method a path does not serve is answered 405 with `Allow`."
         },
         "security": [{ "jwt": [] }],
         "components": {

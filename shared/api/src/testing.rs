@@ -45,13 +45,21 @@ pub fn event_with_roles(name: &str, roles: &str) -> Request {
     lambda_http::request::from_str(&v.to_string()).expect("still an API Gateway event")
 }
 
-/// The sample event sent by another person (`sub`) with other roles.
+/// Makes the sample event's claims name another person: `person` as the subject (`sub`) and, the
+/// samples being Entra ID tokens, as the object id (`oid`) the actor is keyed on.
+pub fn set_person(event: &mut serde_json::Value, person: &str) {
+    let claims = &mut event["requestContext"]["authorizer"]["jwt"]["claims"];
+    claims["sub"] = person.into();
+    claims["oid"] = person.into();
+}
+
+/// The sample event sent by another person (see [`set_person`]) with other roles.
 ///
 /// # Panics
 /// If the sample does not exist or is not an API Gateway event.
 pub fn event_as(name: &str, sub: &str, roles: &str) -> Request {
     let mut v: serde_json::Value = serde_json::from_str(&raw(name)).expect("sample is JSON");
-    v["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
+    set_person(&mut v, sub);
     v["requestContext"]["authorizer"]["jwt"]["claims"]["eucora:roles"] = roles.into();
     lambda_http::request::from_str(&v.to_string()).expect("still an API Gateway event")
 }

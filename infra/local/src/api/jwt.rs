@@ -1,7 +1,13 @@
 //! Stands in for API Gateway's JWT authorizer: tokens signed with a local key (HS256) carrying the
-//! same claims (`sub`, `email`, `eucora:roles`, `iss`, `aud`, `exp`, `iat`), checked the same way
-//! (signature, issuer, audience, expiry). The claims reach the handlers as API Gateway passes them:
-//! as strings.
+//! same claims (`sub`, `email`, `eucora:roles`, `iss`, `aud`, `exp`, `iat`; for Entra ID-shaped
+//! tokens also `oid` and `tid`), checked the same way (signature, issuer one of the configured
+//! ones, audience one of the configured list, expiry). The claims reach the handlers as API
+//! Gateway passes them: as strings.
+//!
+//! By default the issuer is [`ISSUER`] and the audience [`AUDIENCE`]. [`LocalIssuer::accepting`]
+//! configures more, as the template's `JwtAudience` list does: an Entra ID issuer
+//! ([`entra_issuer`]) and a second audience let a test hold two tokens of one Entra ID person,
+//! each with the `sub` Entra ID gives that audience (see [`LocalIssuer::entra_token`]).
 
 use std::collections::BTreeMap;
 
@@ -10,20 +16,42 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use eucora_domain::cab::Role;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 pub const ISSUER: &str = "https://eucora.local";
 pub const AUDIENCE: &str = "api://eucora-local";
+
+/// The actor id the API gives the person `sub` of a default local token (issuer [`ISSUER`]).
+pub fn actor_id(sub: &str) -> String {
+    format!("{sub}@{}", ISSUER.trim_start_matches("https://"))
+}
+
+/// Entra ID's v2.0 token issuer for tenant `tid`.
+pub fn entra_issuer(tid: &str) -> String {
+    format!("https://login.microsoftonline.com/{tid}/v2.0")
+}
+
+/// The `sub` Entra ID gives person `oid` of tenant `tid` in tokens for audience `aud`: pairwise,
+/// another for each application (here a hash of the three, in Entra ID's 43-character shape).
+pub fn entra_pairwise_sub(tid: &str, oid: &str, aud: &str) -> String {
+    B64.encode(Sha256::digest(format!("{tid}/{oid}/{aud}")))
+}
 
 /// Issues and checks local tokens.
 #[derive(Clone)]
 pub struct LocalIssuer {
     key: Vec<u8>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
 }
 
 impl std::fmt::Debug for LocalIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalIssuer(<key>)")
+        f.debug_struct("LocalIssuer")
+            .field("key", &"<key>")
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish()
     }
 }
 
@@ -41,8 +69,19 @@ pub enum TokenError {
 }
 
 impl LocalIssuer {
+    /// Accepts [`ISSUER`] and [`AUDIENCE`].
     pub fn new(key: &[u8]) -> LocalIssuer {
-        LocalIssuer { key: key.to_vec() }
+        LocalIssuer::accepting(key, &[ISSUER.to_owned()], &[AUDIENCE.to_owned()])
+    }
+
+    /// Accepts tokens from any of `issuers` for any of `audiences` (API Gateway's authorizer:
+    /// the issuer must match, the audience be one of the list).
+    pub fn accepting(key: &[u8], issuers: &[String], audiences: &[String]) -> LocalIssuer {
+        LocalIssuer {
+            key: key.to_vec(),
+            issuers: issuers.to_vec(),
+            audiences: audiences.to_vec(),
+        }
     }
 
     fn sign(&self, data: &str) -> String {
@@ -51,17 +90,41 @@ impl LocalIssuer {
         B64.encode(mac.finalize().into_bytes())
     }
 
-    /// A token for `sub` with `roles`, valid for `ttl_secs` from `now_secs`.
-    pub fn token(&self, sub: &str, roles: &[Role], now_secs: i64, ttl_secs: i64) -> String {
+    fn signed(&self, claims: &Value) -> String {
         let header = B64.encode(json!({ "alg": "HS256", "typ": "JWT" }).to_string());
-        let roles: Vec<&str> = roles.iter().map(|r| r.key()).collect();
-        let claims = json!({
-            "sub": sub, "email": format!("{sub}@eucora.local"), "eucora:roles": roles.join(" "),
-            "iss": ISSUER, "aud": AUDIENCE, "iat": now_secs, "exp": now_secs + ttl_secs
-        });
         let payload = B64.encode(claims.to_string());
         let signature = self.sign(&format!("{header}.{payload}"));
         format!("{header}.{payload}.{signature}")
+    }
+
+    /// A token for `sub` with `roles`, valid for `ttl_secs` from `now_secs` (issuer [`ISSUER`],
+    /// audience [`AUDIENCE`]).
+    pub fn token(&self, sub: &str, roles: &[Role], now_secs: i64, ttl_secs: i64) -> String {
+        let roles: Vec<&str> = roles.iter().map(|r| r.key()).collect();
+        self.signed(&json!({
+            "sub": sub, "email": format!("{sub}@eucora.local"), "eucora:roles": roles.join(" "),
+            "iss": ISSUER, "aud": AUDIENCE, "iat": now_secs, "exp": now_secs + ttl_secs
+        }))
+    }
+
+    /// An Entra ID-shaped v2.0 token of person `oid` in tenant `tid` for audience `aud`: issuer
+    /// [`entra_issuer`], the object id and tenant (`oid`, `tid`), and the pairwise `sub` Entra ID
+    /// gives that audience ([`entra_pairwise_sub`]).
+    pub fn entra_token(
+        &self,
+        tid: &str,
+        oid: &str,
+        aud: &str,
+        roles: &[Role],
+        now_secs: i64,
+        ttl_secs: i64,
+    ) -> String {
+        let roles: Vec<&str> = roles.iter().map(|r| r.key()).collect();
+        self.signed(&json!({
+            "sub": entra_pairwise_sub(tid, oid, aud), "oid": oid, "tid": tid,
+            "eucora:roles": roles.join(" "), "iss": entra_issuer(tid), "aud": aud,
+            "ver": "2.0", "iat": now_secs, "exp": now_secs + ttl_secs
+        }))
     }
 
     /// The token's claims as strings, if it is valid at `now_secs`.
@@ -92,7 +155,19 @@ impl LocalIssuer {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Malformed)?;
-        if claims["iss"] != ISSUER || claims["aud"] != AUDIENCE {
+        let accepted = |v: &Value| {
+            v.as_str()
+                .is_some_and(|a| self.audiences.iter().any(|x| x == a))
+        };
+        let issuer = claims["iss"]
+            .as_str()
+            .is_some_and(|i| self.issuers.iter().any(|x| x == i));
+        // `aud` is one audience or a list of them; one of them must be configured.
+        let audience = match &claims["aud"] {
+            Value::Array(auds) => auds.iter().any(accepted),
+            aud => accepted(aud),
+        };
+        if !issuer || !audience {
             return Err(TokenError::Audience);
         }
         if claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs) {
@@ -133,5 +208,32 @@ mod tests {
         forged.insert(forged.find('.').unwrap() + 2, 'x');
         assert!(issuer.verify(&forged, 1001).is_err());
         assert_eq!(issuer.verify("nope", 1), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_against_the_configured_ones() {
+        let tid = "8b2c6d0e-3f4a-4b5c-9d6e-7f8091a2b3c4";
+        let oid = "5f1c2a7e-0b3d-4e8f-9a6b-2c4d6e8f0a1b";
+        let auds = ["api://eucora".to_owned(), "api://eucora-cli".to_owned()];
+        let default = LocalIssuer::new(b"k");
+        let entra = LocalIssuer::accepting(b"k", &[entra_issuer(tid)], &auds);
+        let a = entra.entra_token(tid, oid, &auds[0], &[Role::Cab], 1000, 3600);
+        let b = entra.entra_token(tid, oid, &auds[1], &[Role::Cab], 1000, 3600);
+        let (ca, cb) = (
+            entra.verify(&a, 1001).unwrap(),
+            entra.verify(&b, 1001).unwrap(),
+        );
+        // One person: the same oid and tid; Entra ID's sub differs per audience.
+        assert_eq!((&ca["oid"], &ca["tid"]), (&cb["oid"], &cb["tid"]));
+        assert_ne!(ca["sub"], cb["sub"]);
+        assert_eq!(ca["iss"], entra_issuer(tid));
+        // An issuer or an audience not configured is refused.
+        assert_eq!(default.verify(&a, 1001), Err(TokenError::Audience));
+        let other_aud = entra.entra_token(tid, oid, "api://other", &[], 1000, 3600);
+        assert_eq!(entra.verify(&other_aud, 1001), Err(TokenError::Audience));
+        let local = default.token("cab-bob", &[Role::Cab], 1000, 3600);
+        assert_eq!(entra.verify(&local, 1001), Err(TokenError::Audience));
+        assert!(default.verify(&local, 1001).is_ok());
+        assert_eq!(actor_id("cab-bob"), "cab-bob@eucora.local");
     }
 }

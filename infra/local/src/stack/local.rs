@@ -24,7 +24,7 @@ use super::platforms::{self, Simulators};
 use super::provision::{Stack, provision};
 use super::template::Template;
 use crate::api::gateway::Api;
-use crate::api::jwt::LocalIssuer;
+use crate::api::jwt::{self, LocalIssuer};
 use crate::clock::Clock;
 
 /// How the stack runs.
@@ -44,6 +44,11 @@ pub struct Options {
     pub port: u16,
     /// The key the stand-in JWT authorizer signs and checks tokens with.
     pub jwt_key: Vec<u8>,
+    /// The issuers the stand-in JWT authorizer accepts (default: [`jwt::ISSUER`]).
+    pub jwt_issuers: Vec<String>,
+    /// The audiences it accepts, as the template's `JwtAudience` list (default:
+    /// [`jwt::AUDIENCE`]).
+    pub jwt_audiences: Vec<String>,
     /// The template's `Stage` parameter.
     pub stage: String,
     /// The simulators answer as slowly as the real platforms (Graph 100–400 ms, Jamf Cloud
@@ -60,6 +65,8 @@ impl Default for Options {
             schedule: true,
             port: 0,
             jwt_key: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            jwt_issuers: vec![jwt::ISSUER.to_owned()],
+            jwt_audiences: vec![jwt::AUDIENCE.to_owned()],
             stage: "local".into(),
             realistic_latency: true,
         }
@@ -202,7 +209,7 @@ impl LocalStack {
         }
 
         // The HTTP API.
-        let issuer = LocalIssuer::new(&opts.jwt_key);
+        let issuer = LocalIssuer::accepting(&opts.jwt_key, &opts.jwt_issuers, &opts.jwt_audiences);
         let api = Arc::new(Api {
             svc: services(&sdk, &resources),
             issuer: issuer.clone(),
@@ -255,6 +262,15 @@ impl LocalStack {
     pub fn token(&self, sub: &str, roles: &[Role]) -> String {
         self.issuer
             .token(sub, roles, self.now().unix_seconds(), 30 * 86_400)
+    }
+
+    /// An Entra ID-shaped token of person `oid` in tenant `tid` for audience `aud` (its `sub`
+    /// pairwise, as Entra ID's), with `roles`, valid for 30 days on the stack's clock. The stack
+    /// accepts it when started with [`jwt::entra_issuer`]`(tid)` among its issuers and `aud` among
+    /// its audiences.
+    pub fn entra_token(&self, tid: &str, oid: &str, aud: &str, roles: &[Role]) -> String {
+        self.issuer
+            .entra_token(tid, oid, aud, roles, self.now().unix_seconds(), 30 * 86_400)
     }
 
     /// One run of the gate function, as the schedule triggers it.
