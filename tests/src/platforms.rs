@@ -54,6 +54,7 @@ fn connector<P: eucora_connector::Platform>(
             .map(|(r, g)| (r, g.to_owned()))
             .collect::<BTreeMap<_, _>>(),
         work_budget: None,
+        halt_poll: None,
     }
 }
 

@@ -132,6 +132,7 @@ fn connector<P: eucora_connector::Platform>(
         breaker_policy: BreakerPolicy::default(),
         ring_groups: BTreeMap::from([(Ring::Canary, group.to_owned())]),
         work_budget: None,
+        halt_poll: None,
     }
 }
 

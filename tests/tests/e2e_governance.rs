@@ -1,6 +1,7 @@
-//! Issue 13, points 1 and 3, through the HTTP API of the local stack: nobody decides on their own
-//! submission; an incident reported by a security reviewer is cleared only by a security reviewer;
-//! CAB approvals that expired or were withdrawn may be given again, and the trail keeps each one.
+//! Issue 13, points 1, 3 and 4, through the HTTP API of the local stack: nobody decides on their
+//! own submission; an incident reported by a security reviewer is cleared only by a security
+//! reviewer; CAB approvals that expired or were withdrawn may be given again, and the trail keeps
+//! each one; an open incident blocks approval and dispatch.
 
 use eucora_domain::cab::Role;
 use eucora_local::client::{Client, Reply};
@@ -253,5 +254,65 @@ async fn a_withdrawn_approval_stops_counting_and_can_be_given_again() {
         "{approvals}"
     );
     e.verified(&id).await;
+    e.stack.shutdown().await;
+}
+
+/// Issue 13, point 4: an incident reported on a deployment awaiting CAB (nothing live yet) shows
+/// on the CAB queue, blocks every approval (409 `INCIDENT_OPEN`) and so the dispatch; once it is
+/// resolved the quorum can be reached and the ring goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_on_a_deployment_awaiting_cab_blocks_its_approval_and_dispatch() {
+    let e = start().await;
+    let id = e.submit(sample("high-risk")).await;
+    assert_eq!(e.settled(&id).await, "awaiting_cab 1");
+    let r = e
+        .publisher
+        .report_incident(&id, "high", "Crashes Outlook on launch in the lab", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let incident = r.body["incident"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(e.state(&id).await, "awaiting_cab 1");
+
+    let queue = e.cab[0].cab_queue().await.unwrap();
+    assert!(queue.ok(), "{}", queue.body);
+    let entry = queue.body["awaiting_cab"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["deployment_id"] == id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not on the CAB queue: {}", queue.body));
+    assert_eq!(
+        entry["open_incidents"][0]["id"],
+        incident.as_str(),
+        "{entry}"
+    );
+
+    for member in &e.cab {
+        let r = approve(&e, &id, member).await;
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert_eq!(r.body["error"]["code"], "INCIDENT_OPEN", "{}", r.body);
+    }
+    e.step(6).await;
+    assert_eq!(e.settled(&id).await, "awaiting_cab 1");
+    assert!(e.stack.sims.intune.apps().is_empty());
+    assert!(!kinds(&e, &id).await.contains(&"cab.decided".to_owned()));
+
+    let r = e
+        .security
+        .resolve_incident(&id, &incident, "A lab image problem, not the package")
+        .await
+        .unwrap();
+    assert!(r.ok(), "{}", r.body);
+    for member in &e.cab[..2] {
+        let r = approve(&e, &id, member).await;
+        assert!(r.ok(), "{}", r.body);
+        if r.body["state"]["state"] != "awaiting_cab" {
+            break;
+        }
+    }
+    assert_eq!(e.settled(&id).await, "in_ring 1");
+    assert!(!e.stack.sims.intune.apps().is_empty());
     e.stack.shutdown().await;
 }

@@ -24,7 +24,7 @@ pub struct ApiError {
     #[serde(skip)]
     pub allow: Box<[&'static str]>,
     /// What went wrong, for programs: `INVALID_REQUEST`, `EVIDENCE_INCOMPLETE`, `UNAUTHENTICATED`,
-    /// `FORBIDDEN`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `IDEMPOTENCY_CONFLICT`, `NOT_AWAITING_CAB`,
+    /// `FORBIDDEN`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `IDEMPOTENCY_CONFLICT`, `CORRELATION_ID_TAKEN`, `INCIDENT_OPEN`, `NOT_AWAITING_CAB`,
     /// `SCOPE_CHANGE_REQUIRED`, `ALREADY_DECIDED`, `NO_STANDING_APPROVAL`, `ILLEGAL_TRANSITION`, `CONCURRENT_CHANGE`, `UNAVAILABLE`,
     /// `NOT_QUEUED`, `INTERNAL`, …
     #[schema(examples("EVIDENCE_INCOMPLETE"))]
@@ -175,8 +175,22 @@ impl From<SubmitError> for ApiError {
             SubmitError::KeyReused { key, deployment_id } => ApiError::conflict(
                 "IDEMPOTENCY_CONFLICT",
                 format!(
-                    "{key} was already used for a different request (deployment {deployment_id}); send a new key or the same body"
+                    "Idempotency-Key {key} was already used for a different request (deployment {deployment_id}); send a new key or the same body"
                 ),
+            ),
+            SubmitError::CorrelationTaken {
+                correlation_id,
+                deployment_id,
+            } => ApiError::conflict(
+                "CORRELATION_ID_TAKEN",
+                match deployment_id {
+                    Some(d) => format!(
+                        "correlation_id {correlation_id} already names deployment {d}; a correlation id names one change"
+                    ),
+                    None => format!(
+                        "correlation_id {correlation_id} already names another deployment; a correlation id names one change"
+                    ),
+                },
             ),
             SubmitError::Exception(x) => ApiError::bad_field("evidence.exceptions", &x.to_string()),
             SubmitError::Store(s) => ApiError::store(&s),

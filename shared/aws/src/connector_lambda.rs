@@ -168,6 +168,7 @@ impl<P: Platform> ConnectorRuntime<P> {
                 breaker_policy: eucora_connector::breaker::BreakerPolicy::default(),
                 ring_groups,
                 work_budget: Some(work_budget()?),
+                halt_poll: Some(eucora_connector::execute::HALT_POLL),
             },
             control: crate::consumer::SqsControl {
                 client: aws_sdk_sqs::Client::new(&sdk),

@@ -7,7 +7,7 @@
 //! | audit event | `DEP#<id>` | `AUDIT#<seq, 20 digits>` | `doc` (written once, never updated) |
 //! | status head | `DEP#<id>` | `TEL#<ring>#<platform>` | `doc` (the platform's status), `gen`, `chunks`, `queried_ms` |
 //! | status chunk | `DEP#<id>` | `TELC#<ring>#<platform>#<gen>#<n, 5 digits>` | `doc` (up to ~300 KB of device results) |
-//! | idempotency | `IDEM#<key>` | `IDEM` | `doc`, `expires_at` (TTL) |
+//! | idempotency | `IDEM#<key>` | `IDEM` | `doc`, `expires_at` (TTL; none for a correlation id) |
 
 use std::collections::HashMap;
 
@@ -269,15 +269,17 @@ impl DeploymentStore for DynamoStore {
     ) -> Result<(), CreateError> {
         let mut items = Vec::new();
         for c in claims {
-            let item = Item::from([
+            let mut item = Item::from([
                 ("pk".into(), s(format!("IDEM#{}", c.key))),
                 ("sk".into(), s("IDEM")),
                 ("doc".into(), to_doc(c)?),
-                (
-                    "expires_at".into(),
-                    AttributeValue::N(c.expires_at.unix_seconds().to_string()),
-                ),
             ]);
+            if let Some(at) = c.expires_at {
+                item.insert(
+                    "expires_at".into(),
+                    AttributeValue::N(at.unix_seconds().to_string()),
+                );
+            }
             items.push(self.put(item, "attribute_not_exists(pk)", None)?);
         }
         items.push(self.put(

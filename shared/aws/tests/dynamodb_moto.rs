@@ -120,9 +120,30 @@ async fn a_repeated_request_is_replayed_and_a_reused_key_conflicts() {
     .await
     .unwrap_err();
     assert!(matches!(err, SubmitError::KeyReused { .. }), "{err}");
-    // The idempotency record carries its TTL attribute.
-    let rec = s.store.idempotency("key:key-a").await.unwrap().unwrap();
-    assert!(rec.expires_at > now());
+    // The key's record (the caller's own) carries its TTL; the correlation id's has none: it names
+    // its deployment for as long as it is kept.
+    let rec = s
+        .store
+        .idempotency("key:packager-alice#key-a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.expires_at.unwrap() > now());
+    let correlation = s
+        .store
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .correlation_id()
+        .to_string();
+    let rec = s
+        .store
+        .idempotency(&format!("correlation:{correlation}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.expires_at, None);
 }
 
 #[tokio::test]
@@ -133,7 +154,12 @@ async fn a_create_that_races_for_the_same_key_gets_the_winner() {
     let record = s.store.get(&id).await.unwrap().unwrap();
     let mut loser = record.clone();
     loser.id = DeploymentId::parse("dep-loser").unwrap();
-    let claim = s.store.idempotency("key:race").await.unwrap().unwrap();
+    let claim = s
+        .store
+        .idempotency("key:packager-alice#race")
+        .await
+        .unwrap()
+        .unwrap();
     let err = s
         .store
         .create(&Change::new(loser), &[claim])

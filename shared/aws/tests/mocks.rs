@@ -61,7 +61,10 @@ async fn a_change() -> (Change, Vec<IdempotencyRecord>) {
             .await
             .unwrap()
             .unwrap(),
-        m.idempotency("key:k-1").await.unwrap().unwrap(),
+        m.idempotency("key:packager-alice#k-1")
+            .await
+            .unwrap()
+            .unwrap(),
     ];
     let mut change = Change::new(record);
     change.expected_version = 0;
@@ -118,7 +121,7 @@ async fn a_condition_failing_on_the_second_claim_mid_transaction_returns_who_hol
                 .and_then(|k| k.get("pk"))
                 .and_then(|v| v.as_s().ok())
                 .map(String::as_str)
-                == Some("IDEM#key:k-1")
+                == Some("IDEM#key:packager-alice#k-1")
         })
         .then_output(move || {
             GetItemOutput::builder()

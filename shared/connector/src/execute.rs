@@ -5,6 +5,8 @@
 //! duration. At most one status query per deployment, ring and platform runs at a time.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eucora_domain::audit::AuditKind;
@@ -157,7 +159,13 @@ pub struct Connector<S, L, B, P> {
     /// How long one invocation (a batch of commands) works before it hands the rest to the next
     /// (`None`: until done). Below the function's timeout.
     pub work_budget: Option<Duration>,
+    /// How often a running publish reads its deployment again, to stop at its next safe point
+    /// once the deployment is halted (`None`: never; a halt is then seen by the next command).
+    pub halt_poll: Option<Duration>,
 }
+
+/// How often a running publish reads its deployment again in the functions.
+pub const HALT_POLL: Duration = Duration::from_secs(15);
 
 fn retry(
     attempt: u32,
@@ -179,6 +187,7 @@ fn authorised(record: &DeploymentRecord, command: &ConnectorCommand) -> Result<(
         ConnectorAction::Publish => {
             state == (DeploymentState::Dispatching { ring: command.ring })
                 && !record.confirmed_platforms.contains(&command.platform)
+                && record.open_incidents() == 0
         }
         ConnectorAction::QueryStatus => record
             .lifecycle
@@ -400,10 +409,27 @@ where
             artifact,
             now,
         };
-        let mut cx =
-            CallContext::starting_at(envelope.correlation_id.clone(), now).with_deadline(deadline);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now)
+            .with_deadline(deadline)
+            .with_stop_signal(stop.clone());
         let result = match command.action {
-            ConnectorAction::Publish => self.platform.publish(&mut cx, &job).await,
+            ConnectorAction::Publish => {
+                let publish = self.platform.publish(&mut cx, &job);
+                match self.halt_poll {
+                    None => publish.await,
+                    Some(every) => {
+                        // The deployment is read again while the publish runs; once it no longer
+                        // authorises the command (a halt), the publish stops at its next safe
+                        // point, before anything reaches a device.
+                        let watch = self.watch_authorisation(command, every, &stop);
+                        tokio::select! {
+                            r = publish => r,
+                            never = watch => match never {},
+                        }
+                    }
+                }
+            }
             ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,
             ConnectorAction::QueryStatus => match self.platform.query_status(&mut cx, &job).await {
                 Ok(found) => {
@@ -419,8 +445,39 @@ where
         };
         self.update_breaker(&cx, now).await?;
 
-        self.record_outcome(record, command, attempt, jitter, &cx, result, now)
-            .await
+        let outcome = self
+            .record_outcome(record, command, attempt, jitter, &cx, result, now)
+            .await?;
+        Ok(match outcome {
+            Outcome::Retry { reason, .. } if stop.load(Ordering::Acquire) => Outcome::Skipped {
+                reason: format!("the deployment was halted while the command ran: {reason}"),
+            },
+            other => other,
+        })
+    }
+
+    /// Reads the deployment every `every` until it no longer authorises `command`, then raises
+    /// `stop`; never returns (the publish it watches ends the race).
+    async fn watch_authorisation(
+        &self,
+        command: &ConnectorCommand,
+        every: Duration,
+        stop: &AtomicBool,
+    ) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(every).await;
+            let halted = match self.svc.store.get(&command.deployment_id).await {
+                Ok(Some(record)) => authorised(&record, command).is_err(),
+                Ok(None) => true,
+                // A read that failed says nothing: look again at the next tick.
+                Err(_) => false,
+            };
+            if halted {
+                tracing::warn!(deployment_id = %command.deployment_id, ring = %command.ring, "the deployment no longer authorises the publish: stopping at the next safe point");
+                stop.store(true, Ordering::Release);
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Turns the platform's answer into an outcome and records the calls on the deployment.

@@ -54,6 +54,8 @@ pub struct CallContext {
     started: std::time::Instant,
     /// When this invocation stops working and hands the rest to a later one.
     deadline: Option<std::time::Instant>,
+    /// Raised when the deployment stops authorising the command while it runs (a halt).
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl CallContext {
@@ -72,6 +74,7 @@ impl CallContext {
             started_at: now,
             started: std::time::Instant::now(),
             deadline: None,
+            stop: None,
         }
     }
 
@@ -89,11 +92,47 @@ impl CallContext {
         self.with_deadline(Some(std::time::Instant::now() + budget))
     }
 
-    /// Whether the deadline has passed: long work (an upload) stops at its next safe point and
-    /// returns [`crate::CallError::resume_later`], to go on from the platform's state next time.
+    /// Stops the work at its next safe point once `stop` is raised (the connector raises it when
+    /// the deployment is halted while the command runs).
+    #[must_use]
+    pub fn with_stop_signal(
+        mut self,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> CallContext {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Whether the command was told to stop (the deployment is halted).
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// A safe point before `operation` (a step that puts the package in front of devices: an
+    /// assignment, a policy): if the command was told to stop, it stops here, with
+    /// [`crate::CallError::resume_later`] (the connector then drops the command: the deployment no
+    /// longer authorises it).
+    pub fn checkpoint(&self, operation: &str) -> Result<(), crate::CallError> {
+        if self.stop_requested() {
+            return Err(crate::CallError::resume_later(
+                operation,
+                format!("the deployment was halted: stopped at a safe point, before {operation}"),
+                std::time::Duration::ZERO,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the deadline has passed, or the command was told to stop: long work (an upload)
+    /// stops at its next safe point and returns [`crate::CallError::resume_later`], to go on from
+    /// the platform's state next time.
     pub fn out_of_time(&self) -> bool {
-        self.deadline
-            .is_some_and(|d| std::time::Instant::now() >= d)
+        self.stop_requested()
+            || self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     /// When a call happens: the command's start plus the time elapsed since.

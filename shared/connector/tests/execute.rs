@@ -182,6 +182,7 @@ async fn setup() -> (
             (Ring::Pilot, "grp-pilot".to_owned()),
         ]),
         work_budget: None,
+        halt_poll: None,
     };
     (connector, platform)
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use time::Duration;
 
 use crate::evidence::{EvidenceHash, RolloutPlan, Submission, Urgency};
-use crate::ids::ActorId;
+use crate::ids::{ActorId, IncidentId};
 use crate::policy::CabPolicy;
 use crate::ring::Ring;
 use crate::risk::RiskScore;
@@ -184,6 +184,11 @@ pub enum DecisionError {
     NoStandingApproval { approver: ActorId, ring: Ring },
     #[error("a withdrawal needs a reason")]
     WithdrawalWithoutReason,
+    #[error(
+        "incident {} is open on this deployment: no approval until it is resolved (a rejection may be given)",
+        .0.iter().map(IncidentId::as_str).collect::<Vec<_>>().join(", ")
+    )]
+    IncidentOpen(Vec<IncidentId>),
 }
 
 impl DecisionError {
@@ -198,6 +203,7 @@ impl DecisionError {
             DecisionError::NoStandingApproval { .. } => "NO_STANDING_APPROVAL",
             DecisionError::NotRequired { .. } => "CAB_NOT_REQUIRED",
             DecisionError::AlreadyDecided { .. } => "ALREADY_DECIDED",
+            DecisionError::IncidentOpen(_) => "INCIDENT_OPEN",
         }
     }
 }
@@ -212,10 +218,13 @@ pub struct DecisionContext<'a> {
     pub earlier: &'a [CabDecision],
     /// The approval window: an earlier approval older than this no longer stands.
     pub window: Duration,
+    /// The incidents open on the deployment: while there is one, no approval (a rejection may).
+    pub open_incidents: &'a [IncidentId],
 }
 
 /// Checks that a decision may be recorded: a CAB member, not the submitter, for the evidence as it
-/// stands, for a ring of the plan that needs CAB, and only while the same person has no decision
+/// stands, for a ring of the plan that needs CAB, an approval only while no incident is open, and
+/// only while the same person has no decision
 /// standing on the ring (a rejection always stands; an approval stands until it expires or is
 /// withdrawn, after which the same person may approve again: a renewal).
 pub fn check_decision(
@@ -242,6 +251,9 @@ pub fn check_decision(
         return Err(DecisionError::NotRequired {
             ring: decision.ring,
         });
+    }
+    if decision.verdict == CabVerdict::Approve && !ctx.open_incidents.is_empty() {
+        return Err(DecisionError::IncidentOpen(ctx.open_incidents.to_vec()));
     }
     if decision.verdict == CabVerdict::Reject
         && decision

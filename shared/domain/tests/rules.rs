@@ -56,6 +56,7 @@ fn record(s: &Submission, d: &CabDecision, earlier: &[CabDecision]) -> Result<()
             requirement: &req,
             earlier,
             window: approval_window(s.urgency, &p.cab),
+            open_incidents: &[],
         },
     )
 }
@@ -269,6 +270,7 @@ fn only_cab_members_decide() {
         requirement: &req,
         earlier: &[],
         window: approval_window(s.urgency, &p.cab),
+        open_incidents: &[],
     };
     assert_eq!(
         check_decision(&d, false, ctx),

@@ -213,6 +213,7 @@ fn decide(
             requirement: &req,
             earlier: recorded,
             window: approval_window(s.urgency, &p.cab),
+            open_incidents: &[],
         },
     )?;
     recorded.push(d);

@@ -38,8 +38,10 @@ pub struct IdempotencyRecord {
     pub request_hash: String,
     pub deployment_id: DeploymentId,
     pub created_at: Timestamp,
-    /// When the record may be forgotten (DynamoDB TTL).
-    pub expires_at: Timestamp,
+    /// When the record may be forgotten (DynamoDB TTL); never for a correlation id, which names
+    /// its deployment for as long as it is kept.
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Creating a deployment lost a race for one of its unique claims.

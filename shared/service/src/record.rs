@@ -145,6 +145,15 @@ impl DeploymentRecord {
         .unwrap_or(u32::MAX)
     }
 
+    /// The incidents not resolved yet.
+    pub fn open_incident_ids(&self) -> Vec<IncidentId> {
+        self.incidents
+            .iter()
+            .filter(|i| i.resolved.is_none())
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
     /// Listed in the CAB queue.
     pub fn awaits_cab(&self) -> bool {
         matches!(self.lifecycle.state, DeploymentState::AwaitingCab { .. })

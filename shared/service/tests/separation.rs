@@ -1,6 +1,7 @@
-//! Issue 13, points 1 and 3 over the in-memory adapters: nobody decides on their own submission
+//! Issue 13, points 1, 3 and 4 over the in-memory adapters: nobody decides on their own submission
 //! (exceptions, incidents), incidents reported by a security reviewer are cleared by one, and CAB
-//! approvals that expired or were withdrawn may be given again, with every one in the trail.
+//! approvals that expired or were withdrawn may be given again, with every one in the trail; an
+//! open incident blocks scoring's publish decision, CAB approval and dispatch.
 
 use eucora_domain::audit::AuditKind;
 use eucora_domain::cab::{CabStatus, CabVerdict, DecisionError, Role};
@@ -426,4 +427,127 @@ async fn a_withdrawn_approval_stops_counting_and_can_be_given_again() {
         .await,
         Err(DecideError::NotAwaiting { .. })
     ));
+}
+
+// Issue 13, point 4: what an incident stops before anything is live.
+
+fn connector_commands(s: &Services<Memory, Memory>, id: &DeploymentId) -> usize {
+    s.queue
+        .sent()
+        .into_iter()
+        .filter(|(_, e)| {
+            matches!(&e.body, eucora_service::messages::Body::ConnectorCommand(c) if &c.deployment_id == id)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn an_incident_on_a_deployment_awaiting_cab_blocks_its_approval_and_dispatch() {
+    let s = svc();
+    let (id, hash) = awaiting_cab(&s, "BUSINESS_CRITICAL", "dep-inc-cab").await;
+    let publisher = actor("pub-dan", &[Role::Publisher]);
+    let inc = IncidentId::parse("inc-cab").unwrap();
+    // Nothing is live yet: the incident is recorded, the deployment still awaits CAB.
+    let out = report_incident(&s, &publisher, &id, incident(), inc.clone(), t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.state,
+        DeploymentState::AwaitingCab { ring: Ring::Canary }
+    );
+
+    // The CAB queue shows it.
+    let cab_a = actor("cab-a", &[Role::Cab]);
+    let queue = cab::queue(&s, &cab_a, t(1)).await.unwrap();
+    let entry = queue.iter().find(|e| e.deployment_id == id).unwrap();
+    assert_eq!(
+        entry
+            .open_incidents
+            .iter()
+            .map(|i| &i.id)
+            .collect::<Vec<_>>(),
+        vec![&inc]
+    );
+
+    // No approval while it is open, from anyone; nothing is dispatched.
+    for who in ["cab-a", "cab-b"] {
+        let err = decide(&s, &actor(who, &[Role::Cab]), &id, approve(&hash), t(2))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DecideError::Decision(DecisionError::IncidentOpen(ids)) if ids == &vec![inc.clone()]),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        state(&s, &id).await,
+        DeploymentState::AwaitingCab { ring: Ring::Canary }
+    );
+    assert_eq!(connector_commands(&s, &id), 0);
+    assert!(!kinds(&s, &id).await.contains(&AuditKind::CabDecided));
+
+    // Resolved (by someone other than the submitter): the quorum can be reached, and the ring is
+    // dispatched.
+    resolve_incident(&s, &publisher, &id, &inc, "false alarm", t(3))
+        .await
+        .unwrap();
+    let mut last = None;
+    for who in ["cab-a", "cab-b"] {
+        last = Some(
+            decide(&s, &actor(who, &[Role::Cab]), &id, approve(&hash), t(4))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        last.unwrap().state,
+        DeploymentState::Dispatching { ring: Ring::Canary }
+    );
+    assert!(connector_commands(&s, &id) > 0);
+}
+
+#[tokio::test]
+async fn an_incident_on_a_submitted_deployment_blocks_scorings_publish_decision_until_resolved() {
+    let s = svc();
+    // Low risk: without the incident it would go straight to its first ring.
+    let id = submit_as(
+        &s,
+        &actor("packager-alice", &[Role::Packaging]),
+        &body("low-risk"),
+        "dep-inc-score",
+    )
+    .await;
+    let sec = actor("sec-sue", &[Role::SecurityReviewer]);
+    let inc = IncidentId::parse("inc-score").unwrap();
+    report_incident(&s, &sec, &id, incident(), inc.clone(), t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        score(&s, &id, t(0)).await.unwrap(),
+        DeploymentState::PublishBlocked
+    );
+    assert_eq!(connector_commands(&s, &id), 0);
+    // A publisher may not lift a security reviewer's incident; a security reviewer may, and the
+    // deployment goes on to its first ring.
+    assert!(
+        resolve_incident(
+            &s,
+            &actor("pub-dan", &[Role::Publisher]),
+            &id,
+            &inc,
+            "fine",
+            t(1)
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(state(&s, &id).await, DeploymentState::PublishBlocked);
+    let out = resolve_incident(&s, &sec, &id, &inc, "vendor hotfix verified", t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.state,
+        DeploymentState::Dispatching { ring: Ring::Canary }
+    );
+    assert!(connector_commands(&s, &id) > 0);
 }

@@ -191,6 +191,7 @@ fn connector<P: eucora_connector::Platform>(
         breaker_policy: BreakerPolicy::default(),
         ring_groups,
         work_budget: None,
+        halt_poll: Some(std::time::Duration::from_secs(2)),
     }
 }
 

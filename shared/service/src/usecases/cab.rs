@@ -30,6 +30,8 @@ pub struct CabQueueEntry {
     pub evidence_hash: EvidenceHash,
     pub status: CabStatus,
     pub submitted_by: eucora_domain::ActorId,
+    /// Incidents open on the deployment: while there is one, the ring cannot be approved.
+    pub open_incidents: Vec<crate::record::Incident>,
 }
 
 /// What awaits CAB (CAB members and auditors).
@@ -67,6 +69,12 @@ pub async fn queue<S: DeploymentStore, Q>(
             blast_radius: r.blast_radius(),
             evidence_hash: r.evidence_hash.clone(),
             submitted_by: r.submitted_by.clone(),
+            open_incidents: r
+                .incidents
+                .iter()
+                .filter(|i| i.resolved.is_none())
+                .cloned()
+                .collect(),
         });
     }
     Ok(out)
@@ -232,6 +240,7 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
                 requirement: &requirement,
                 earlier: &record.decisions,
                 window,
+                open_incidents: &record.open_incident_ids(),
             },
         )?;
         let renewal = is_renewal(&decision, &record.decisions);

@@ -11,12 +11,16 @@ use crate::messages::{Body, ConnectorAction, ConnectorCommand, Envelope};
 use crate::ports::{Queue, QueueError, QueueName};
 use crate::record::{Change, DeploymentRecord};
 
-/// If the change leaves the deployment `Approved`, starts its dispatch.
+/// If the change leaves the deployment `Approved`, starts its dispatch, unless an incident is
+/// open on it: then it stays approved, and the incident's resolution starts the dispatch.
 pub fn start_if_approved(
     change: &mut Change,
     actor: &Actor,
     now: Timestamp,
 ) -> Result<(), TransitionError> {
+    if change.record.open_incidents() > 0 {
+        return Ok(());
+    }
     if let DeploymentState::Approved { ring } = change.record.lifecycle.state {
         change.transition(actor, LifecycleEvent::DispatchStarted { ring }, now)?;
         change.record.confirmed_platforms.clear();
@@ -24,11 +28,14 @@ pub fn start_if_approved(
     Ok(())
 }
 
-/// The commands a deployment in `Dispatching` still needs.
+/// The commands a deployment in `Dispatching` still needs (none while an incident is open).
 pub fn pending_commands(record: &DeploymentRecord) -> Vec<ConnectorCommand> {
     let DeploymentState::Dispatching { ring } = record.lifecycle.state else {
         return Vec::new();
     };
+    if record.open_incidents() > 0 {
+        return Vec::new();
+    }
     record
         .submission
         .platforms()

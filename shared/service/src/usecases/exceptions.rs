@@ -2,14 +2,13 @@
 //! and the deployment was blocked from publishing, it is scored again and may go ahead.
 
 use eucora_domain::audit::AuditKind;
-use eucora_domain::cab::{Role, cab_requirement};
+use eucora_domain::cab::Role;
 use eucora_domain::evidence::RequestedException;
 use eucora_domain::exception::{
     ExceptionError, ExceptionRecord, ExceptionRequest, ExceptionStatus,
 };
 use eucora_domain::gates::GateKind;
-use eucora_domain::lifecycle::{DeploymentState, LifecycleEvent, TransitionError};
-use eucora_domain::risk::assess;
+use eucora_domain::lifecycle::{DeploymentState, TransitionError};
 use eucora_domain::{DeploymentId, ExceptionId, Ring, Timestamp};
 use serde::Serialize;
 use time::Duration;
@@ -18,7 +17,7 @@ use super::read::load;
 use super::{CONFLICT_RETRIES, Common, Services, dispatch};
 use crate::actor::{Actor, Forbidden};
 use crate::ports::{DeploymentStore, Queue, QueueError, StoreError};
-use crate::record::{Change, DeploymentRecord};
+use crate::record::Change;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExceptionOpError {
@@ -212,55 +211,11 @@ async fn decide<S: DeploymentStore, Q: Queue>(
             }
         };
         change.audit(actor, kind, detail, now);
-        rescore_if_blocked(change, actor, svc, now)?;
+        super::score::unblock_if_clear(change, actor, &svc.policy, "exception in effect", now)?;
         Ok(exception_id.clone())
     })
     .await?;
     Ok(outcome(&change, &eid, now, &svc.policy))
-}
-
-/// A deployment blocked from publishing is scored again with the exceptions now in effect.
-fn rescore_if_blocked<S, Q>(
-    change: &mut Change,
-    actor: &Actor,
-    svc: &Services<S, Q>,
-    now: Timestamp,
-) -> Result<(), ExceptionOpError> {
-    if change.record.lifecycle.state != DeploymentState::PublishBlocked {
-        return Ok(());
-    }
-    let r: &DeploymentRecord = &change.record;
-    let waivers = r.waivers(now, &svc.policy);
-    let assessment = assess(&r.submission, &waivers, &svc.policy);
-    if assessment.publish_blocked() {
-        return Ok(());
-    }
-    let requirement = cab_requirement(
-        r.lifecycle.first_ring,
-        r.cab_context_with(assessment.score),
-        &svc.policy.cab,
-    );
-    let json = serde_json::to_value(&assessment).unwrap_or_default();
-    if let Some(risk) = change.record.risk.as_mut() {
-        risk.score = assessment.score;
-        risk.assessment = json.clone();
-        risk.scored_at = now;
-    }
-    change.audit(
-        actor,
-        AuditKind::RiskScored,
-        serde_json::json!({ "assessment": json, "reason": "exception in effect" }),
-        now,
-    );
-    change.transition(
-        actor,
-        LifecycleEvent::Unblocked {
-            cab_required: requirement.required,
-        },
-        now,
-    )?;
-    dispatch::start_if_approved(change, actor, now)?;
-    Ok(())
 }
 
 pub async fn approve<S: DeploymentStore, Q: Queue>(

@@ -516,7 +516,7 @@ pub async fn report_incident<S: DeploymentStore, Q>(
 /// Resolves an incident. The next gate run re-validates the gates and resumes the rollout. The
 /// deployment's submitter may not resolve it, and an incident reported by a security reviewer is
 /// resolved only by a security reviewer (a publisher's attempt is refused, saying so).
-pub async fn resolve_incident<S: DeploymentStore, Q>(
+pub async fn resolve_incident<S: DeploymentStore, Q: Queue>(
     svc: &Services<S, Q>,
     actor: &Actor,
     id: &DeploymentId,
@@ -555,8 +555,18 @@ pub async fn resolve_incident<S: DeploymentStore, Q>(
             serde_json::json!({ "incident": incident }),
             now,
         );
+        // The last open incident resolved: what it held back goes on (a deployment blocked from
+        // publishing is let through if nothing else blocks it; an approved ring is dispatched).
+        // A halted ring resumes at the next gate run, after its gates are re-validated.
+        super::score::unblock_if_clear(&mut change, actor, &svc.policy, "incident resolved", now)?;
+        dispatch::start_if_approved(&mut change, actor, now)?;
         match svc.store.save(&change).await {
             Ok(()) => {
+                let commands = dispatch::pending_commands(&change.record);
+                if let Err(e) = dispatch::send(&svc.queue, &change.record, commands, now).await {
+                    // The gate schedule sends a dispatching deployment's commands again.
+                    tracing::warn!(deployment_id = %id, error = %e, "dispatch not queued; the gate schedule will send it");
+                }
                 return Ok(IncidentOutcome {
                     incident,
                     state: change.record.lifecycle.state,

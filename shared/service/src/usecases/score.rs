@@ -1,5 +1,6 @@
 //! Risk scoring (the scoring queue's consumer): score a submitted deployment, record the
-//! explanation, and move it to the first ring, to CAB, or to "publish blocked".
+//! explanation, and move it to the first ring, to CAB, or to "publish blocked". An open incident
+//! blocks publishing like a critical finding does, until it is resolved.
 //!
 //! Idempotent: a deployment that is no longer `Submitted` is not scored again; one found in
 //! `Dispatching` has its connector commands re-sent (a lost send is repaired).
@@ -71,6 +72,7 @@ pub async fn score<S: DeploymentStore, Q: Queue>(
             assessment: assessment_json.clone(),
             scored_at: now,
         });
+        let open_incidents = change.record.open_incident_ids();
         change.audit(
             &actor,
             AuditKind::RiskScored,
@@ -78,13 +80,14 @@ pub async fn score<S: DeploymentStore, Q: Queue>(
                 "assessment": assessment_json,
                 "blast_radius": change.record.blast_radius(),
                 "first_ring_cab": requirement,
+                "open_incidents": open_incidents,
             }),
             now,
         );
         change.transition(
             &actor,
             LifecycleEvent::Scored {
-                publish_blocked: assessment.publish_blocked(),
+                publish_blocked: assessment.publish_blocked() || !open_incidents.is_empty(),
                 cab_required: requirement.required,
             },
             now,
@@ -102,4 +105,52 @@ pub async fn score<S: DeploymentStore, Q: Queue>(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+/// A deployment blocked from publishing is scored again (with the exceptions now in effect) and
+/// let through to its first ring when nothing blocks it any more: no blocking finding left
+/// unwaived and no incident open. `reason` goes into the trail.
+pub(crate) fn unblock_if_clear(
+    change: &mut Change,
+    actor: &Actor,
+    policy: &eucora_domain::policy::Policy,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), TransitionError> {
+    if change.record.lifecycle.state != DeploymentState::PublishBlocked
+        || change.record.open_incidents() > 0
+    {
+        return Ok(());
+    }
+    let r = &change.record;
+    let waivers = r.waivers(now, policy);
+    let assessment = assess(&r.submission, &waivers, policy);
+    if assessment.publish_blocked() {
+        return Ok(());
+    }
+    let requirement = cab_requirement(
+        r.lifecycle.first_ring,
+        r.cab_context_with(assessment.score),
+        &policy.cab,
+    );
+    let json = serde_json::to_value(&assessment).unwrap_or_default();
+    if let Some(risk) = change.record.risk.as_mut() {
+        risk.score = assessment.score;
+        risk.assessment = json.clone();
+        risk.scored_at = now;
+    }
+    change.audit(
+        actor,
+        AuditKind::RiskScored,
+        serde_json::json!({ "assessment": json, "reason": reason }),
+        now,
+    );
+    change.transition(
+        actor,
+        LifecycleEvent::Unblocked {
+            cab_required: requirement.required,
+        },
+        now,
+    )?;
+    dispatch::start_if_approved(change, actor, now)
 }

@@ -3,6 +3,13 @@
 //! A repeated request (same `Idempotency-Key`, or without one the same `correlation_id`) with the
 //! same content returns the first answer and has no second effect; the same key with different
 //! content is a conflict.
+//!
+//! Names that cannot be squatted: an `Idempotency-Key` belongs to the caller who sent it (another
+//! person's identical key is another key), so nobody can make a colleague's request fail by taking
+//! their key first. A correlation id names one change for as long as its deployment is kept (the
+//! platforms' markers and the connectors' ledger rely on it): a second deployment under it is a
+//! conflict, and only its own submitter gets the first answer back; anyone else learns which
+//! deployment holds it only if they may read deployments.
 
 use eucora_domain::audit::AuditKind;
 use eucora_domain::cab::Role;
@@ -13,6 +20,7 @@ use eucora_domain::{DeploymentId, ExceptionId, Timestamp};
 use time::Duration;
 
 use super::Services;
+use super::read::READERS;
 use crate::actor::{Actor, Forbidden};
 use crate::messages::{Body, Envelope};
 use crate::ports::{
@@ -50,8 +58,16 @@ pub enum SubmitError {
     InvalidKey,
     #[error("{key} was already used for a different request (deployment {deployment_id})")]
     KeyReused {
+        /// The key as the caller sent it.
         key: String,
         deployment_id: DeploymentId,
+    },
+    /// The correlation id names another deployment (`deployment_id` only when the caller may read
+    /// deployments).
+    #[error("correlation id {correlation_id} already names another deployment")]
+    CorrelationTaken {
+        correlation_id: String,
+        deployment_id: Option<DeploymentId>,
     },
     #[error(transparent)]
     Exception(#[from] ExceptionError),
@@ -67,26 +83,37 @@ pub enum SubmitError {
     },
 }
 
+/// The claim of an `Idempotency-Key`: the caller's own (`#` is not a character of actor ids, so
+/// the key cannot be forged into another person's).
+fn key_claim(actor: &Actor, key: &str) -> String {
+    format!("key:{}#{key}", actor.id)
+}
+
+fn correlation_claim(s: &Submission) -> String {
+    format!("correlation:{}", s.correlation_id)
+}
+
 fn claims(
     s: &Submission,
+    actor: &Actor,
     key: Option<&str>,
     id: &DeploymentId,
     now: Timestamp,
 ) -> Vec<IdempotencyRecord> {
     let hash = s.content_hash().to_string();
-    let mut keys = vec![format!("correlation:{}", s.correlation_id)];
+    let record = |key: String, expires_at| IdempotencyRecord {
+        key,
+        request_hash: hash.clone(),
+        deployment_id: id.clone(),
+        created_at: now,
+        expires_at,
+    };
+    // The correlation id is held as long as the deployment is kept; a key for a week.
+    let mut claims = vec![record(correlation_claim(s), None)];
     if let Some(k) = key {
-        keys.push(format!("key:{k}"));
+        claims.push(record(key_claim(actor, k), Some(now.plus(IDEMPOTENCY_TTL))));
     }
-    keys.into_iter()
-        .map(|key| IdempotencyRecord {
-            key,
-            request_hash: hash.clone(),
-            deployment_id: id.clone(),
-            created_at: now,
-            expires_at: now.plus(IDEMPOTENCY_TTL),
-        })
-        .collect()
+    claims
 }
 
 /// Submits a deployment with its evidence.
@@ -102,11 +129,19 @@ pub async fn submit<S: DeploymentStore, Q: Queue>(
         return Err(SubmitError::InvalidKey);
     }
     let submission = Submission::parse(input.body)?;
-    let claims = claims(&submission, input.idempotency_key, &input.new_id, input.now);
+    let claims = claims(
+        &submission,
+        actor,
+        input.idempotency_key,
+        &input.new_id,
+        input.now,
+    );
+    let hash = &claims[0].request_hash;
 
-    for claim in &claims {
+    // A repeated request under the caller's own key, then the correlation id.
+    for claim in claims.iter().rev() {
         if let Some(existing) = svc.store.idempotency(&claim.key).await? {
-            return replay(svc, &existing, &claim.request_hash, input.now).await;
+            return claimed(svc, actor, &input, &existing, hash).await;
         }
     }
 
@@ -114,7 +149,7 @@ pub async fn submit<S: DeploymentStore, Q: Queue>(
     match svc.store.create(&change, &claims).await {
         Ok(()) => {}
         Err(CreateError::Taken(existing)) => {
-            return replay(svc, &existing, &claims[0].request_hash, input.now).await;
+            return claimed(svc, actor, &input, &existing, hash).await;
         }
         Err(CreateError::Store(e)) => return Err(e.into()),
     }
@@ -194,18 +229,15 @@ fn new_deployment<S, Q>(
     Ok(change)
 }
 
-async fn replay<S: DeploymentStore, Q: Queue>(
+/// A claim of this request is already held: the first answer if it is the same request from the
+/// same person, else a conflict naming only what the caller may see.
+async fn claimed<S: DeploymentStore, Q: Queue>(
     svc: &Services<S, Q>,
+    actor: &Actor,
+    input: &SubmitInput<'_>,
     existing: &IdempotencyRecord,
     request_hash: &str,
-    now: Timestamp,
 ) -> Result<Submitted, SubmitError> {
-    if existing.request_hash != request_hash {
-        return Err(SubmitError::KeyReused {
-            key: existing.key.clone(),
-            deployment_id: existing.deployment_id.clone(),
-        });
-    }
     let record = svc
         .store
         .get(&existing.deployment_id)
@@ -216,14 +248,28 @@ async fn replay<S: DeploymentStore, Q: Queue>(
                 existing.deployment_id
             ))
         })?;
-    // The first request may have stored the deployment but failed to queue it: queue it again.
-    if record.lifecycle.state == DeploymentState::Submitted {
-        queue_scoring(svc, &record, now).await?;
+    let own = record.submitted_by == actor.id;
+    let same = existing.request_hash == request_hash;
+    if own && same {
+        // The first request may have stored the deployment but failed to queue it: queue it again.
+        if record.lifecycle.state == DeploymentState::Submitted {
+            queue_scoring(svc, &record, input.now).await?;
+        }
+        return Ok(Submitted {
+            record,
+            replayed: true,
+        });
     }
-    Ok(Submitted {
-        record,
-        replayed: true,
-    })
+    match input.idempotency_key {
+        Some(k) if own && existing.key == key_claim(actor, k) => Err(SubmitError::KeyReused {
+            key: k.to_owned(),
+            deployment_id: record.id,
+        }),
+        _ => Err(SubmitError::CorrelationTaken {
+            correlation_id: record.correlation_id().to_string(),
+            deployment_id: actor.require(READERS).is_ok().then_some(record.id),
+        }),
+    }
 }
 
 async fn queue_scoring<S, Q: Queue>(

@@ -1,0 +1,242 @@
+//! Issue 13, point 4: a halt stops a publish already under way at its next safe point. The
+//! platform here uploads a package block by block and then assigns it; the deployment is halted
+//! (an incident) while the upload runs, and the publish must stop before the assignment.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use eucora_connector::CallError;
+use eucora_connector::breaker::BreakerPolicy;
+use eucora_connector::execute::{Connector, Outcome};
+use eucora_connector::memory::{MemoryBreaker, MemoryLedger};
+use eucora_connector::platform::{CallContext, Job, Platform, RingStatus};
+use eucora_domain::cab::Role;
+use eucora_domain::evidence::Platform as Kind;
+use eucora_domain::lifecycle::DeploymentState;
+use eucora_domain::{ActorId, CorrelationId, DeploymentId, IncidentId, Ring, Timestamp};
+use eucora_service::Actor;
+use eucora_service::memory::Memory;
+use eucora_service::messages::{Body, ConnectorAction, ConnectorCommand, Envelope};
+use eucora_service::ports::DeploymentStore;
+use eucora_service::usecases::Services;
+use eucora_service::usecases::gates::{IncidentInput, report_incident};
+use eucora_service::usecases::score::score;
+use eucora_service::usecases::submit::{SubmitInput, submit};
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// Uploads `blocks` blocks (stopping at a safe point when told), then assigns.
+#[derive(Debug, Clone)]
+struct Uploader {
+    blocks: usize,
+    sent: Arc<AtomicUsize>,
+    assigned: Arc<AtomicBool>,
+    /// Told once the upload is under way.
+    started: Arc<Notify>,
+}
+
+impl Uploader {
+    fn new(blocks: usize) -> Uploader {
+        Uploader {
+            blocks,
+            sent: Arc::default(),
+            assigned: Arc::default(),
+            started: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl Platform for Uploader {
+    fn kind(&self) -> Kind {
+        Kind::Windows
+    }
+    async fn publish(
+        &self,
+        cx: &mut CallContext,
+        _job: &Job<'_>,
+    ) -> Result<serde_json::Value, CallError> {
+        for i in 0..self.blocks {
+            if cx.out_of_time() {
+                return Err(CallError::resume_later(
+                    "upload_block",
+                    format!("stopped after {i} blocks"),
+                    Duration::ZERO,
+                ));
+            }
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            if i == 2 {
+                self.started.notify_one();
+            }
+            // A block's round trip.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        cx.checkpoint("assign")?;
+        self.assigned.store(true, Ordering::SeqCst);
+        Ok(json!({ "app_id": "app-1" }))
+    }
+    async fn query_status(
+        &self,
+        _cx: &mut CallContext,
+        _job: &Job<'_>,
+    ) -> Result<RingStatus, CallError> {
+        Err(CallError::invalid_payload(
+            "unused",
+            "UNUSED",
+            "not part of this test",
+        ))
+    }
+    async fn rollback(
+        &self,
+        _cx: &mut CallContext,
+        _job: &Job<'_>,
+    ) -> Result<serde_json::Value, CallError> {
+        Err(CallError::invalid_payload(
+            "unused",
+            "UNUSED",
+            "not part of this test",
+        ))
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-11-23T09:00:00Z").unwrap()
+}
+
+const ID: &str = "dep-halt";
+
+/// A low-risk deployment dispatching to its canary ring, and a connector publishing it.
+async fn dispatching(
+    platform: Uploader,
+) -> (
+    Services<Memory, Memory>,
+    Connector<Memory, MemoryLedger, MemoryBreaker, Uploader>,
+) {
+    let m = Memory::new();
+    let svc = Services {
+        store: m.clone(),
+        queue: m.clone(),
+        policy: eucora_domain::policy::Policy::bundled(),
+    };
+    let body = std::fs::read_to_string(format!(
+        "{}/../../events/deployments/low-risk.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let packager = Actor::new(ActorId::parse("packager-alice").unwrap(), [Role::Packaging]);
+    let id = DeploymentId::parse(ID).unwrap();
+    submit(
+        &svc,
+        &packager,
+        SubmitInput {
+            body: &body,
+            idempotency_key: None,
+            new_id: id.clone(),
+            now: now(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        score(&svc, &id, now()).await.unwrap(),
+        DeploymentState::Dispatching { ring: Ring::Canary }
+    );
+    let connector = Connector {
+        svc: Services {
+            store: m,
+            queue: (),
+            policy: eucora_domain::policy::Policy::bundled(),
+        },
+        ledger: MemoryLedger::default(),
+        breaker: MemoryBreaker::default(),
+        platform,
+        breaker_policy: BreakerPolicy::default(),
+        ring_groups: BTreeMap::from([(Ring::Canary, "grp-canary".to_owned())]),
+        work_budget: None,
+        halt_poll: Some(Duration::from_millis(5)),
+    };
+    (svc, connector)
+}
+
+fn command() -> (Envelope, ConnectorCommand) {
+    let c = ConnectorCommand {
+        deployment_id: DeploymentId::parse(ID).unwrap(),
+        ring: Ring::Canary,
+        action: ConnectorAction::Publish,
+        platform: Kind::Windows,
+    };
+    let e = Envelope::new(
+        CorrelationId::parse("dp-20261123-0001").unwrap(),
+        "m-1".into(),
+        now(),
+        Body::ConnectorCommand(c.clone()),
+    );
+    (e, c)
+}
+
+#[tokio::test]
+async fn a_halt_during_the_upload_stops_the_publish_before_the_assignment() {
+    // Far more blocks than the test needs: the upload runs until the halt is seen.
+    let platform = Uploader::new(1_000_000);
+    let (svc, connector) = dispatching(platform.clone()).await;
+    let (envelope, cmd) = command();
+    let publisher = Actor::new(ActorId::parse("publisher-pat").unwrap(), [Role::Publisher]);
+    let halt = async {
+        platform.started.notified().await;
+        report_incident(
+            &svc,
+            &publisher,
+            &cmd.deployment_id,
+            IncidentInput {
+                severity: "high".into(),
+                summary: "crashes on launch".into(),
+                reclassify_blast_radius: None,
+            },
+            IncidentId::parse("inc-1").unwrap(),
+            now(),
+        )
+        .await
+        .unwrap()
+    };
+    let (outcome, reported) = tokio::join!(connector.execute(&envelope, &cmd, 1, 0.5, now()), halt);
+    assert_eq!(
+        reported.state,
+        DeploymentState::Halted { ring: Ring::Canary }
+    );
+    match &outcome {
+        Outcome::Skipped { reason } => assert!(reason.contains("halted"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(platform.sent.load(Ordering::SeqCst) >= 3);
+    assert!(
+        platform.sent.load(Ordering::SeqCst) < 1_000_000,
+        "the upload stopped part-way"
+    );
+    assert!(
+        !platform.assigned.load(Ordering::SeqCst),
+        "no device was given the package"
+    );
+    let record = svc.store.get(&cmd.deployment_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.lifecycle.state,
+        DeploymentState::Halted { ring: Ring::Canary }
+    );
+    assert!(record.confirmed_platforms.is_empty());
+}
+
+#[tokio::test]
+async fn without_a_halt_the_watched_publish_completes_and_assigns() {
+    let platform = Uploader::new(20);
+    let (svc, connector) = dispatching(platform.clone()).await;
+    let (envelope, cmd) = command();
+    let outcome = connector.execute(&envelope, &cmd, 1, 0.5, now()).await;
+    assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+    assert_eq!(platform.sent.load(Ordering::SeqCst), 20);
+    assert!(platform.assigned.load(Ordering::SeqCst));
+    let record = svc.store.get(&cmd.deployment_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.lifecycle.state,
+        DeploymentState::InRing { ring: Ring::Canary }
+    );
+}
