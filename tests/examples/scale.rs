@@ -61,6 +61,8 @@ async fn status() {
     submission["evidence"]["rollout"]["rings"][0]["target_devices"] = 20_000.into();
     submission["evidence"]["rollout"]["rings"][1]["target_devices"] = 20_000.into();
     let id = e.submit(submission).await;
+    // The rollback gate reads a validation record, not the packager's claim.
+    e.validate_rollback(&id).await;
     let t = Instant::now();
     let state = e.settled(&id).await;
     println!(
@@ -131,6 +133,10 @@ async fn live_in_ring_1<S>(
         eucora_domain::ActorId::parse("packager-alice").expect("id"),
         [eucora_domain::cab::Role::Packaging],
     );
+    let publisher = eucora_service::Actor::new(
+        eucora_domain::ActorId::parse("publisher-pat").expect("id"),
+        [eucora_domain::cab::Role::Publisher],
+    );
     for i in 0..n {
         let id = DeploymentId::parse(format!("dep-bench-{i:04}")).expect("id");
         let body = body.replace("dp-20261123-0001", &format!("dp-bench-{i:04}"));
@@ -146,6 +152,20 @@ async fn live_in_ring_1<S>(
         )
         .await
         .expect("submitted");
+        // The rollback gate reads a validation record (by a publisher), not the packager's claim.
+        eucora_service::usecases::rollback::record_validation(
+            svc,
+            &publisher,
+            &id,
+            eucora_domain::rollback::ValidationInput {
+                devices: vec!["lab-device-01".into()],
+                result: eucora_domain::rollback::RollbackResult::Passed,
+                notes: None,
+            },
+            t0,
+        )
+        .await
+        .expect("rollback validated");
         eucora_service::usecases::score::score(svc, &id, t0)
             .await
             .expect("scored");

@@ -1,5 +1,5 @@
 //! The local stack for the end-to-end tests: one per test, driven through its HTTP API only
-//! (submissions, CAB decisions, exceptions, incidents, reads), with the gate schedule run in
+//! (submissions, CAB decisions, exceptions, incidents, rollback validations, reads), with the gate schedule run in
 //! steps on the stack's clock.
 
 use std::path::PathBuf;
@@ -186,6 +186,21 @@ impl E2e {
             self.step(6).await;
         }
         panic!("{id} stayed {state}");
+    }
+
+    /// A publisher (not the submitter) records a passed rollback run on two Ring 0 devices: the
+    /// rollback gate reads this record, not the packager's `validated_in_ring0`. Returns the
+    /// answer (the validation, whether the gate is satisfied, the state).
+    pub async fn validate_rollback(&self, id: &str) -> Value {
+        let devices = ["lab-device-01".to_owned(), "lab-device-02".to_owned()];
+        let r = self
+            .publisher
+            .validate_rollback(id, &devices, "passed", None)
+            .await
+            .expect("HTTP");
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["rollback_validated"], true, "{}", r.body);
+        r.body
     }
 
     /// Approves `ring` with each of `members`, bound to the deployment's evidence hash.

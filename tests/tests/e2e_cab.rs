@@ -178,6 +178,7 @@ async fn blast_radius_sets_the_quorum() {
 async fn each_ring_needs_its_own_approval() {
     let e = start().await;
     let id = e.submit(sample("high-risk")).await;
+    e.validate_rollback(&id).await;
     assert_eq!(e.settled(&id).await, "awaiting_cab 1");
     let r = e.cab[0]
         .decide(&id, 2, "approve", &hash(&e, &id).await, &[], None)

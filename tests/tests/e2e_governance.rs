@@ -112,6 +112,7 @@ async fn a_self_approved_exception_is_refused() {
 async fn an_incident_is_cleared_only_as_the_rules_say() {
     let e = start().await;
     let id = e.submit(sample("incident")).await;
+    e.validate_rollback(&id).await;
     assert_eq!(e.settled(&id).await, "in_ring 1");
     e.step(1).await;
     let r = e
@@ -314,5 +315,67 @@ async fn an_incident_on_a_deployment_awaiting_cab_blocks_its_approval_and_dispat
     }
     assert_eq!(e.settled(&id).await, "in_ring 1");
     assert!(!e.stack.sims.intune.apps().is_empty());
+    e.stack.shutdown().await;
+}
+
+/// Issue 13, point 7: the exception request the review found (about 23 large compensating
+/// controls) is refused whole with 413 naming the field, nothing of it is written, and the
+/// deployment can still be halted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_exception_request_is_413_naming_the_field_and_nothing_is_written() {
+    let e = start().await;
+    let id = e.submit(sample("low-risk")).await;
+    assert_eq!(e.settled(&id).await, "in_ring 1");
+    let before = e.get(&id).await["exceptions"].clone();
+    let control = "Port 443 blocked at the perimeter firewall for this package. ".repeat(64);
+    let r = e
+        .publisher
+        .request_exception(
+            &id,
+            &json!({
+                "kind": "cross_boundary",
+                "justification": "The vendor's update service sits in another tenant.",
+                "compensating_controls": vec![control; 23],
+                "expires_in_days": 30
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "PAYLOAD_TOO_LARGE", "{}", r.body);
+    assert_eq!(
+        r.body["error"]["field"], "compensating_controls",
+        "{}",
+        r.body
+    );
+    assert_eq!(e.get(&id).await["exceptions"], before);
+    // Eleven controls (one over the limit) within the size: 400 naming the list.
+    let r = e
+        .publisher
+        .request_exception(
+            &id,
+            &json!({
+                "kind": "cross_boundary",
+                "justification": "The vendor's update service sits in another tenant.",
+                "compensating_controls": vec!["egress allow-list"; 11],
+                "expires_in_days": 30
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["error"]["field"], "compensating_controls",
+        "{}",
+        r.body
+    );
+    // The deployment still stops.
+    let r = e
+        .security
+        .report_incident(&id, "high", "Beacons to an unknown host", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(e.state(&id).await, "halted 1");
     e.stack.shutdown().await;
 }

@@ -34,6 +34,7 @@ async fn connector_calls(e: &E2e, id: &str, platform: &str) -> usize {
 async fn low_risk_goes_through_both_rings_without_cab() {
     let e = start().await;
     let id = e.submit(sample("low-risk")).await;
+    e.validate_rollback(&id).await;
     assert_eq!(e.settled(&id).await, "in_ring 1");
     let d = e.get(&id).await;
     assert!(
@@ -61,6 +62,7 @@ async fn low_risk_goes_through_both_rings_without_cab() {
 async fn high_risk_needs_cab_for_each_ring() {
     let e = start().await;
     let id = e.submit(sample("high-risk")).await;
+    e.validate_rollback(&id).await;
     assert_eq!(e.settled(&id).await, "awaiting_cab 1");
     assert!(e.get(&id).await["risk"]["score"].as_f64().unwrap() > 50.0);
     assert!(
@@ -93,6 +95,7 @@ async fn high_risk_needs_cab_for_each_ring() {
 async fn an_incident_halts_and_its_resolution_resumes() {
     let e = start().await;
     let id = e.submit(sample("incident")).await;
+    e.validate_rollback(&id).await;
     assert_eq!(e.settled(&id).await, "in_ring 1");
     e.step(1).await;
 
@@ -152,6 +155,7 @@ async fn windows_and_macos_in_one_deployment() {
     let submission = sample("multi-platform");
     let correlation = submission["correlation_id"].as_str().unwrap().to_owned();
     let id = e.submit(submission).await;
+    e.validate_rollback(&id).await;
     assert_eq!(e.settled(&id).await, "in_ring 1");
     assert_eq!(e.stack.sims.intune.apps().len(), 1);
     assert_eq!(e.stack.sims.jamf.policies().len(), 1);

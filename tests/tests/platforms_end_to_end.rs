@@ -50,6 +50,23 @@ async fn one_deployment_on_windows_and_macos_one_correlation_id_one_gate() {
     route(&svc, &win_q, &mac_q);
     drain(&win_q, &p.intune).await;
     drain(&mac_q, &p.jamf).await;
+    // The rollback gate reads a validation record (by a publisher), not the packager's claim.
+    eucora_service::usecases::rollback::record_validation(
+        &svc,
+        &eucora_service::Actor::new(
+            eucora_domain::ActorId::parse("publisher-pat").unwrap(),
+            [eucora_domain::cab::Role::Publisher],
+        ),
+        &record.id,
+        eucora_domain::rollback::ValidationInput {
+            devices: vec!["lab-device-01".into()],
+            result: eucora_domain::rollback::RollbackResult::Passed,
+            notes: None,
+        },
+        clock.now(),
+    )
+    .await
+    .unwrap();
     let now = svc.store.get(&record.id).await.unwrap().unwrap();
     assert_eq!(
         now.lifecycle.state,

@@ -1,5 +1,5 @@
 //! One function, two triggers: the 5-minute schedule (an EventBridge Scheduled Event) runs the
-//! gates; HTTP requests report and resolve incidents. Both handlers are plain async functions.
+//! gates; HTTP requests report and resolve incidents and record rollback validations. Both handlers are plain async functions.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use eucora_api::{ApiError, RouteId, authorize, bodies, body_text, response, routes::path_param};
@@ -9,6 +9,7 @@ use eucora_service::usecases::Services;
 use eucora_service::usecases::gates::{
     RunLimits, RunReport, report_incident, resolve_incident, run,
 };
+use eucora_service::usecases::rollback::record_validation;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
@@ -103,7 +104,7 @@ pub async fn scheduled_run<S: DeploymentStore + TelemetryStore + GateRunStore, Q
     Ok(report)
 }
 
-/// The incident routes.
+/// The incident and rollback-validation routes.
 pub async fn http<S: DeploymentStore, Q: Queue>(
     svc: &Services<S, Q>,
     req: Request,
@@ -145,6 +146,14 @@ async fn serve<S: DeploymentStore, Q: Queue>(
             Ok(response::json(
                 route.success,
                 &resolve_incident(svc, &actor, &id, &incident, &resolution, now).await?,
+            ))
+        }
+        RouteId::ValidateRollback => {
+            let input = bodies::rollback_validation(body_text(req)?)?;
+            let id = deployment_id(req)?;
+            Ok(response::json(
+                route.success,
+                &record_validation(svc, &actor, &id, input, now).await?,
             ))
         }
         _ => Err(ApiError::not_found("route not served here")),

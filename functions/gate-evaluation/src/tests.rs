@@ -88,6 +88,17 @@ async fn live() -> Services<Memory, Memory> {
     svc
 }
 
+/// [`live`], with a passed rollback validation recorded by a publisher (the sample request): the
+/// rollback gate reads the record, not the packager's `validated_in_ring0`.
+async fn validated() -> Services<Memory, Memory> {
+    let svc = live().await;
+    let r = invoke(&svc, api("rollback-validation"), at(1), inc())
+        .await
+        .unwrap();
+    assert_eq!(r["statusCode"], 201, "{r}");
+    svc
+}
+
 fn schedule() -> Value {
     let path = format!(
         "{}/../../events/schedule/gate-evaluation.json",
@@ -112,7 +123,7 @@ async fn state(svc: &Services<Memory, Memory>) -> DeploymentState {
 
 #[tokio::test]
 async fn the_schedule_promotes_a_ring_whose_gates_pass() {
-    let svc = live().await;
+    let svc = validated().await;
     let report = invoke(&svc, schedule(), at(48), inc()).await.unwrap();
     assert_eq!(report["evaluated"][0]["verdict"], "promote", "{report}");
     assert_eq!(
@@ -123,7 +134,7 @@ async fn the_schedule_promotes_a_ring_whose_gates_pass() {
 
 #[tokio::test]
 async fn an_incident_halts_and_its_resolution_resumes_at_the_next_run() {
-    let svc = live().await;
+    let svc = validated().await;
     let r = invoke(&svc, api("incident-report"), at(10), inc())
         .await
         .unwrap();
@@ -156,9 +167,25 @@ async fn an_incident_halts_and_its_resolution_resumes_at_the_next_run() {
 }
 
 #[tokio::test]
+async fn the_packagers_claim_does_not_pass_the_rollback_gate_a_validation_record_does() {
+    let svc = live().await;
+    let report = invoke(&svc, schedule(), at(48), inc()).await.unwrap();
+    assert_ne!(report["evaluated"][0]["verdict"], "promote", "{report}");
+    let r = invoke(&svc, api("rollback-validation"), at(49), inc())
+        .await
+        .unwrap();
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["rollback_validated"], true, "{body}");
+    assert_eq!(body["validation"]["result"], "passed", "{body}");
+    let report = invoke(&svc, schedule(), at(50), inc()).await.unwrap();
+    assert_eq!(report["evaluated"][0]["verdict"], "promote", "{report}");
+}
+
+#[tokio::test]
 async fn incident_routes_refuse_other_roles_and_bad_bodies() {
     let svc = live().await;
-    for name in ["incident-report", "incident-resolve"] {
+    for name in ["incident-report", "incident-resolve", "rollback-validation"] {
         for role in ["packaging", "cab", "auditor", ""] {
             let r = invoke(&svc, raw_with_roles(name, role), at(10), inc())
                 .await

@@ -16,6 +16,7 @@ use eucora_api::bodies::SEVERITIES;
 use eucora_domain::cab::BlastRadiusClass;
 use eucora_domain::exception::ExceptionKind;
 use eucora_domain::gates::GateKind;
+use eucora_domain::rollback::RollbackResult;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Reply};
@@ -163,6 +164,22 @@ enum Command {
     /// Reports or resolves an incident
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Records a rollback run on Ring 0 devices (not by the submitter): the rollback gate reads
+    /// the latest record, not the packager's claim
+    ValidateRollback {
+        /// The deployment's id
+        #[arg(value_name = "ID")]
+        id: String,
+        /// A Ring 0 device the rollback ran on (repeat for several)
+        #[arg(long, value_name = "DEVICE_ID", required = true)]
+        device: Vec<String>,
+        /// How it went
+        #[arg(long, value_name = "RESULT", value_parser = PossibleValuesParser::new(keys(RollbackResult::ALL, |r| r.key())))]
+        result: String,
+        /// What was seen
+        #[arg(long, value_name = "TEXT")]
+        notes: Option<String>,
+    },
     /// The audit trail as a timeline
     Audit {
         /// The deployment's id
@@ -438,6 +455,12 @@ pub async fn run(raw: &[String]) -> Result<String> {
         }
         Command::Exception(action) => exception(&api, action).await?,
         Command::Incident(action) => incident(&api, action).await?,
+        Command::ValidateRollback {
+            id,
+            device,
+            result,
+            notes,
+        } => validate_rollback(&api, &id, &device, &result, notes.as_deref()).await?,
         Command::Audit { id, verify } => {
             let b = ok(api.audit(&id).await?)?;
             let mut t = render::timeline(b["events"].as_array().map_or(&[][..], |v| v));
@@ -541,6 +564,27 @@ async fn exception(api: &Client, action: ExceptionCommand) -> Result<(Value, Str
         b["status"].as_str().unwrap_or_default(),
         b["exception"]["expires_at"].as_str().unwrap_or_default(),
         b["deployment_state"]["state"].as_str().unwrap_or_default()
+    );
+    Ok((b, t))
+}
+
+async fn validate_rollback(
+    api: &Client,
+    id: &str,
+    devices: &[String],
+    result: &str,
+    notes: Option<&str>,
+) -> Result<(Value, String)> {
+    let b = ok(api.validate_rollback(id, devices, result, notes).await?)?;
+    let t = format!(
+        "rollback validation recorded ({}); the rollback gate is {}; the deployment is {}\n",
+        b["validation"]["result"].as_str().unwrap_or_default(),
+        if b["rollback_validated"] == true {
+            "satisfied"
+        } else {
+            "not satisfied"
+        },
+        b["state"]["state"].as_str().unwrap_or_default()
     );
     Ok((b, t))
 }

@@ -254,6 +254,23 @@ impl Client {
         )
         .await
     }
+
+    /// Records a rollback run on Ring 0 devices (`result`: `passed` or `failed`): the rollback
+    /// gate reads the latest record. Not by the deployment's submitter.
+    pub async fn validate_rollback(
+        &self,
+        id: &str,
+        devices: &[String],
+        result: &str,
+        notes: Option<&str>,
+    ) -> Result<Reply> {
+        let mut body = json!({ "devices": devices, "result": result });
+        if let Some(n) = notes {
+            body["notes"] = n.into();
+        }
+        self.post(&format!("/v1/deployments/{id}/rollback/validations"), &body)
+            .await
+    }
 }
 
 /// A deployment's state as one short string: `in_ring 1`, `awaiting_cab 2`, `completed`.

@@ -1,7 +1,8 @@
 //! The demo: the seed's four scenarios against the running local stack, through its HTTP API,
 //! with the stack's clock moved in steps of six hours. People act as they would: CAB members
-//! approve what waits for them, a publisher reports an incident in Ring 1 and a security reviewer
-//! resolves it a day later. Progress is printed as it happens; at the end, each deployment's
+//! approve what waits for them, a publisher or security reviewer records each deployment's
+//! rollback run on Ring 0 devices (the packager's own claim does not satisfy the rollback gate),
+//! a publisher reports an incident in Ring 1 and a security reviewer resolves it a day later. Progress is printed as it happens; at the end, each deployment's
 //! summary and its audit trail as a timeline (states, rings, gate results with threshold and
 //! actual, CAB decisions, connector calls), and the verification of its hash chain.
 
@@ -104,6 +105,7 @@ pub async fn run(stack: &LocalStack, out: &mut dyn Write) -> Result<Vec<Outcome>
             s.title,
             s.id
         )?;
+        validate_rollback(stack, &p, s, t0, out).await?;
     }
     for _ in 0..MAX_STEPS {
         stack.settle(Duration::from_secs(120)).await?;
@@ -241,6 +243,45 @@ async fn act(
         }
         _ => Ok(false),
     }
+}
+
+/// A publisher (a security reviewer for the high-risk deployment) records the rollback run on
+/// the Ring 0 lab devices: the rollback gate reads this record, not the packager's
+/// `validated_in_ring0`.
+async fn validate_rollback(
+    stack: &LocalStack,
+    p: &People,
+    s: &Scenario,
+    t0: eucora_domain::Timestamp,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (who, client) = if s.sample == "high-risk" {
+        ("security-sam", &p.security)
+    } else {
+        ("publisher-pat", &p.publisher)
+    };
+    let devices = vec![
+        format!("lab-{}-01", s.sample),
+        format!("lab-{}-02", s.sample),
+    ];
+    client
+        .validate_rollback(
+            &s.id,
+            &devices,
+            "passed",
+            Some("rollback run on the lab devices; previous version back"),
+        )
+        .await?
+        .into_ok()
+        .with_context(|| format!("{who} validating the rollback of {}", s.sample))?;
+    writeln!(
+        out,
+        "{} {:<15} {who} records the rollback validated on Ring 0 devices {}",
+        elapsed(stack, t0),
+        s.sample,
+        devices.join(", ")
+    )?;
+    Ok(())
 }
 
 /// The next CAB member who has not approved the ring yet approves it.

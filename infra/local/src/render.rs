@@ -186,6 +186,16 @@ pub fn deployment(d: &Value) -> String {
             s(&i["summary"])
         );
     }
+    for v in d["rollback_validations"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  rollback      {} on {} Ring 0 device(s) by {} at {}",
+            s(&v["result"]),
+            v["devices"].as_array().map_or(0, Vec::len),
+            s(&v["by"]),
+            s(&v["at"])
+        );
+    }
     if d["last_gate_decision"].is_object() {
         let g = &d["last_gate_decision"];
         let _ = writeln!(
@@ -347,6 +357,19 @@ fn describe(event: &Value) -> String {
             "incident {} resolved: {}",
             s(&d["incident"]["id"]),
             s(&d["incident"]["resolved"]["resolution"])
+        ),
+        "rollback.validated" => format!(
+            "rollback {} on Ring 0 devices {}; rollback gate {}",
+            s(&d["result"]),
+            d["devices"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            if d["rollback_validated"] == true {
+                "satisfied"
+            } else {
+                "not satisfied"
+            }
         ),
         other => format!("{other} {d}"),
     }

@@ -5,6 +5,9 @@ use eucora_domain::cab::{BlastRadiusClass, CabVerdict};
 use eucora_domain::evidence::{Sha256Hex, requested_exception};
 use eucora_domain::fields::{Fields, Obj, Text, join};
 use eucora_domain::gates::GateKind;
+use eucora_domain::rollback::{
+    MAX_DEVICES, MAX_NOTES_CHARS, RollbackResult, ValidationInput, device_id_problem,
+};
 use eucora_service::usecases::cab::{DecisionInput, WithdrawalInput};
 use eucora_service::usecases::exceptions::ExceptionInput;
 use eucora_service::usecases::gates::IncidentInput;
@@ -14,12 +17,32 @@ use crate::error::ApiError;
 
 const TEXT: usize = Text::MAX;
 
+/// The most a small body (a decision, an exception request, an incident, ...) may hold, as
+/// stored: eleven texts at their longest (a justification or comment and ten list items), each
+/// character as JSON writes the widest (`\u0000`: 6 bytes), and room for the rest.
+pub const SMALL_BODY_LIMIT: usize = (Text::MAX_ITEMS + 1) * Text::MAX * 6 + 4096;
+
 fn parse(body: &str) -> Result<Value, ApiError> {
     if body.trim().is_empty() {
         return Err(ApiError::bad_field("(body)", "a JSON body is required"));
     }
-    serde_json::from_str(body)
-        .map_err(|e| ApiError::bad_field("(body)", &format!("not valid JSON: {e}")))
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::bad_field("(body)", &format!("not valid JSON: {e}")))?;
+    within(&v, SMALL_BODY_LIMIT)?;
+    Ok(v)
+}
+
+/// 413 naming the field that takes the most when `v`, as stored (compact JSON), is over `limit`.
+pub fn within(v: &Value, limit: usize) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    if size > limit {
+        return Err(ApiError::too_large(
+            &eucora_service::budget::largest_field(v),
+            size,
+            limit,
+        ));
+    }
+    Ok(())
 }
 
 fn finish<T>(f: Fields, value: Option<T>) -> Result<T, ApiError> {
@@ -57,7 +80,7 @@ fn opt_ring(f: &mut Fields, o: &Obj<'_>, key: &str, v: &Value) -> Option<Option<
 }
 
 fn strings(f: &mut Fields, o: &Obj<'_>, key: &str) -> Option<Vec<String>> {
-    let items = f.opt_array(o, key)?;
+    let items = f.opt_bounded_array(o, key, Text::MAX_ITEMS)?;
     let all: Vec<Option<String>> = items
         .iter()
         .map(|(p, v)| f.check_string(p, v, TEXT))
@@ -244,6 +267,53 @@ pub fn incident(body: &str) -> Result<IncidentInput, ApiError> {
     finish(f, value)
 }
 
+/// `POST /v1/deployments/{id}/rollback/validations`: the Ring 0 devices (at least one, at most
+/// [`MAX_DEVICES`], each an id of at most 128 bytes), the result, optional notes (at most
+/// [`MAX_NOTES_CHARS`] characters, as every free text).
+pub fn rollback_validation(body: &str) -> Result<ValidationInput, ApiError> {
+    let v = parse(body)?;
+    let mut f = Fields::default();
+    let o = f.root(&v);
+    f.deny_unknown(&o, &["devices", "result", "notes"]);
+    let devices = f.array(&o, "devices").and_then(|items| {
+        if items.is_empty() {
+            f.error("devices", "name at least one Ring 0 device");
+            return None;
+        }
+        if items.len() > MAX_DEVICES {
+            f.error("devices", format!("at most {MAX_DEVICES} devices"));
+            return None;
+        }
+        let all: Vec<Option<String>> = items
+            .iter()
+            .map(|(p, v)| match v.as_str() {
+                Some(s) => match device_id_problem(s) {
+                    None => Some(s.to_owned()),
+                    Some(problem) => {
+                        f.error(p.clone(), problem);
+                        None
+                    }
+                },
+                None => {
+                    f.error(p.clone(), "must be a string");
+                    None
+                }
+            })
+            .collect();
+        all.into_iter().collect()
+    });
+    let result = f.parsed::<RollbackResult>(&o, "result", &RollbackResult::expected());
+    let notes = f.opt_string(&o, "notes", MAX_NOTES_CHARS);
+    let value = (|| {
+        Some(ValidationInput {
+            devices: devices?,
+            result: result?,
+            notes: notes?,
+        })
+    })();
+    finish(f, value)
+}
+
 // The bodies as the API document describes them. The readers above take them apart field by
 // field (to name every bad field at once); these types state the same shapes for the document,
 // and the tests check the two against each other on the sample bodies.
@@ -253,7 +323,8 @@ pub fn incident(body: &str) -> Result<IncidentInput, ApiError> {
 pub struct CabDecisionRequest {
     pub ring: Ring,
     pub verdict: CabVerdict,
-    /// Conditions attached to an approval.
+    /// Conditions attached to an approval, at most 10.
+    #[schema(max_items = 10)]
     pub conditions: Option<Vec<Text>>,
     /// Why: required when rejecting.
     #[schema(value_type = Option<Text>)]
@@ -277,7 +348,7 @@ pub struct ExceptionRequestBody {
     pub kind: eucora_domain::exception::ExceptionKind,
     #[schema(value_type = Text)]
     pub justification: String,
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 10)]
     pub compensating_controls: Vec<Text>,
     /// For `gate_override`: the ring whose gate is waived.
     pub ring: Option<Ring>,
@@ -321,6 +392,36 @@ pub struct IncidentResolution {
     #[schema(value_type = Text)]
     pub resolution: String,
 }
+
+/// A rollback run on Ring 0 devices, as a publisher or security reviewer (not the deployment's
+/// submitter) records it.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct RollbackValidationRequest {
+    /// The Ring 0 devices the rollback ran on (platform device ids).
+    #[schema(min_items = 1, max_items = 20)]
+    pub devices: Vec<DeviceId>,
+    pub result: RollbackResult,
+    /// What was seen: free text.
+    #[schema(value_type = Option<Text>)]
+    pub notes: Option<String>,
+}
+
+/// A platform device id: at most 128 bytes of letters, digits and `. _ : @ -`.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceId;
+
+impl utoipa::PartialSchema for DeviceId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(eucora_domain::rollback::MAX_DEVICE_ID_BYTES))
+            .pattern(Some(eucora_domain::ids::ID_PATTERN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DeviceId {}
 
 /// An incident's severity: one of [`SEVERITIES`].
 #[derive(Debug, Clone, Copy)]
@@ -377,5 +478,52 @@ mod tests {
             Some("days")
         );
         assert_eq!(reason("").unwrap_err().field.as_deref(), Some("(body)"));
+    }
+
+    #[test]
+    fn a_rollback_validation_names_its_fields() {
+        let fields = |body: &str| -> Vec<String> {
+            rollback_validation(body)
+                .unwrap_err()
+                .fields
+                .into_iter()
+                .map(|f| f.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(r#"{"devices": [], "result": "maybe"}"#),
+            vec!["devices", "result"]
+        );
+        assert_eq!(
+            fields(r#"{"devices": ["ok", "not ok"], "result": "passed", "x": 1}"#),
+            vec!["x", "devices[1]"]
+        );
+        let many: Vec<String> = (0..=MAX_DEVICES).map(|i| format!("d{i}")).collect();
+        let body = serde_json::json!({ "devices": many, "result": "passed" }).to_string();
+        assert_eq!(fields(&body), vec!["devices"]);
+        let body = serde_json::json!({ "devices": ["d"], "result": "passed", "notes": "é".repeat(MAX_NOTES_CHARS + 1) }).to_string();
+        assert_eq!(fields(&body), vec!["notes"]);
+        let ok = rollback_validation(
+            r#"{"devices": ["lab-1"], "result": "failed", "notes": "uninstall left a file"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.result, RollbackResult::Failed);
+        assert_eq!(ok.devices, vec!["lab-1".to_owned()]);
+    }
+
+    #[test]
+    fn the_rollback_validation_schema_states_the_readers_limits() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(RollbackValidationRequest::schema()).unwrap();
+        let p = &schema["properties"];
+        assert_eq!(p["devices"]["maxItems"], MAX_DEVICES, "{schema}");
+        assert_eq!(p["devices"]["minItems"], 1, "{schema}");
+        let device = serde_json::to_value(DeviceId::schema()).unwrap();
+        assert_eq!(
+            device["maxLength"],
+            eucora_domain::rollback::MAX_DEVICE_ID_BYTES
+        );
+        let notes = p["notes"].to_string();
+        assert!(notes.contains("Text"), "{notes}");
     }
 }

@@ -10,6 +10,7 @@ use eucora_service::usecases::Common;
 use eucora_service::usecases::cab::DecideError;
 use eucora_service::usecases::exceptions::ExceptionOpError;
 use eucora_service::usecases::gates::IncidentError;
+use eucora_service::usecases::rollback::RollbackError;
 use eucora_service::usecases::submit::SubmitError;
 use serde::Serialize;
 
@@ -95,6 +96,25 @@ impl ApiError {
             &format!("{field}: {problem}"),
             vec![FieldError::new(field, problem)],
         )
+    }
+
+    /// 413: what the request adds does not fit in the deployment's record (naming the field).
+    pub fn full(full: &eucora_service::budget::RecordFull) -> ApiError {
+        let mut e = ApiError::new(413, "DEPLOYMENT_FULL", full.to_string());
+        e.field = Some(full.field.clone());
+        e.fields = vec![FieldError::new(&full.field, full.to_string())];
+        e
+    }
+
+    /// 413: the request body is over the route's limit (naming the field that takes the most).
+    pub fn too_large(field: &str, size: usize, limit: usize) -> ApiError {
+        let problem = format!(
+            "the request is {size} bytes, over this route's limit of {limit} bytes; {field} takes the most"
+        );
+        let mut e = ApiError::new(413, "PAYLOAD_TOO_LARGE", problem.clone());
+        e.field = Some(field.to_owned());
+        e.fields = vec![FieldError::new(field, problem)];
+        e
     }
 
     pub fn conflict(code: &str, message: impl Into<String>) -> ApiError {
@@ -194,6 +214,7 @@ impl From<SubmitError> for ApiError {
             ),
             SubmitError::Exception(x) => ApiError::bad_field("evidence.exceptions", &x.to_string()),
             SubmitError::Store(s) => ApiError::store(&s),
+            SubmitError::Full(full) => ApiError::full(&full),
             SubmitError::NotQueued {
                 deployment_id,
                 source,
@@ -242,6 +263,7 @@ impl From<DecideError> for ApiError {
             }
             DecideError::Transition(t) => ApiError::conflict("ILLEGAL_TRANSITION", t.to_string()),
             DecideError::Store(s) => ApiError::store(&s),
+            DecideError::Full(full) => ApiError::full(&full),
             DecideError::Queue(q) => {
                 tracing::error!(error = %q, "dispatch not queued");
                 ApiError::new(
@@ -289,6 +311,7 @@ impl From<ExceptionOpError> for ApiError {
                 ApiError::conflict("ILLEGAL_TRANSITION", t.to_string())
             }
             ExceptionOpError::Store(s) => ApiError::store(&s),
+            ExceptionOpError::Full(full) => ApiError::full(&full),
             ExceptionOpError::Queue(q) => {
                 tracing::error!(error = %q, "dispatch not queued");
                 ApiError::new(
@@ -316,6 +339,33 @@ impl From<IncidentError> for ApiError {
             IncidentError::Resolution(r) => ApiError::new(403, "FORBIDDEN", r.to_string()),
             IncidentError::Transition(t) => ApiError::conflict("ILLEGAL_TRANSITION", t.to_string()),
             IncidentError::Store(s) => ApiError::store(&s),
+            IncidentError::TooMany(_) => ApiError::conflict("TOO_MANY_INCIDENTS", e.to_string()),
+        }
+    }
+}
+
+impl From<RollbackError> for ApiError {
+    fn from(e: RollbackError) -> Self {
+        use eucora_domain::rollback::RollbackValidationError as V;
+        match e {
+            RollbackError::Forbidden(f) => ApiError::forbidden(&f),
+            RollbackError::NotFound(_) => ApiError::not_found(e.to_string()),
+            // Separation of duties: the submitter never validates their own rollback (403,
+            // saying why).
+            RollbackError::Validation(v @ (V::OwnSubmission(_) | V::RoleRequired)) => {
+                ApiError::new(403, "FORBIDDEN", v.to_string())
+            }
+            RollbackError::Validation(V::Invalid { field, problem }) => {
+                ApiError::bad_field(&field, &problem)
+            }
+            RollbackError::Validation(v @ V::Finished(_)) => {
+                ApiError::conflict("DEPLOYMENT_FINISHED", v.to_string())
+            }
+            RollbackError::Validation(v @ V::TooMany) => {
+                ApiError::conflict("TOO_MANY_ROLLBACK_VALIDATIONS", v.to_string())
+            }
+            RollbackError::Full(f) => ApiError::full(&f),
+            RollbackError::Store(s) => ApiError::store(&s),
         }
     }
 }

@@ -37,6 +37,7 @@ use eucora_service::usecases::cab::{Decided, Withdrawn};
 use eucora_service::usecases::exceptions::ExceptionOutcome;
 use eucora_service::usecases::gates::IncidentOutcome;
 use eucora_service::usecases::read::{DeploymentView, Verification};
+use eucora_service::usecases::rollback::RollbackValidationOutcome;
 use serde_json::{Map, Value, json};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
@@ -44,7 +45,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::bodies::{
     CabDecisionRequest, CabWithdrawalRequest, ExceptionRequestBody, Extension, IncidentReport,
-    IncidentResolution, Reason,
+    IncidentResolution, Reason, RollbackValidationRequest,
 };
 use crate::error::{ErrorBody, GatewayMessage};
 use crate::response::{AuditTrail, CabQueue};
@@ -85,7 +86,7 @@ struct Contract {
 /// Errors of a route that reads a deployment by id.
 const READ_ERRORS: &[u16] = &[400, 404, 500, 503];
 /// Errors of a route that changes a deployment.
-const WRITE_ERRORS: &[u16] = &[400, 404, 409, 500, 503];
+const WRITE_ERRORS: &[u16] = &[400, 404, 409, 413, 500, 503];
 
 /// `POST /v1/deployments/{id}/cab/withdrawals`.
 fn withdrawal_contract() -> Contract {
@@ -95,6 +96,19 @@ fn withdrawal_contract() -> Contract {
             200,
             "The withdrawn approval (kept, marked withdrawn), the ring's approval status and the deployment's state",
             named::<Withdrawn>(),
+        )],
+        errors: WRITE_ERRORS,
+    }
+}
+
+/// `POST /v1/deployments/{id}/rollback/validations`.
+fn rollback_validation_contract() -> Contract {
+    Contract {
+        body: Some(named::<RollbackValidationRequest>()),
+        ok: vec![(
+            201,
+            "The validation recorded, whether the rollback gate is now satisfied, and the deployment's state",
+            named::<RollbackValidationOutcome>(),
         )],
         errors: WRITE_ERRORS,
     }
@@ -127,7 +141,7 @@ fn contract(id: RouteId) -> Contract {
                     named::<DeploymentView>(),
                 ),
             ],
-            errors: &[400, 409, 500, 503],
+            errors: &[400, 409, 413, 500, 503],
         },
         R::GetDeployment => reply(
             200,
@@ -197,6 +211,7 @@ fn contract(id: RouteId) -> Contract {
             "The resolved incident",
             named::<IncidentOutcome>(),
         ),
+        R::ValidateRollback => rollback_validation_contract(),
     }
 }
 
@@ -236,6 +251,9 @@ fn status_description(status: u16) -> &'static str {
         404 => "No deployment (exception, incident) with this id",
         409 => {
             "Conflict with the deployment's state, a repeated key with another body, or a concurrent change"
+        }
+        413 => {
+            "Too large, naming the field that takes the most: the body is over the route's limit (`PAYLOAD_TOO_LARGE`), or what it adds does not fit in the deployment's record (`DEPLOYMENT_FULL`; the room left is kept for incidents and halts)"
         }
         500 => "Internal error; the request id identifies it in the logs",
         503 => "Busy or not yet queued; repeat the same request",
@@ -414,6 +432,7 @@ fn close_requests(components: &mut Map<String, Value>) {
         Extension::name(),
         IncidentReport::name(),
         IncidentResolution::name(),
+        RollbackValidationRequest::name(),
     ];
     let roots: Vec<&str> = requests.iter().map(AsRef::as_ref).collect();
     for name in reachable(components, &roots) {
@@ -488,7 +507,7 @@ fn artifacts_per_platform(components: &mut Map<String, Value>) {
 fn rollout_and_signing(components: &mut Map<String, Value>) {
     if let Some(signing) = components.get_mut("Signing") {
         signing["oneOf"] = json!([
-            { "properties": { "status": { "const": "signed" }, "signer": { "type": "string" } }, "required": ["signer"] },
+            { "properties": { "status": { "const": "signed" }, "signer": { "type": "string", "maxLength": 200 } }, "required": ["signer"] },
             { "properties": { "status": { "enum": ["self_signed", "unsigned"] } } }
         ]);
     }

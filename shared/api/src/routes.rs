@@ -22,6 +22,7 @@ pub enum RouteId {
     ExtendException,
     ReportIncident,
     ResolveIncident,
+    ValidateRollback,
 }
 
 /// One route of the API.
@@ -175,6 +176,15 @@ pub const ROUTES: &[Route] = &[
         roles: OPERATORS,
         summary: "Resolve an incident: the next gate run re-validates and resumes",
         success: 200,
+    },
+    Route {
+        id: RouteId::ValidateRollback,
+        method: "POST",
+        path: "/v1/deployments/{id}/rollback/validations",
+        function: "gate-evaluation",
+        roles: OPERATORS,
+        summary: "Record a rollback run on Ring 0 devices (not by the submitter): the rollback gate reads the latest",
+        success: 201,
     },
 ];
 
@@ -332,6 +342,7 @@ mod tests {
             R::ExtendException,
             R::ReportIncident,
             R::ResolveIncident,
+            R::ValidateRollback,
         ] {
             assert_eq!(Route::get(id).id, id);
         }

@@ -194,7 +194,7 @@ fn authorised(record: &DeploymentRecord, command: &ConnectorCommand) -> Result<(
             .live_ring()
             .is_some_and(|r| r >= command.ring),
         ConnectorAction::Rollback => {
-            matches!(state, DeploymentState::Halted { ring } | DeploymentState::RolledBack { ring } if ring == command.ring)
+            matches!(state, DeploymentState::Halted { ring } | DeploymentState::Held { ring } | DeploymentState::RolledBack { ring } if ring == command.ring)
         }
     };
     if ok {

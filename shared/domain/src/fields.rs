@@ -35,13 +35,17 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Free text as the API reads it ([`Fields::check_string`] with the longest limit): at least one
-/// character that is not white space, at most [`Text::MAX`] characters. A name for the API
-/// document; values are plain `String`s.
+/// character that is not white space, at most [`Text::MAX`] characters, so at most
+/// [`Text::MAX_BYTES`] bytes of UTF-8. A name for the API document; values are plain `String`s.
 #[derive(Debug, Clone, Copy)]
 pub struct Text;
 
 impl Text {
-    pub const MAX: usize = 4000;
+    pub const MAX: usize = 1000;
+    /// What [`Text::MAX`] characters take at most in UTF-8 (4 bytes a character).
+    pub const MAX_BYTES: usize = Text::MAX * 4;
+    /// The most items of a list of texts in a request (conditions, compensating controls).
+    pub const MAX_ITEMS: usize = 10;
     /// Holds a character that is not white space as `str::trim` knows it (Unicode `White_Space`),
     /// spelt out because ECMA-262's `\s` (the document's regex dialect) is another set.
     pub const NOT_BLANK: &str =
@@ -54,6 +58,11 @@ impl utoipa::PartialSchema for Text {
             .schema_type(utoipa::openapi::schema::Type::String)
             .max_length(Some(Text::MAX))
             .pattern(Some(Text::NOT_BLANK))
+            .description(Some(format!(
+                "Free text: at most {} characters ({} bytes of UTF-8).",
+                Text::MAX,
+                Text::MAX_BYTES
+            )))
             .into()
     }
 }
@@ -173,6 +182,45 @@ impl Fields {
                 None
             }
         }
+    }
+
+    /// An array of at most `max` items (more is reported naming the array, and no item is read).
+    pub fn bounded_array<'v>(
+        &mut self,
+        obj: &Obj<'v>,
+        key: &str,
+        max: usize,
+    ) -> Option<Vec<(String, &'v Value)>> {
+        let items = self.array(obj, key)?;
+        self.at_most(obj, key, items, max)
+    }
+
+    /// An optional array of at most `max` items (absent reads as empty).
+    pub fn opt_bounded_array<'v>(
+        &mut self,
+        obj: &Obj<'v>,
+        key: &str,
+        max: usize,
+    ) -> Option<Vec<(String, &'v Value)>> {
+        let items = self.opt_array(obj, key)?;
+        self.at_most(obj, key, items, max)
+    }
+
+    fn at_most<'v>(
+        &mut self,
+        obj: &Obj<'v>,
+        key: &str,
+        items: Vec<(String, &'v Value)>,
+        max: usize,
+    ) -> Option<Vec<(String, &'v Value)>> {
+        if items.len() > max {
+            self.error(
+                join(&obj.path, key),
+                format!("must hold at most {max} items, not {}", items.len()),
+            );
+            return None;
+        }
+        Some(items)
     }
 
     /// An optional array (absent reads as empty).

@@ -13,6 +13,7 @@
 //! | [`cab`] | blast radius, CAB requirement, quorum, separation of duties, decisions |
 //! | [`exception`] | exceptions: types, approvers, expiry, extension |
 //! | [`incident`] | who may resolve a security incident |
+//! | [`rollback`] | rollback validation records: who may record one, when the gate counts it |
 //! | [`gates`] | promotion gates per ring and the promote / hold / halt verdict |
 //! | [`lifecycle`] | the deployment's typed state machine |
 //! | [`audit`] | audit events and the hash chain over a deployment's trail |
@@ -33,6 +34,7 @@ pub mod lifecycle;
 pub mod policy;
 pub mod ring;
 pub mod risk;
+pub mod rollback;
 pub mod time;
 
 pub use fields::FieldError;

@@ -7,9 +7,10 @@
 //!                               │    ▲         ▲                              │              │
 //!                            rejected └─promote (CAB)─┴─promote (no CAB)─────────────────────┤
 //!                               ▼                                             ▼              ▼
-//!                           Rejected                                       Halted(r) ◀──halt─┤
+//!                    Rejected (nothing live)                               Halted(r) ◀──halt─┤
+//!                    Held(live ring) ──halt──▶ Halted ──resume──▶ Held      │
 //!                                                       Halted(r) ──resume──▶ InRing(r)      │
-//!                                                       Halted/InRing(r) ──rolled back──▶ RolledBack(r)
+//!                                                       Halted/InRing/Held(r) ──rolled back──▶ RolledBack(r)
 //!                                                                    InRing(last) ──complete──▶ Completed
 //! ```
 //!
@@ -41,6 +42,10 @@ pub enum DeploymentState {
     InRing { ring: Ring },
     /// Promotion stopped in `ring` (incident or failed gate).
     Halted { ring: Ring },
+    /// CAB rejected the next ring while the package is live in `ring`: the rollout goes no
+    /// further, the ring stays watched (its gates evaluated, incidents reported), and the operator
+    /// chooses what happens to its devices.
+    Held { ring: Ring },
     /// Rolled back from `ring`. Terminal.
     RolledBack { ring: Ring },
     /// Rejected by CAB or withdrawn. Terminal.
@@ -77,6 +82,7 @@ impl DeploymentState {
             DeploymentState::Dispatching { .. } => "dispatching",
             DeploymentState::InRing { .. } => "in_ring",
             DeploymentState::Halted { .. } => "halted",
+            DeploymentState::Held { .. } => "held",
             DeploymentState::RolledBack { .. } => "rolled_back",
             DeploymentState::Rejected => "rejected",
             DeploymentState::Completed => "completed",
@@ -91,6 +97,7 @@ impl DeploymentState {
             | DeploymentState::Dispatching { ring }
             | DeploymentState::InRing { ring }
             | DeploymentState::Halted { ring }
+            | DeploymentState::Held { ring }
             | DeploymentState::RolledBack { ring } => Some(ring),
             _ => None,
         }
@@ -202,6 +209,10 @@ pub struct Lifecycle {
     pub state: DeploymentState,
     pub first_ring: Ring,
     pub last_ring: Ring,
+    /// CAB rejected the next ring while a ring was live: the deployment goes no further, and a
+    /// halt that is lifted returns it to `Held`, never to promotion.
+    #[serde(default)]
+    pub held: bool,
 }
 
 impl Lifecycle {
@@ -211,6 +222,7 @@ impl Lifecycle {
             state: DeploymentState::Submitted,
             first_ring,
             last_ring,
+            held: false,
         }
     }
 
@@ -218,13 +230,51 @@ impl Lifecycle {
     pub fn live_ring(&self) -> Option<Ring> {
         use DeploymentState as S;
         match self.state {
-            S::Dispatching { ring } | S::InRing { ring } | S::Halted { ring } => Some(ring),
+            S::Dispatching { ring }
+            | S::InRing { ring }
+            | S::Halted { ring }
+            | S::Held { ring } => Some(ring),
             S::AwaitingCab { ring } | S::Approved { ring } if ring > self.first_ring => {
                 Ring::from_number(i64::from(ring.number()) - 1).ok()
             }
             S::Completed => Some(self.last_ring),
             _ => None,
         }
+    }
+
+    /// A rejection of the ring awaited: with a ring live, held there (its devices keep the
+    /// package: never orphaned); with nothing live, the deployment ends.
+    fn rejected(self) -> Lifecycle {
+        match self.live_ring() {
+            Some(ring) => Lifecycle {
+                state: DeploymentState::Held { ring },
+                held: true,
+                ..self
+            },
+            None => Lifecycle {
+                state: DeploymentState::Rejected,
+                ..self
+            },
+        }
+    }
+
+    /// Promotion from `ring` to `to`: exactly the next ring, within the plan.
+    fn promotion(
+        self,
+        ring: Ring,
+        to: Ring,
+        cab_required: bool,
+    ) -> Result<DeploymentState, TransitionError> {
+        if ring.next() != Some(to) {
+            return Err(TransitionError::SkipsRing { from: ring, to });
+        }
+        if to > self.last_ring {
+            return Err(TransitionError::BeyondPlan {
+                ring: to,
+                last: self.last_ring,
+            });
+        }
+        Ok(Self::entry(to, cab_required))
     }
 
     fn entry(ring: Ring, cab_required: bool) -> DeploymentState {
@@ -285,7 +335,7 @@ impl Lifecycle {
             }
             (S::AwaitingCab { ring }, E::CabRejected { ring: r }) => {
                 same_ring(ring, r)?;
-                S::Rejected
+                return Ok(self.rejected());
             }
             (S::Approved { ring }, E::DispatchStarted { ring: r }) => {
                 same_ring(ring, r)?;
@@ -296,16 +346,7 @@ impl Lifecycle {
                 S::InRing { ring }
             }
             (S::InRing { ring }, E::Promote { to, cab_required }) => {
-                if ring.next() != Some(to) {
-                    return Err(TransitionError::SkipsRing { from: ring, to });
-                }
-                if to > self.last_ring {
-                    return Err(TransitionError::BeyondPlan {
-                        ring: to,
-                        last: self.last_ring,
-                    });
-                }
-                Self::entry(to, cab_required)
+                self.promotion(ring, to, cab_required)?
             }
             (S::InRing { ring }, E::Complete) => {
                 if ring != self.last_ring {
@@ -316,14 +357,19 @@ impl Lifecycle {
                 }
                 S::Completed
             }
-            (S::InRing { ring } | S::Dispatching { ring }, E::Halt) => S::Halted { ring },
+            (S::InRing { ring } | S::Dispatching { ring } | S::Held { ring }, E::Halt) => {
+                S::Halted { ring }
+            }
             (S::AwaitingCab { .. } | S::Approved { .. }, E::Halt) => match self.live_ring() {
                 Some(ring) => S::Halted { ring },
                 None => return Err(illegal()),
             },
+            (S::Halted { ring }, E::Resume) if self.held => S::Held { ring },
             (S::Halted { ring }, E::Resume) => S::InRing { ring },
-            (S::Halted { ring }, E::ResumeDispatch) => S::Dispatching { ring },
-            (S::Halted { ring } | S::InRing { ring }, E::RolledBack) => S::RolledBack { ring },
+            (S::Halted { ring }, E::ResumeDispatch) if !self.held => S::Dispatching { ring },
+            (S::Halted { ring } | S::InRing { ring } | S::Held { ring }, E::RolledBack) => {
+                S::RolledBack { ring }
+            }
             (
                 S::Submitted | S::PublishBlocked | S::AwaitingCab { .. } | S::Approved { .. },
                 E::Withdraw,
@@ -376,6 +422,7 @@ mod tests {
             state: DeploymentState::InRing { ring: Ring::Canary },
             first_ring: Ring::Canary,
             last_ring: Ring::Global,
+            held: false,
         };
         assert_eq!(
             l.apply(LifecycleEvent::Promote {
@@ -412,6 +459,7 @@ mod tests {
             state: DeploymentState::AwaitingCab { ring: Ring::Pilot },
             first_ring: Ring::Canary,
             last_ring: Ring::Global,
+            held: false,
         };
         assert_eq!(l.live_ring(), Some(Ring::Canary));
         assert_eq!(
@@ -423,5 +471,49 @@ mod tests {
             ..l
         };
         assert!(fresh.apply(LifecycleEvent::Halt).is_err());
+    }
+
+    #[test]
+    fn a_rejection_of_the_next_ring_holds_the_live_ring_and_a_lifted_halt_returns_there() {
+        use LifecycleEvent as E;
+        let l = Lifecycle {
+            state: DeploymentState::AwaitingCab { ring: Ring::Pilot },
+            first_ring: Ring::Canary,
+            last_ring: Ring::Global,
+            held: false,
+        };
+        let held = l.apply(E::CabRejected { ring: Ring::Pilot }).unwrap();
+        assert_eq!(held.state, DeploymentState::Held { ring: Ring::Canary });
+        assert!(!held.state.is_terminal());
+        assert_eq!(held.live_ring(), Some(Ring::Canary));
+        // A failing gate or an incident halts it; lifting the halt returns to held, not to
+        // promotion.
+        let halted = held.apply(E::Halt).unwrap();
+        assert_eq!(halted.state, DeploymentState::Halted { ring: Ring::Canary });
+        let back = halted.apply(E::Resume).unwrap();
+        assert_eq!(back.state, DeploymentState::Held { ring: Ring::Canary });
+        assert!(
+            back.apply(E::Promote {
+                to: Ring::Pilot,
+                cab_required: false
+            })
+            .is_err()
+        );
+        assert_eq!(
+            back.apply(E::RolledBack).unwrap().state,
+            DeploymentState::RolledBack { ring: Ring::Canary }
+        );
+        // With nothing live, a rejection ends the deployment.
+        let first = Lifecycle {
+            state: DeploymentState::AwaitingCab { ring: Ring::Canary },
+            ..l
+        };
+        assert_eq!(
+            first
+                .apply(E::CabRejected { ring: Ring::Canary })
+                .unwrap()
+                .state,
+            DeploymentState::Rejected
+        );
     }
 }

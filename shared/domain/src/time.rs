@@ -111,6 +111,8 @@ impl utoipa::PartialSchema for Timestamp {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            // As the readers take it (RFC 3339, at most 64 characters).
+            .max_length(Some(64))
             .into()
     }
 }

@@ -6,6 +6,7 @@
 //! ([`memory`]); production wires the DynamoDB and SQS adapters (`eucora-aws`).
 
 pub mod actor;
+pub mod budget;
 pub mod memory;
 pub mod messages;
 pub mod ports;

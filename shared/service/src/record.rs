@@ -9,6 +9,7 @@ use eucora_domain::incident::ReportedAs;
 use eucora_domain::lifecycle::{DeploymentState, Lifecycle, LifecycleEvent, TransitionError};
 use eucora_domain::policy::Policy;
 use eucora_domain::risk::RiskScore;
+use eucora_domain::rollback::RollbackValidation;
 use eucora_domain::{ActorId, DeploymentId, IncidentId, Ring, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -71,7 +72,12 @@ pub struct DeploymentRecord {
     pub incidents: Vec<Incident>,
     /// When the deployment entered the ring it is live in.
     pub ring_entered_at: Option<Timestamp>,
-    pub rollback_validated: bool,
+    /// Rollback validations recorded in Ring 0, oldest first (at most
+    /// [`eucora_domain::rollback::MAX_VALIDATIONS`]). The rollback gate reads the latest; the
+    /// packager's `validated_in_ring0` is their statement only. Records from before this field
+    /// read as having none.
+    #[serde(default)]
+    pub rollback_validations: Vec<RollbackValidation>,
     /// Platforms whose connector confirmed the dispatch into the current ring.
     #[serde(default)]
     pub confirmed_platforms: Vec<eucora_domain::evidence::Platform>,
@@ -152,6 +158,11 @@ impl DeploymentRecord {
             .filter(|i| i.resolved.is_none())
             .map(|i| i.id.clone())
             .collect()
+    }
+
+    /// The rollback gate's input: the latest recorded validation passed.
+    pub fn rollback_validated(&self) -> bool {
+        eucora_domain::rollback::is_validated(&self.rollback_validations)
     }
 
     /// Listed in the CAB queue.

@@ -71,6 +71,25 @@ async fn submit_sample(s: &Services<Memory, Memory>, name: &str, id: &str) -> De
     out.record.id
 }
 
+/// A publisher (not the submitter) records a passed rollback run on Ring 0 devices: the rollback
+/// gate reads this record, not the packager's claim.
+async fn validate_rollback(s: &Services<Memory, Memory>, id: &DeploymentId) {
+    let out = eucora_service::usecases::rollback::record_validation(
+        s,
+        &actor("pub-dan", &[Role::Publisher]),
+        id,
+        eucora_domain::rollback::ValidationInput {
+            devices: vec!["lab-device-1".into()],
+            result: eucora_domain::rollback::RollbackResult::Passed,
+            notes: None,
+        },
+        t(0),
+    )
+    .await
+    .unwrap();
+    assert!(out.rollback_validated);
+}
+
 async fn state(s: &Services<Memory, Memory>, id: &DeploymentId) -> DeploymentState {
     deployment(s, &actor("auditor", &[Role::Auditor]), id, t(0))
         .await
@@ -110,6 +129,7 @@ async fn installs(
 async fn low_risk_goes_to_ring_1_without_cab_then_gates_promote_it_to_ring_2() {
     let s = svc();
     let id = submit_sample(&s, "low-risk", "dep-low").await;
+    validate_rollback(&s, &id).await;
     let sent = s.queue.drain();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0, QueueName::Scoring);
@@ -300,6 +320,7 @@ async fn roles_are_checked() {
 async fn high_risk_needs_cab_for_ring_1_and_again_for_ring_2() {
     let s = svc();
     let id = submit_sample(&s, "high-risk", "dep-high").await;
+    validate_rollback(&s, &id).await;
     assert_eq!(
         score(&s, &id, t(0)).await.unwrap(),
         DeploymentState::AwaitingCab { ring: Ring::Canary }
@@ -400,6 +421,7 @@ async fn a_rejection_blocks_the_deployment() {
 async fn an_incident_halts_and_its_resolution_lets_the_gates_resume_the_rollout() {
     let s = svc();
     let id = submit_sample(&s, "incident", "dep-inc").await;
+    validate_rollback(&s, &id).await;
     score(&s, &id, t(0)).await.unwrap();
     dispatched(
         &s,
@@ -472,6 +494,7 @@ async fn an_incident_halts_and_its_resolution_lets_the_gates_resume_the_rollout(
 async fn multi_platform_waits_for_both_connectors() {
     let s = svc();
     let id = submit_sample(&s, "multi-platform", "dep-multi").await;
+    validate_rollback(&s, &id).await;
     score(&s, &id, t(0)).await.unwrap();
     let queues: Vec<QueueName> = s.queue.drain().into_iter().map(|(q, _)| q).collect();
     assert!(queues.contains(&QueueName::Connector(Platform::Windows)));

@@ -214,6 +214,7 @@ fn the_sample_api_bodies_are_valid_by_the_document_as_the_readers_find_them() {
             RouteId::ExtendException => crate::bodies::extension(&text).is_ok(),
             RouteId::ReportIncident => crate::bodies::incident(&text).is_ok(),
             RouteId::ResolveIncident => crate::bodies::resolution(&text).is_ok(),
+            RouteId::ValidateRollback => crate::bodies::rollback_validation(&text).is_ok(),
             _ => unreachable!("{file}: no body"),
         };
         let v = validator(&doc, &body.name);
@@ -393,6 +394,21 @@ fn the_rules_of_the_small_bodies_are_stated() {
             "longer than the policy allows",
         ),
         ("Extension", json!({ "days": 44.0 }), "ok"),
+        (
+            "RollbackValidationRequest",
+            json!({ "devices": [], "result": "passed" }),
+            "no device",
+        ),
+        (
+            "RollbackValidationRequest",
+            json!({ "devices": ["lab 1"], "result": "passed" }),
+            "bad device id",
+        ),
+        (
+            "RollbackValidationRequest",
+            json!({ "devices": ["lab-1"], "result": "passed", "notes": "ok" }),
+            "ok",
+        ),
     ] {
         assert_eq!(
             validator(&doc, schema).is_valid(&body),
@@ -516,4 +532,72 @@ fn the_audit_routes_declare_their_query_parameters_and_answers() {
             "{problem}"
         );
     }
+}
+
+/// Every list and every text a request may carry has a stated limit (issue 13, point 7): arrays
+/// `maxItems` (or a fixed tuple), strings `maxLength` (or an enumeration).
+#[test]
+fn every_array_and_string_of_a_request_body_is_bounded() {
+    fn walk(doc: &Value, v: &Value, at: &str, seen: &mut Vec<String>, unbounded: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let name = r.trim_start_matches("#/components/schemas/").to_owned();
+                    if !seen.contains(&name) {
+                        seen.push(name.clone());
+                        walk(
+                            doc,
+                            &doc["components"]["schemas"][&name],
+                            &name,
+                            seen,
+                            unbounded,
+                        );
+                    }
+                    return;
+                }
+                let types: Vec<&str> = match m.get("type") {
+                    Some(Value::String(t)) => vec![t.as_str()],
+                    Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                let fixed = m.contains_key("enum") || m.contains_key("const");
+                if types.contains(&"array")
+                    && !m.contains_key("maxItems")
+                    && m.get("items") != Some(&Value::Bool(false))
+                {
+                    unbounded.push(format!("{at}: array"));
+                }
+                if types.contains(&"string") && !fixed && !m.contains_key("maxLength") {
+                    unbounded.push(format!("{at}: string"));
+                }
+                for (k, child) in m {
+                    walk(doc, child, &format!("{at}.{k}"), seen, unbounded);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(doc, child, &format!("{at}[{i}]"), seen, unbounded);
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc = document();
+    let mut seen = Vec::new();
+    let mut unbounded = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
+                walk(
+                    &doc,
+                    schema,
+                    &format!("{method} {path}"),
+                    &mut seen,
+                    &mut unbounded,
+                );
+            }
+        }
+    }
+    assert!(seen.len() > 10, "{seen:?}");
+    assert!(unbounded.is_empty(), "{unbounded:#?}");
 }

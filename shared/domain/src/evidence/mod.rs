@@ -152,6 +152,7 @@ impl utoipa::PartialSchema for Sha256Hex {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some("^[0-9a-fA-F]{64}$"))
+            .max_length(Some(64))
             .into()
     }
 }
@@ -338,7 +339,7 @@ impl RolloutPlan {
 pub struct RollbackPlan {
     pub strategy: RollbackStrategy,
     #[schema(
-        max_length = 4000,
+        max_length = 1000,
         pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
     )]
     pub plan: String,
@@ -373,11 +374,11 @@ pub struct History {
 pub struct RequestedException {
     pub kind: ExceptionKind,
     #[schema(
-        max_length = 4000,
+        max_length = 1000,
         pattern = r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
     )]
     pub justification: String,
-    #[schema(min_items = 1, value_type = Vec<crate::fields::Text>)]
+    #[schema(min_items = 1, max_items = 10, value_type = Vec<crate::fields::Text>)]
     pub compensating_controls: Vec<String>,
 }
 
@@ -395,8 +396,8 @@ pub struct EvidencePack {
     pub rollback: RollbackPlan,
     pub tests: TestEvidence,
     pub history: History,
-    /// Exceptions asked for up front (default none).
-    #[schema(required = false, nullable)]
+    /// Exceptions asked for up front (default none), at most 5.
+    #[schema(required = false, nullable, max_items = 5)]
     pub exceptions: Vec<RequestedException>,
 }
 

@@ -19,7 +19,10 @@ use crate::time::Timestamp;
 use crate::units::Percent;
 
 const SHORT: usize = 200;
-const LONG: usize = 4000;
+/// Free text ([`crate::fields::Text`]).
+const LONG: usize = crate::fields::Text::MAX;
+/// Exceptions asked for up front, at most.
+pub const MAX_UPFRONT_EXCEPTIONS: usize = 5;
 /// A count no real fleet or scan exceeds; guards against nonsense numbers.
 const MAX_COUNT: u64 = 10_000_000;
 
@@ -538,7 +541,7 @@ fn history(f: &mut Fields, e: &Obj<'_>) -> Option<History> {
 }
 
 fn exceptions(f: &mut Fields, e: &Obj<'_>) -> Option<Vec<RequestedException>> {
-    let items = f.opt_array(e, "exceptions")?;
+    let items = f.opt_bounded_array(e, "exceptions", MAX_UPFRONT_EXCEPTIONS)?;
     let mut out = Vec::new();
     let mut ok = true;
     for (path, v) in items {
@@ -556,20 +559,22 @@ pub fn requested_exception(f: &mut Fields, path: String, v: &Value) -> Option<Re
     f.deny_unknown(&o, &["kind", "justification", "compensating_controls"]);
     let kind = f.parsed::<ExceptionKind>(&o, "kind", &ExceptionKind::expected());
     let justification = f.string(&o, "justification", LONG);
-    let controls = f.array(&o, "compensating_controls").and_then(|items| {
-        if items.is_empty() {
-            f.error(
-                join(o.path(), "compensating_controls"),
-                "must list at least one compensating control",
-            );
-            return None;
-        }
-        let all: Vec<Option<String>> = items
-            .iter()
-            .map(|(p, v)| f.check_string(p, v, LONG))
-            .collect();
-        all.into_iter().collect()
-    });
+    let controls = f
+        .bounded_array(&o, "compensating_controls", crate::fields::Text::MAX_ITEMS)
+        .and_then(|items| {
+            if items.is_empty() {
+                f.error(
+                    join(o.path(), "compensating_controls"),
+                    "must list at least one compensating control",
+                );
+                return None;
+            }
+            let all: Vec<Option<String>> = items
+                .iter()
+                .map(|(p, v)| f.check_string(p, v, LONG))
+                .collect();
+            all.into_iter().collect()
+        });
     Some(RequestedException {
         kind: kind?,
         justification: justification?,

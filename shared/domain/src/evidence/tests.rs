@@ -152,3 +152,49 @@ fn packages_up_to_each_platforms_limit_are_taken_and_larger_ones_named() {
         "{err:?}"
     );
 }
+
+#[test]
+fn lists_and_texts_are_bounded_and_an_overrun_is_named() {
+    let exception = |controls: usize, text: &str| {
+        serde_json::json!({
+            "kind": "vulnerability_scan",
+            "justification": text,
+            "compensating_controls": vec![text; controls],
+        })
+    };
+    let mut v: serde_json::Value = serde_json::from_str(LOW_RISK).unwrap();
+    // At the limits, in the widest characters (4 bytes each): taken.
+    let widest = "😀".repeat(crate::fields::Text::MAX);
+    assert_eq!(widest.len(), crate::fields::Text::MAX_BYTES);
+    v["evidence"]["exceptions"] = vec![exception(10, &widest); 5].into();
+    v["evidence"]["rollback"]["plan"] = widest.clone().into();
+    assert!(Submission::from_value(&v).is_ok());
+    // One over each: refused, naming the list or the text.
+    let mut over = v.clone();
+    over["evidence"]["exceptions"] = vec![exception(1, "ok"); 6].into();
+    let err = Submission::from_value(&over).unwrap_err();
+    assert!(
+        err.fields()
+            .iter()
+            .any(|f| f.field == "evidence.exceptions" && f.problem.contains("at most 5 items")),
+        "{err:?}"
+    );
+    let mut over = v.clone();
+    over["evidence"]["exceptions"] = vec![exception(11, "ok")].into();
+    let err = Submission::from_value(&over).unwrap_err();
+    assert!(
+        err.fields()
+            .iter()
+            .any(|f| f.field == "evidence.exceptions[0].compensating_controls"),
+        "{err:?}"
+    );
+    let mut over = v;
+    over["evidence"]["rollback"]["plan"] = format!("{widest}x").into();
+    let err = Submission::from_value(&over).unwrap_err();
+    assert!(
+        err.fields()
+            .iter()
+            .any(|f| f.field == "evidence.rollback.plan" && f.problem.contains("1000")),
+        "{err:?}"
+    );
+}

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::read::load;
 use super::{CONFLICT_RETRIES, Common, Services, dispatch};
 use crate::actor::{Actor, Forbidden};
+use crate::budget::{self, Growth, RecordFull};
 use crate::ports::{DeploymentStore, Queue, QueueError, StoreError};
 use crate::record::Change;
 use crate::record::DeploymentRecord;
@@ -106,6 +107,8 @@ pub enum DecideError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Full(#[from] RecordFull),
 }
 
 impl From<Common> for DecideError {
@@ -184,6 +187,7 @@ pub async fn withdraw<S: DeploymentStore, Q>(
             now,
             window,
         );
+        budget::check(&change.record, Growth::Decision, "reason")?;
         change.audit(
             actor,
             AuditKind::CabWithdrawn,
@@ -246,6 +250,17 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
         let renewal = is_renewal(&decision, &record.decisions);
         let mut change = Change::new(record);
         change.record.decisions.push(decision.clone());
+        let conditions: usize = decision.conditions.iter().map(String::len).sum();
+        let comment = decision.comment.as_deref().map_or(0, str::len);
+        budget::check(
+            &change.record,
+            Growth::Decision,
+            if conditions >= comment {
+                "conditions"
+            } else {
+                "comment"
+            },
+        )?;
         let status = cab_status(
             &requirement,
             &change.record.decisions,

@@ -16,6 +16,7 @@ use time::Duration;
 use super::read::load;
 use super::{CONFLICT_RETRIES, Common, Services, dispatch};
 use crate::actor::{Actor, Forbidden};
+use crate::budget::{self, Growth, RecordFull};
 use crate::ports::{DeploymentStore, Queue, QueueError, StoreError};
 use crate::record::Change;
 
@@ -37,6 +38,8 @@ pub enum ExceptionOpError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Full(#[from] RecordFull),
 }
 
 impl From<Common> for ExceptionOpError {
@@ -79,6 +82,7 @@ async fn with_retry<S, Q, F>(
     svc: &Services<S, Q>,
     id: &DeploymentId,
     now: Timestamp,
+    field: &str,
     mut f: F,
 ) -> Result<(Change, ExceptionId), ExceptionOpError>
 where
@@ -93,6 +97,7 @@ where
         }
         let mut change = Change::new(record);
         let exception_id = f(&mut change)?;
+        budget::check(&change.record, Growth::Decision, field)?;
         match svc.store.save(&change).await {
             Ok(()) => {
                 let commands = dispatch::pending_commands(&change.record);
@@ -136,7 +141,19 @@ pub async fn request<S: DeploymentStore, Q: Queue>(
     now: Timestamp,
 ) -> Result<ExceptionOutcome, ExceptionOpError> {
     actor.require(&[Role::Packaging, Role::Publisher])?;
-    let (change, eid) = with_retry(svc, id, now, |change| {
+    let requested = &input.requested;
+    let field = if requested.justification.len()
+        >= requested
+            .compensating_controls
+            .iter()
+            .map(String::len)
+            .sum::<usize>()
+    {
+        "justification"
+    } else {
+        "compensating_controls"
+    };
+    let (change, eid) = with_retry(svc, id, now, field, |change| {
         let record = ExceptionRecord::open(
             new_id.clone(),
             id.clone(),
@@ -176,7 +193,12 @@ async fn decide<S: DeploymentStore, Q: Queue>(
         Op::Extend(_) => &[Role::SecurityReviewer],
         _ => &[Role::SecurityReviewer, Role::Cab],
     })?;
-    let (change, eid) = with_retry(svc, id, now, |change| {
+    let field = match op {
+        Op::Reject(_) => "reason",
+        Op::Extend(_) => "days",
+        Op::Approve => "(approval)",
+    };
+    let (change, eid) = with_retry(svc, id, now, field, |change| {
         let ctx = change.record.exception_context();
         let policy = &svc.policy.exceptions;
         let roles = actor.roles();

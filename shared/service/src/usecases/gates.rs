@@ -3,7 +3,9 @@
 //! Each run (one at a time, under a lease) looks at the deployments in flight, from where the
 //! last run stopped, several at once, within a time budget: a deployment live in a ring has its gates
 //! evaluated and is promoted, held or halted; a halted one with no open incident is re-validated
-//! and resumes if its gates no longer halt; one still dispatching has its commands re-sent. An
+//! and resumes if its gates no longer halt; one still dispatching has its commands re-sent. A ring
+//! stays watched while CAB decides on the next one and after CAB rejected it (held): its gates are
+//! evaluated and a failing one halts it. An
 //! incident halts at once; resolving it lets the next run re-validate and resume.
 
 use eucora_domain::audit::AuditKind;
@@ -17,6 +19,7 @@ use serde::Serialize;
 use super::read::load;
 use super::{CONFLICT_RETRIES, Common, Services, dispatch};
 use crate::actor::{Actor, Forbidden};
+use crate::budget;
 use crate::ports::{
     DeploymentStore, GateRunStore, Queue, QueueError, RunLease, StoreError, TelemetryStore,
 };
@@ -164,6 +167,11 @@ fn gate_input_next(
     now: Timestamp,
     svc_policy: &eucora_domain::policy::Policy,
 ) -> Option<(Ring, eucora_domain::cab::CabStatus)> {
+    // Held (or halted while held): CAB rejected the next ring, so there is no promotion to judge,
+    // only the ring's health (the rejection is not a failing gate).
+    if r.lifecycle.held {
+        return None;
+    }
     let next = ring.next().filter(|n| *n <= r.lifecycle.last_ring)?;
     let requirement = cab_requirement(next, r.cab_context(), &svc_policy.cab);
     let window = approval_window(r.submission.urgency, &svc_policy.cab);
@@ -209,6 +217,27 @@ fn changed(last: Option<&serde_json::Value>, d: &GateDecision) -> bool {
     }
 }
 
+/// The ring a gate run evaluates, and whether it only watches it: `None` when the deployment waits
+/// for people (or for its dispatch). Watched only: the ring is live but not the one the rollout is
+/// moving through (CAB is deciding on the next ring, or rejected it): its gates are evaluated and
+/// a failing one halts it, nothing else moves.
+fn ring_to_evaluate(record: &DeploymentRecord) -> Option<(Ring, bool)> {
+    match record.lifecycle.state {
+        DeploymentState::InRing { ring } => Some((ring, false)),
+        // Halted by an incident (now resolved) or a failed gate: re-validate. A dispatch halted by
+        // a permanent platform failure waits for the operator.
+        DeploymentState::Halted { ring }
+            if record.open_incidents() == 0 && record.halt_cause.as_deref() != Some("dispatch") =>
+        {
+            Some((ring, false))
+        }
+        DeploymentState::AwaitingCab { .. } | DeploymentState::Held { .. } => {
+            record.lifecycle.live_ring().map(|ring| (ring, true))
+        }
+        _ => None,
+    }
+}
+
 /// Evaluates one deployment now.
 pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
     svc: &Services<S, Q>,
@@ -222,34 +251,25 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
             .get(id)
             .await?
             .ok_or_else(|| GateRunError::NotFound(id.clone()))?;
-        let ring = match record.lifecycle.state {
-            DeploymentState::InRing { ring } => ring,
-            // Halted by an incident (now resolved) or a failed gate: re-validate. A dispatch halted
-            // by a permanent platform failure waits for the operator.
-            DeploymentState::Halted { ring }
-                if record.open_incidents() == 0
-                    && record.halt_cause.as_deref() != Some("dispatch") =>
-            {
-                ring
-            }
-            state => {
-                // Dispatching: re-send what may have been lost. Anything else waits for people.
-                let commands = dispatch::pending_commands(&record);
-                dispatch::send(&svc.queue, &record, commands, now).await?;
-                return Ok(Evaluated {
-                    deployment_id: id.clone(),
-                    ring: state.ring(),
-                    verdict: None,
-                    state,
-                });
-            }
+        let Some((ring, watch_only)) = ring_to_evaluate(&record) else {
+            // Dispatching: re-send what may have been lost. Anything else waits for people.
+            let state = record.lifecycle.state;
+            let commands = dispatch::pending_commands(&record);
+            dispatch::send(&svc.queue, &record, commands, now).await?;
+            return Ok(Evaluated {
+                deployment_id: id.clone(),
+                ring: state.ring(),
+                verdict: None,
+                state,
+            });
         };
         // Halted before every platform confirmed the ring's dispatch: finish the dispatch first.
-        if !record
-            .submission
-            .platforms()
-            .iter()
-            .all(|p| record.confirmed_platforms.contains(p))
+        if !watch_only
+            && !record
+                .submission
+                .platforms()
+                .iter()
+                .all(|p| record.confirmed_platforms.contains(p))
         {
             match resume_dispatch(svc, record, &actor, now).await {
                 Err(GateRunError::Store(StoreError::Conflict)) if attempt < CONFLICT_RETRIES => {
@@ -275,7 +295,7 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
                 planned_targets: record.submission.evidence.rollout.target_devices(ring),
                 planned_site_class: record.submission.evidence.rollout.site_class,
                 open_incidents: record.open_incidents(),
-                rollback_validated: record.rollback_validated,
+                rollback_validated: record.rollback_validated(),
                 next: next.clone(),
                 waivers: &waivers,
             },
@@ -289,7 +309,12 @@ pub async fn evaluate_one<S: DeploymentStore + TelemetryStore, Q: Queue>(
         if substantive {
             change.audit(&actor, AuditKind::GateEvaluated, decision_json, now);
         }
-        apply_verdict(&mut change, &actor, &decision, halted, now)?;
+        if !watch_only {
+            apply_verdict(&mut change, &actor, &decision, halted, now)?;
+        } else if decision.verdict == Verdict::Halt {
+            change.transition(&actor, LifecycleEvent::Halt, now)?;
+            change.record.halt_cause = Some("gate".into());
+        }
         if change.is_empty() && !substantive {
             // Nothing new: do not rewrite the item.
             refresh_telemetry(svc, &change.record, ring, now).await?;
@@ -330,10 +355,15 @@ async fn refresh_telemetry<S, Q: Queue>(
     ring: Ring,
     now: Timestamp,
 ) -> Result<(), GateRunError> {
-    if matches!(
-        record.lifecycle.state,
-        DeploymentState::InRing { ring: r } | DeploymentState::Halted { ring: r } if r == ring
-    ) {
+    // The ring is still live (also while CAB decides on the next one, or after it rejected it).
+    let live = match record.lifecycle.state {
+        DeploymentState::InRing { ring: r }
+        | DeploymentState::Halted { ring: r }
+        | DeploymentState::Held { ring: r } => r == ring,
+        DeploymentState::AwaitingCab { .. } => record.lifecycle.live_ring() == Some(ring),
+        _ => false,
+    };
+    if live {
         dispatch::query_status(&svc.queue, record, ring, now).await?;
     }
     Ok(())
@@ -373,6 +403,10 @@ fn apply_verdict(
     if halted && decision.verdict != Verdict::Halt {
         change.transition(actor, LifecycleEvent::Resume, now)?;
         change.record.halt_cause = None;
+        if change.record.lifecycle.held {
+            // Back to held: CAB rejected the next ring, the rollout goes no further.
+            return Ok(());
+        }
     }
     match decision.verdict {
         Verdict::Promote => match decision.next_ring {
@@ -423,6 +457,10 @@ pub enum IncidentError {
     AlreadyResolved(IncidentId),
     #[error("the deployment is {0}; incidents can no longer be reported against it")]
     Finished(DeploymentState),
+    #[error(
+        "this deployment has had {0} incidents, the most it may: it is halted already or has been resumed {0} times; roll it back and submit a new version"
+    )]
+    TooMany(usize),
     #[error(transparent)]
     Resolution(#[from] ResolutionError),
     #[error(transparent)]
@@ -471,11 +509,16 @@ pub async fn report_incident<S: DeploymentStore, Q>(
         if record.lifecycle.state.is_terminal() {
             return Err(IncidentError::Finished(record.lifecycle.state));
         }
+        if record.incidents.len() >= budget::MAX_INCIDENTS {
+            return Err(IncidentError::TooMany(budget::MAX_INCIDENTS));
+        }
         let mut change = Change::new(record);
+        // The record keeps the summary short (incidents are bounded, so one can always be
+        // written); the trail keeps it whole.
         let incident = Incident {
             id: new_id.clone(),
             severity: input.severity.clone(),
-            summary: input.summary.clone(),
+            summary: budget::kept(&input.summary).0,
             reported_by: actor.id.clone(),
             reported_as: ReportedAs::of(&actor.roles()),
             reported_at: now,
@@ -484,10 +527,14 @@ pub async fn report_incident<S: DeploymentStore, Q>(
             resolved: None,
         };
         change.record.incidents.push(incident.clone());
+        let whole = Incident {
+            summary: input.summary.clone(),
+            ..incident.clone()
+        };
         change.audit(
             actor,
             AuditKind::IncidentReported,
-            serde_json::json!({ "incident": incident, "blast_radius": change.record.blast_radius() }),
+            serde_json::json!({ "incident": whole, "blast_radius": change.record.blast_radius() }),
             now,
         );
         if change.record.lifecycle.live_ring().is_some()
@@ -543,16 +590,21 @@ pub async fn resolve_incident<S: DeploymentStore, Q: Queue>(
             incident.reported_as,
             &change.record.submitted_by,
         )?;
+        // Kept short in the record, whole in the trail (as the summary).
         incident.resolved = Some(Resolution {
             by: actor.id.clone(),
             at: now,
-            resolution: resolution.to_owned(),
+            resolution: budget::kept(resolution).0,
         });
         let incident = incident.clone();
+        let mut whole = incident.clone();
+        if let Some(r) = whole.resolved.as_mut() {
+            resolution.clone_into(&mut r.resolution);
+        }
         change.audit(
             actor,
             AuditKind::IncidentResolved,
-            serde_json::json!({ "incident": incident }),
+            serde_json::json!({ "incident": whole }),
             now,
         );
         // The last open incident resolved: what it held back goes on (a deployment blocked from

@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod exceptions;
 pub mod gates;
 pub mod read;
+pub mod rollback;
 pub mod score;
 pub mod submit;
 

@@ -63,7 +63,11 @@ pub struct DeploymentView {
     pub approvals: Vec<eucora_domain::cab::CabDecision>,
     pub exceptions: Vec<ExceptionView>,
     pub incidents: Vec<Incident>,
+    /// Whether the rollback gate is satisfied: the latest recorded validation passed. The
+    /// packager's `validated_in_ring0` does not count.
     pub rollback_validated: bool,
+    /// The rollback validations recorded in Ring 0, oldest first.
+    pub rollback_validations: Vec<eucora_domain::rollback::RollbackValidation>,
     /// The latest gate decision, with threshold and actual value per gate.
     #[schema(value_type = Option<eucora_domain::gates::GateDecision>)]
     pub last_gate_decision: Option<Value>,
@@ -140,7 +144,8 @@ impl DeploymentView {
                 })
                 .collect(),
             incidents: r.incidents.clone(),
-            rollback_validated: r.rollback_validated,
+            rollback_validated: r.rollback_validated(),
+            rollback_validations: r.rollback_validations.clone(),
             last_gate_decision: r.last_gate.clone(),
             version: r.version,
         }

@@ -22,6 +22,7 @@ use time::Duration;
 use super::Services;
 use super::read::READERS;
 use crate::actor::{Actor, Forbidden};
+use crate::budget::{self, Growth, RecordFull};
 use crate::messages::{Body, Envelope};
 use crate::ports::{
     CreateError, DeploymentStore, IdempotencyRecord, Queue, QueueError, QueueName, StoreError,
@@ -71,6 +72,8 @@ pub enum SubmitError {
     },
     #[error(transparent)]
     Exception(#[from] ExceptionError),
+    #[error(transparent)]
+    Full(#[from] RecordFull),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored, but the scoring request could not be queued: repeat the same request.
@@ -146,6 +149,13 @@ pub async fn submit<S: DeploymentStore, Q: Queue>(
     }
 
     let change = new_deployment(svc, actor, submission, &input)?;
+    budget::check(
+        &change.record,
+        Growth::Submission,
+        &budget::largest_field(
+            &serde_json::to_value(&change.record.submission).unwrap_or_default(),
+        ),
+    )?;
     match svc.store.create(&change, &claims).await {
         Ok(()) => {}
         Err(CreateError::Taken(existing)) => {
@@ -198,7 +208,7 @@ fn new_deployment<S, Q>(
         exceptions,
         incidents: Vec::new(),
         ring_entered_at: None,
-        rollback_validated: submission.evidence.rollback.validated_in_ring0,
+        rollback_validations: Vec::new(),
         confirmed_platforms: Vec::new(),
         halt_cause: None,
         last_gate: None,
