@@ -361,9 +361,6 @@ impl From<RollbackError> for ApiError {
             RollbackError::Validation(v @ V::Finished(_)) => {
                 ApiError::conflict("DEPLOYMENT_FINISHED", v.to_string())
             }
-            RollbackError::Validation(v @ V::TooMany) => {
-                ApiError::conflict("TOO_MANY_ROLLBACK_VALIDATIONS", v.to_string())
-            }
             RollbackError::Full(f) => ApiError::full(&f),
             RollbackError::Store(s) => ApiError::store(&s),
         }

@@ -11,7 +11,7 @@ use eucora_domain::exception::ExceptionKind;
 use eucora_domain::lifecycle::DeploymentState;
 use eucora_domain::{ActorId, DeploymentId, ExceptionId, IncidentId, Ring, Timestamp};
 use eucora_service::Actor;
-use eucora_service::budget::{self, Growth, ITEM_LIMIT, MAX_INCIDENTS};
+use eucora_service::budget::{self, Growth, ITEM_LIMIT, MAX_OPEN_INCIDENTS, MAX_RESOLVED_KEPT};
 use eucora_service::memory::Memory;
 use eucora_service::ports::DeploymentStore;
 use eucora_service::usecases::Services;
@@ -84,7 +84,7 @@ async fn fill(
                     ["justification", "compensating_controls"].contains(&full.field.as_str()),
                     "{full}"
                 );
-                assert_eq!(full.budget, Growth::Decision.budget());
+                assert_eq!(full.budget, Growth::Request.budget());
                 return fitted;
             }
             Err(other) => panic!("an exception request failed otherwise than full: {other}"),
@@ -93,9 +93,8 @@ async fn fill(
     }
 }
 
-#[tokio::test]
-async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
-    let s = services().await;
+/// A low-risk deployment live in its canary ring.
+async fn live_deployment(s: &Services<DynamoStore, Memory>) -> DeploymentId {
     let body = std::fs::read_to_string(format!(
         "{}/../../events/deployments/low-risk.json",
         env!("CARGO_MANIFEST_DIR")
@@ -103,7 +102,7 @@ async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
     .unwrap();
     let id = DeploymentId::parse("dep-largest").unwrap();
     submit(
-        &s,
+        s,
         &actor("packager-alice", &[Role::Packaging]),
         SubmitInput {
             body: &body,
@@ -114,9 +113,9 @@ async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
     )
     .await
     .unwrap();
-    score(&s, &id, t(0)).await.unwrap();
+    score(s, &id, t(0)).await.unwrap();
     let live = dispatched(
-        &s,
+        s,
         &id,
         Ring::Canary,
         Platform::Windows,
@@ -127,6 +126,13 @@ async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
     .unwrap();
     assert_eq!(live, DeploymentState::InRing { ring: Ring::Canary });
 
+    id
+}
+
+#[tokio::test]
+async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
+    let s = services().await;
+    let id = live_deployment(&s).await;
     // People fill it to its budget: the largest exception requests the API takes, then smaller
     // ones into what is left, until not even a small one fits.
     let mut n = 0;
@@ -135,16 +141,24 @@ async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
     fill(&s, &id, (10, 1, 10), &mut n).await;
     let record = s.store.get(&id).await.unwrap().unwrap();
     let size = budget::size(&record);
-    assert!(size <= Growth::Decision.budget());
-    assert!(size > Growth::Decision.budget() - 2048, "{size}");
+    assert!(size <= Growth::Request.budget());
+    assert!(size > Growth::Request.budget() - 2048, "{size}");
 
-    // Incidents, at their longest, are reported and resolved until the most a deployment may
-    // have: each report halts the live ring, each resolution is written.
+    // Full of requests, it can still be told no: a security reviewer rejects one of them with the
+    // longest reason.
     let (sec_a, sec_b) = (
         actor("security-sam", &[Role::SecurityReviewer]),
         actor("security-sue", &[Role::SecurityReviewer]),
     );
-    for i in 0..MAX_INCIDENTS {
+    let reason = format!("x{}", widest(999));
+    let first = ExceptionId::parse("exc-1").unwrap();
+    exceptions::reject(&s, &sec_b, &id, &first, &reason, t(1))
+        .await
+        .unwrap();
+
+    // Incidents, at their longest, are reported and resolved many times over: each report halts
+    // the live ring, each resolution is written, and the gate run writes its result.
+    for i in 0..3 * MAX_RESOLVED_KEPT {
         let inc = IncidentId::parse(format!("inc-{i}")).unwrap();
         let input = IncidentInput {
             severity: "critical".into(),
@@ -170,31 +184,43 @@ async fn a_halt_still_writes_on_the_largest_deployment_the_limits_allow() {
             "{state}"
         );
     }
-    let err = report_incident(
-        &s,
-        &sec_a,
-        &id,
-        IncidentInput {
-            severity: "low".into(),
-            summary: "one more".into(),
-            reclassify_blast_radius: None,
-        },
-        IncidentId::parse("inc-more").unwrap(),
-        t(5),
-    )
-    .await
-    .unwrap_err();
+    // Then as many open at once as may be: each written; one more has nothing left to stop.
+    let open = |i: usize| IncidentInput {
+        severity: "critical".into(),
+        summary: format!("x{}", widest(999) + &i.to_string()),
+        reclassify_blast_radius: None,
+    };
+    for i in 0..MAX_OPEN_INCIDENTS {
+        let inc = IncidentId::parse(format!("open-{i}")).unwrap();
+        let out = report_incident(&s, &sec_a, &id, open(i), inc, t(5))
+            .await
+            .unwrap();
+        assert_eq!(out.state, DeploymentState::Halted { ring: Ring::Canary });
+    }
+    let inc = IncidentId::parse("open-more").unwrap();
+    let err = report_incident(&s, &sec_a, &id, open(99), inc, t(5))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, IncidentError::TooMany(m) if m == MAX_INCIDENTS),
+        matches!(err, IncidentError::TooMany(m) if m == MAX_OPEN_INCIDENTS),
         "{err}"
     );
+    // And every one of them can be resolved.
+    for i in 0..MAX_OPEN_INCIDENTS {
+        let inc = IncidentId::parse(format!("open-{i}")).unwrap();
+        resolve_incident(&s, &sec_b, &id, &inc, &reason, t(6))
+            .await
+            .unwrap();
+    }
+    evaluate_one(&s, &id, t(7)).await.unwrap();
 
     // The record is as large as the limits allow, and still under the item limit: every write
     // above went through DynamoDB's (moto's) 400 KB check.
     let record = s.store.get(&id).await.unwrap().unwrap();
     let size = budget::size(&record);
-    assert!(size > Growth::Decision.budget(), "{size}");
+    assert!(size > Growth::Request.budget(), "{size}");
     assert!(size < ITEM_LIMIT, "{size}");
+    assert_eq!(record.incidents.len(), MAX_RESOLVED_KEPT);
     // The whole texts are in the trail, the record keeps them short.
     assert!(
         record

@@ -165,7 +165,7 @@ pub struct Connector<S, L, B, P> {
 }
 
 /// How often a running publish reads its deployment again in the functions.
-pub const HALT_POLL: Duration = Duration::from_secs(15);
+pub const HALT_POLL: Duration = Duration::from_secs(5);
 
 fn retry(
     attempt: u32,
@@ -464,8 +464,13 @@ where
         every: Duration,
         stop: &AtomicBool,
     ) -> std::convert::Infallible {
+        let mut first = true;
         loop {
-            tokio::time::sleep(every).await;
+            // The first look at once (the command may have waited in its queue), then on the tick.
+            if !first {
+                tokio::time::sleep(every).await;
+            }
+            first = false;
             let halted = match self.svc.store.get(&command.deployment_id).await {
                 Ok(Some(record)) => authorised(&record, command).is_err(),
                 Ok(None) => true,

@@ -35,6 +35,10 @@ struct Uploader {
     assigned: Arc<AtomicBool>,
     /// Told once the upload is under way.
     started: Arc<Notify>,
+    /// The upload itself ignores a stop (it has no safe point of its own), and the step before
+    /// the assignment waits until the connector has seen the deployment halted: only the
+    /// checkpoint before the assignment can stop it then.
+    only_the_checkpoint: bool,
 }
 
 impl Uploader {
@@ -44,6 +48,7 @@ impl Uploader {
             sent: Arc::default(),
             assigned: Arc::default(),
             started: Arc::new(Notify::new()),
+            only_the_checkpoint: false,
         }
     }
 }
@@ -58,7 +63,7 @@ impl Platform for Uploader {
         _job: &Job<'_>,
     ) -> Result<serde_json::Value, CallError> {
         for i in 0..self.blocks {
-            if cx.out_of_time() {
+            if !self.only_the_checkpoint && cx.out_of_time() {
                 return Err(CallError::resume_later(
                     "upload_block",
                     format!("stopped after {i} blocks"),
@@ -71,6 +76,15 @@ impl Platform for Uploader {
             }
             // A block's round trip.
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if self.only_the_checkpoint {
+            // Wait (bounded) until the connector has seen the halt: the race the checkpoint is for.
+            for _ in 0..10_000 {
+                if cx.stop_requested() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
         cx.checkpoint("assign")?;
         self.assigned.store(true, Ordering::SeqCst);
@@ -238,5 +252,47 @@ async fn without_a_halt_the_watched_publish_completes_and_assigns() {
     assert_eq!(
         record.lifecycle.state,
         DeploymentState::InRing { ring: Ring::Canary }
+    );
+}
+
+#[tokio::test]
+async fn a_halt_after_the_upload_stops_the_publish_at_the_checkpoint_before_the_assignment() {
+    let platform = Uploader {
+        only_the_checkpoint: true,
+        ..Uploader::new(5)
+    };
+    let (svc, connector) = dispatching(platform.clone()).await;
+    let (envelope, cmd) = command();
+    let publisher = Actor::new(ActorId::parse("publisher-pat").unwrap(), [Role::Publisher]);
+    let halt = async {
+        platform.started.notified().await;
+        report_incident(
+            &svc,
+            &publisher,
+            &cmd.deployment_id,
+            IncidentInput {
+                severity: "high".into(),
+                summary: "crashes on launch".into(),
+                reclassify_blast_radius: None,
+            },
+            IncidentId::parse("inc-2").unwrap(),
+            now(),
+        )
+        .await
+        .unwrap()
+    };
+    let (outcome, _) = tokio::join!(connector.execute(&envelope, &cmd, 1, 0.5, now()), halt);
+    assert_eq!(
+        platform.sent.load(Ordering::SeqCst),
+        5,
+        "the upload went to its end"
+    );
+    match &outcome {
+        Outcome::Skipped { reason } => assert!(reason.contains("before assign"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !platform.assigned.load(Ordering::SeqCst),
+        "the checkpoint kept the package from the devices"
     );
 }

@@ -20,7 +20,7 @@ pub const MAX_DEVICE_ID_BYTES: usize = 128;
 pub const MAX_NOTES_CHARS: usize = crate::fields::Text::MAX;
 /// ... so at most this many bytes of UTF-8.
 pub const MAX_NOTES_BYTES: usize = crate::fields::Text::MAX_BYTES;
-/// At most this many validations per deployment (the record stays one bounded item).
+/// The record keeps at most this many validations, the latest (the record stays one bounded item).
 pub const MAX_VALIDATIONS: usize = 20;
 
 /// The roles that may record a rollback validation.
@@ -68,10 +68,6 @@ pub enum RollbackValidationError {
     Invalid { field: String, problem: String },
     #[error("the deployment is {0}; its rollback can no longer be validated")]
     Finished(DeploymentState),
-    #[error(
-        "this deployment already has {MAX_VALIDATIONS} rollback validations, the most it keeps"
-    )]
-    TooMany,
 }
 
 fn invalid(field: impl Into<String>, problem: impl Into<String>) -> RollbackValidationError {
@@ -157,9 +153,8 @@ pub fn record(
         return Err(RollbackValidationError::Finished(state));
     }
     check_input(&input)?;
-    if previous.len() >= MAX_VALIDATIONS {
-        return Err(RollbackValidationError::TooMany);
-    }
+    // Only the latest counts, so a new one is always taken (`keep_latest` bounds the record).
+    let _ = previous;
     Ok(RollbackValidation {
         by: by.clone(),
         at,
@@ -167,6 +162,14 @@ pub fn record(
         result: input.result,
         notes: input.notes,
     })
+}
+
+/// Keeps the latest [`MAX_VALIDATIONS`] validations (the gate reads the latest; the audit trail
+/// keeps every one), so that the record stays bounded and a new validation, passed or failed, is
+/// always taken.
+pub fn keep_latest(validations: &mut Vec<RollbackValidation>) {
+    let over = validations.len().saturating_sub(MAX_VALIDATIONS);
+    validations.drain(..over);
 }
 
 /// True when the latest validation (the last recorded) passed.
@@ -335,7 +338,9 @@ mod tests {
             err,
             RollbackValidationError::Finished(DeploymentState::Completed)
         );
-        let previous: Vec<_> = (0..MAX_VALIDATIONS)
+        // Past the most kept, a new one is still taken (a failure can always be recorded) and
+        // the oldest leaves the record.
+        let mut kept: Vec<_> = (0..=MAX_VALIDATIONS)
             .map(|i| {
                 record(
                     &[],
@@ -343,22 +348,19 @@ mod tests {
                     &actor("a"),
                     &actor("b"),
                     &[Role::Publisher],
-                    input(RollbackResult::Passed),
+                    input(if i == MAX_VALIDATIONS {
+                        RollbackResult::Failed
+                    } else {
+                        RollbackResult::Passed
+                    }),
                     at(i64::try_from(i).unwrap()),
                 )
                 .unwrap()
             })
             .collect();
-        let err = record(
-            &previous,
-            STATE,
-            &actor("a"),
-            &actor("b"),
-            &[Role::Publisher],
-            input(RollbackResult::Passed),
-            at(100),
-        )
-        .unwrap_err();
-        assert_eq!(err, RollbackValidationError::TooMany);
+        keep_latest(&mut kept);
+        assert_eq!(kept.len(), MAX_VALIDATIONS);
+        assert_eq!(kept[0].at, at(1));
+        assert!(!is_validated(&kept));
     }
 }

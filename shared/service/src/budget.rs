@@ -2,11 +2,12 @@
 //!
 //! A deployment is one stored item (in DynamoDB at most 400 KB; its audit trail lives in items of
 //! its own). What people add to it — the submission, CAB decisions and withdrawals, exceptions and
-//! their approvals, rollback validations — stops at a budget below that limit. Incidents are
-//! bounded apart (at most [`MAX_INCIDENTS`], each kept short in the record, whole in the trail), and
-//! their room is kept free, so that an incident can always be reported and resolved; what the
-//! control plane writes (a gate's halt, a state change, a connector's confirmation) fits in the
-//! headroom left after both.
+//! their approvals, rollback validations — stops at a budget below that limit, requests sooner than
+//! the decisions that say no. Incidents are bounded apart (at most [`MAX_OPEN_INCIDENTS`] open and
+//! the latest [`MAX_RESOLVED_KEPT`] resolved in the record, each kept short; every one whole in the
+//! trail), and their room is kept free, so that an incident can always be reported and resolved;
+//! what the control plane writes (a gate's halt, a state change, a connector's confirmation) fits
+//! in the headroom left after both.
 //!
 //! The budgets are in bytes of the record as stored (its JSON).
 
@@ -15,8 +16,15 @@ use crate::record::DeploymentRecord;
 /// The store's limit on one item.
 pub const ITEM_LIMIT: usize = 400 * 1024;
 
-/// Incidents a deployment may have had, at most (open or resolved).
-pub const MAX_INCIDENTS: usize = 20;
+/// Incidents open at once, at most: with one open the deployment is halted (or, not live yet,
+/// blocked), so a further report has nothing left to stop.
+pub const MAX_OPEN_INCIDENTS: usize = 10;
+
+/// Resolved incidents the record keeps (the latest); older ones are in the audit trail, whole.
+pub const MAX_RESOLVED_KEPT: usize = 10;
+
+/// Incidents in the record, at most.
+pub const MAX_INCIDENTS: usize = MAX_OPEN_INCIDENTS + MAX_RESOLVED_KEPT;
 
 /// The characters of an incident's summary, and of its resolution, the record keeps (the audit
 /// trail keeps the whole text).
@@ -35,8 +43,12 @@ pub const SYSTEM_HEADROOM: usize = 32 * 1024;
 pub enum Growth {
     /// A new deployment.
     Submission,
-    /// A person's decision or request: CAB decisions and withdrawals, exceptions and their
-    /// approvals, rejections and extensions, rollback validations. Incidents are not counted here:
+    /// A person's request or approval: exception requests, approvals and extensions, CAB
+    /// approvals, passed rollback validations.
+    Request,
+    /// A decision that stops or holds back: CAB rejections and withdrawals, exception rejections,
+    /// failed rollback validations. They have room of their own, so that requests filling a
+    /// deployment never keep its reviewers from saying no. Incidents are not counted here either:
     /// they are bounded in number and size, and their room is kept free.
     Decision,
 }
@@ -46,6 +58,7 @@ impl Growth {
     pub const fn budget(self) -> usize {
         match self {
             Growth::Submission => 160 * 1024,
+            Growth::Request => 230 * 1024,
             Growth::Decision => 270 * 1024,
         }
     }
@@ -126,7 +139,10 @@ mod tests {
 
     #[test]
     fn people_incidents_and_the_control_plane_each_have_their_room() {
-        assert!(Growth::Submission.budget() < Growth::Decision.budget());
+        assert!(Growth::Submission.budget() < Growth::Request.budget());
+        // Forty kilobytes for the decisions that say no: five at their largest (a comment of 1000
+        // characters at 6 bytes, and the rest of the decision).
+        assert!(Growth::Decision.budget() - Growth::Request.budget() >= 5 * (6 * 1000 + 1024));
         // The people's budget, every incident the deployment may have at its largest, and the
         // control plane's headroom fit in one item.
         assert!(

@@ -254,7 +254,11 @@ pub async fn decide<S: DeploymentStore, Q: Queue>(
         let comment = decision.comment.as_deref().map_or(0, str::len);
         budget::check(
             &change.record,
-            Growth::Decision,
+            if decision.verdict == CabVerdict::Reject {
+                Growth::Decision
+            } else {
+                Growth::Request
+            },
             if conditions >= comment {
                 "conditions"
             } else {

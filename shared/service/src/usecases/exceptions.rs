@@ -82,7 +82,7 @@ async fn with_retry<S, Q, F>(
     svc: &Services<S, Q>,
     id: &DeploymentId,
     now: Timestamp,
-    field: &str,
+    (growth, field): (Growth, &str),
     mut f: F,
 ) -> Result<(Change, ExceptionId), ExceptionOpError>
 where
@@ -97,7 +97,7 @@ where
         }
         let mut change = Change::new(record);
         let exception_id = f(&mut change)?;
-        budget::check(&change.record, Growth::Decision, field)?;
+        budget::check(&change.record, growth, field)?;
         match svc.store.save(&change).await {
             Ok(()) => {
                 let commands = dispatch::pending_commands(&change.record);
@@ -153,7 +153,7 @@ pub async fn request<S: DeploymentStore, Q: Queue>(
     } else {
         "compensating_controls"
     };
-    let (change, eid) = with_retry(svc, id, now, field, |change| {
+    let (change, eid) = with_retry(svc, id, now, (Growth::Request, field), |change| {
         let record = ExceptionRecord::open(
             new_id.clone(),
             id.clone(),
@@ -193,12 +193,12 @@ async fn decide<S: DeploymentStore, Q: Queue>(
         Op::Extend(_) => &[Role::SecurityReviewer],
         _ => &[Role::SecurityReviewer, Role::Cab],
     })?;
-    let field = match op {
-        Op::Reject(_) => "reason",
-        Op::Extend(_) => "days",
-        Op::Approve => "(approval)",
+    let budget = match op {
+        Op::Reject(_) => (Growth::Decision, "reason"),
+        Op::Extend(_) => (Growth::Request, "days"),
+        Op::Approve => (Growth::Request, "(approval)"),
     };
-    let (change, eid) = with_retry(svc, id, now, field, |change| {
+    let (change, eid) = with_retry(svc, id, now, budget, |change| {
         let ctx = change.record.exception_context();
         let policy = &svc.policy.exceptions;
         let roles = actor.roles();

@@ -458,7 +458,7 @@ pub enum IncidentError {
     #[error("the deployment is {0}; incidents can no longer be reported against it")]
     Finished(DeploymentState),
     #[error(
-        "this deployment has had {0} incidents, the most it may: it is halted already or has been resumed {0} times; roll it back and submit a new version"
+        "{0} incidents are open on this deployment, the most at once: it is halted (or blocked) already; resolve one before reporting another"
     )]
     TooMany(usize),
     #[error(transparent)]
@@ -509,8 +509,8 @@ pub async fn report_incident<S: DeploymentStore, Q>(
         if record.lifecycle.state.is_terminal() {
             return Err(IncidentError::Finished(record.lifecycle.state));
         }
-        if record.incidents.len() >= budget::MAX_INCIDENTS {
-            return Err(IncidentError::TooMany(budget::MAX_INCIDENTS));
+        if record.open_incidents() as usize >= budget::MAX_OPEN_INCIDENTS {
+            return Err(IncidentError::TooMany(budget::MAX_OPEN_INCIDENTS));
         }
         let mut change = Change::new(record);
         // The record keeps the summary short (incidents are bounded, so one can always be
@@ -560,6 +560,21 @@ pub async fn report_incident<S: DeploymentStore, Q>(
     Err(StoreError::Conflict.into())
 }
 
+/// Keeps the latest [`budget::MAX_RESOLVED_KEPT`] resolved incidents in the record (every open one
+/// stays); the audit trail keeps all of them whole.
+fn prune_resolved(incidents: &mut Vec<Incident>) {
+    let resolved = incidents.iter().filter(|i| i.resolved.is_some()).count();
+    let mut drop = resolved.saturating_sub(budget::MAX_RESOLVED_KEPT);
+    incidents.retain(|i| {
+        if drop > 0 && i.resolved.is_some() {
+            drop -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
 /// Resolves an incident. The next gate run re-validates the gates and resumes the rollout. The
 /// deployment's submitter may not resolve it, and an incident reported by a security reviewer is
 /// resolved only by a security reviewer (a publisher's attempt is refused, saying so).
@@ -597,6 +612,7 @@ pub async fn resolve_incident<S: DeploymentStore, Q: Queue>(
             resolution: budget::kept(resolution).0,
         });
         let incident = incident.clone();
+        prune_resolved(&mut change.record.incidents);
         let mut whole = incident.clone();
         if let Some(r) = whole.resolved.as_mut() {
             resolution.clone_into(&mut r.resolution);

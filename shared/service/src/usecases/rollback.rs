@@ -74,7 +74,13 @@ pub async fn record_validation<S: DeploymentStore, Q>(
         )?;
         let mut change = Change::new(r);
         change.record.rollback_validations.push(validation.clone());
-        budget::check(&change.record, Growth::Decision, "devices")?;
+        eucora_domain::rollback::keep_latest(&mut change.record.rollback_validations);
+        let growth = if validation.result == eucora_domain::rollback::RollbackResult::Passed {
+            Growth::Request
+        } else {
+            Growth::Decision
+        };
+        budget::check(&change.record, growth, "devices")?;
         let validated = change.record.rollback_validated();
         change.audit(
             actor,
