@@ -464,13 +464,10 @@ where
         every: Duration,
         stop: &AtomicBool,
     ) -> std::convert::Infallible {
-        let mut first = true;
+        // `run` has just read the deployment and found the command authorised: look again on
+        // the tick.
         loop {
-            // The first look at once (the command may have waited in its queue), then on the tick.
-            if !first {
-                tokio::time::sleep(every).await;
-            }
-            first = false;
+            tokio::time::sleep(every).await;
             let halted = match self.svc.store.get(&command.deployment_id).await {
                 Ok(Some(record)) => authorised(&record, command).is_err(),
                 Ok(None) => true,

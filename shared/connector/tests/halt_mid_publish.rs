@@ -21,7 +21,7 @@ use eucora_service::memory::Memory;
 use eucora_service::messages::{Body, ConnectorAction, ConnectorCommand, Envelope};
 use eucora_service::ports::DeploymentStore;
 use eucora_service::usecases::Services;
-use eucora_service::usecases::gates::{IncidentInput, report_incident};
+use eucora_service::usecases::gates::{IncidentInput, IncidentOutcome, report_incident};
 use eucora_service::usecases::score::score;
 use eucora_service::usecases::submit::{SubmitInput, submit};
 use serde_json::json;
@@ -189,30 +189,38 @@ fn command() -> (Envelope, ConnectorCommand) {
     (e, c)
 }
 
+/// A publisher reports an incident (which halts the ring) once the upload is under way.
+async fn halt_once_started(
+    svc: &Services<Memory, Memory>,
+    platform: &Uploader,
+    id: &DeploymentId,
+    incident: &str,
+) -> IncidentOutcome {
+    platform.started.notified().await;
+    let publisher = Actor::new(ActorId::parse("publisher-pat").unwrap(), [Role::Publisher]);
+    report_incident(
+        svc,
+        &publisher,
+        id,
+        IncidentInput {
+            severity: "high".into(),
+            summary: "crashes on launch".into(),
+            reclassify_blast_radius: None,
+        },
+        IncidentId::parse(incident).unwrap(),
+        now(),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_halt_during_the_upload_stops_the_publish_before_the_assignment() {
     // Far more blocks than the test needs: the upload runs until the halt is seen.
     let platform = Uploader::new(1_000_000);
     let (svc, connector) = dispatching(platform.clone()).await;
     let (envelope, cmd) = command();
-    let publisher = Actor::new(ActorId::parse("publisher-pat").unwrap(), [Role::Publisher]);
-    let halt = async {
-        platform.started.notified().await;
-        report_incident(
-            &svc,
-            &publisher,
-            &cmd.deployment_id,
-            IncidentInput {
-                severity: "high".into(),
-                summary: "crashes on launch".into(),
-                reclassify_blast_radius: None,
-            },
-            IncidentId::parse("inc-1").unwrap(),
-            now(),
-        )
-        .await
-        .unwrap()
-    };
+    let halt = halt_once_started(&svc, &platform, &cmd.deployment_id, "inc-1");
     let (outcome, reported) = tokio::join!(connector.execute(&envelope, &cmd, 1, 0.5, now()), halt);
     assert_eq!(
         reported.state,
@@ -263,24 +271,7 @@ async fn a_halt_after_the_upload_stops_the_publish_at_the_checkpoint_before_the_
     };
     let (svc, connector) = dispatching(platform.clone()).await;
     let (envelope, cmd) = command();
-    let publisher = Actor::new(ActorId::parse("publisher-pat").unwrap(), [Role::Publisher]);
-    let halt = async {
-        platform.started.notified().await;
-        report_incident(
-            &svc,
-            &publisher,
-            &cmd.deployment_id,
-            IncidentInput {
-                severity: "high".into(),
-                summary: "crashes on launch".into(),
-                reclassify_blast_radius: None,
-            },
-            IncidentId::parse("inc-2").unwrap(),
-            now(),
-        )
-        .await
-        .unwrap()
-    };
+    let halt = halt_once_started(&svc, &platform, &cmd.deployment_id, "inc-2");
     let (outcome, _) = tokio::join!(connector.execute(&envelope, &cmd, 1, 0.5, now()), halt);
     assert_eq!(
         platform.sent.load(Ordering::SeqCst),

@@ -141,23 +141,18 @@ impl DeploymentRecord {
         )
     }
 
-    pub fn open_incidents(&self) -> u32 {
-        u32::try_from(
-            self.incidents
-                .iter()
-                .filter(|i| i.resolved.is_none())
-                .count(),
-        )
-        .unwrap_or(u32::MAX)
+    /// The incidents not resolved yet.
+    pub fn open(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.iter().filter(|i| i.resolved.is_none())
     }
 
-    /// The incidents not resolved yet.
+    pub fn open_incidents(&self) -> u32 {
+        u32::try_from(self.open().count()).unwrap_or(u32::MAX)
+    }
+
+    /// The ids of the incidents not resolved yet.
     pub fn open_incident_ids(&self) -> Vec<IncidentId> {
-        self.incidents
-            .iter()
-            .filter(|i| i.resolved.is_none())
-            .map(|i| i.id.clone())
-            .collect()
+        self.open().map(|i| i.id.clone()).collect()
     }
 
     /// The rollback gate's input: the latest recorded validation passed.

@@ -70,12 +70,7 @@ pub async fn queue<S: DeploymentStore, Q>(
             blast_radius: r.blast_radius(),
             evidence_hash: r.evidence_hash.clone(),
             submitted_by: r.submitted_by.clone(),
-            open_incidents: r
-                .incidents
-                .iter()
-                .filter(|i| i.resolved.is_none())
-                .cloned()
-                .collect(),
+            open_incidents: r.open().cloned().collect(),
         });
     }
     Ok(out)
