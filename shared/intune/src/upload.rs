@@ -842,11 +842,30 @@ impl Sender {
                     self.resend.push((id, data));
                 }
                 Sent::Failed(e) => {
-                    self.set.abort_all();
+                    self.settle::<C, A>(cx, &target.ids).await;
                     return Err(e);
                 }
             }
         }
+    }
+
+    /// Waits for every block in flight, abandoning none: once an invocation's upload stops,
+    /// for whatever reason, nothing it sent is still on its way to Azure (a block landing later
+    /// would change what the next invocation finds), and the trail has every call.
+    async fn settle<C: Credentials, A: ArtifactSource>(
+        &mut self,
+        cx: &mut CallContext,
+        ids: &Value,
+    ) {
+        while let Some(joined) = self.set.join_next().await {
+            let Ok((calls, sent)) = joined else { continue };
+            record_calls::<C, A>(cx, ids, calls);
+            if let Sent::Accepted { bytes } = sent {
+                self.blocks_sent += 1;
+                self.bytes_sent += bytes;
+            }
+        }
+        self.resend.clear();
     }
 }
 
@@ -964,20 +983,27 @@ pub(crate) async fn upload<C: Credentials, A: ArtifactSource>(
         to: Storage::of(c, cx),
         done: Uploaded::default(),
     };
-    loop {
-        let at = stream.position();
-        let Some(chunk) = stream.next().await? else {
-            break;
-        };
-        cutter.feed(at, &chunk);
-        while let Some((index, data)) = cutter.next_block()? {
+    let sent = async {
+        loop {
+            let at = stream.position();
+            let Some(chunk) = stream.next().await? else {
+                break;
+            };
+            cutter.feed(at, &chunk);
+            while let Some((index, data)) = cutter.next_block()? {
+                run.take(c, cx, target, index, data).await?;
+            }
+        }
+        if let Some((index, data)) = cutter.last_block()? {
             run.take(c, cx, target, index, data).await?;
         }
+        run.sender.wait(c, cx, target, 0).await
     }
-    if let Some((index, data)) = cutter.last_block()? {
-        run.take(c, cx, target, index, data).await?;
+    .await;
+    if let Err(e) = sent {
+        run.sender.settle::<C, A>(cx, &target.ids).await;
+        return Err(e);
     }
-    run.sender.wait(c, cx, target, 0).await?;
     let mut done = run.done;
     done.blocks_sent = run.sender.blocks_sent;
     done.bytes_sent = run.sender.bytes_sent;
