@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use eucora_domain::cab::Role;
-use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 pub const ISSUER: &str = "https://eucora.local";
@@ -40,18 +41,19 @@ pub fn entra_pairwise_sub(tid: &str, oid: &str, aud: &str) -> String {
 /// Issues and checks local tokens.
 #[derive(Clone)]
 pub struct LocalIssuer {
-    key: Vec<u8>,
+    signing: EncodingKey,
+    checking: DecodingKey,
     issuers: Vec<String>,
     audiences: Vec<String>,
 }
 
+/// The key is never shown.
 impl std::fmt::Debug for LocalIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalIssuer")
-            .field("key", &"<key>")
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,25 +78,21 @@ impl LocalIssuer {
 
     /// Accepts tokens from any of `issuers` for any of `audiences` (API Gateway's authorizer:
     /// the issuer must match, the audience be one of the list).
+    ///
+    /// # Panics
+    /// If `key` is empty (HS256 needs a key; the local stack makes a random one of 16 bytes).
     pub fn accepting(key: &[u8], issuers: &[String], audiences: &[String]) -> LocalIssuer {
         LocalIssuer {
-            key: key.to_vec(),
+            signing: EncodingKey::from_secret(key).expect("a local signing key is not empty"),
+            checking: DecodingKey::from_secret(key).expect("a local signing key is not empty"),
             issuers: issuers.to_vec(),
             audiences: audiences.to_vec(),
         }
     }
 
-    fn sign(&self, data: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(data.as_bytes());
-        B64.encode(mac.finalize().into_bytes())
-    }
-
     fn signed(&self, claims: &Value) -> String {
-        let header = B64.encode(json!({ "alg": "HS256", "typ": "JWT" }).to_string());
-        let payload = B64.encode(claims.to_string());
-        let signature = self.sign(&format!("{header}.{payload}"));
-        format!("{header}.{payload}.{signature}")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.signing)
+            .expect("HS256 signs any claims that serialise")
     }
 
     /// A token for `sub` with `roles`, valid for `ttl_secs` from `now_secs` (issuer [`ISSUER`],
@@ -127,61 +125,43 @@ impl LocalIssuer {
         }))
     }
 
-    /// The token's claims as strings, if it is valid at `now_secs`.
+    /// The token's claims as strings, if it is valid at `now_secs` (the caller's clock, not the
+    /// machine's: the expiry is checked here, the rest by `jsonwebtoken`).
     pub fn verify(
         &self,
         token: &str,
         now_secs: i64,
     ) -> Result<BTreeMap<String, String>, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let expected = self.sign(&format!("{h}.{p}"));
-        // Constant-time comparison of the signatures.
-        if expected.len() != s.len()
-            || expected
-                .bytes()
-                .zip(s.bytes())
-                .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-                != 0
-        {
-            return Err(TokenError::Signature);
-        }
-        let claims: Value = B64
-            .decode(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
-        let accepted = |v: &Value| {
-            v.as_str()
-                .is_some_and(|a| self.audiences.iter().any(|x| x == a))
-        };
-        let issuer = claims["iss"]
-            .as_str()
-            .is_some_and(|i| self.issuers.iter().any(|x| x == i));
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.set_issuer(&self.issuers);
         // `aud` is one audience or a list of them; one of them must be configured.
-        let audience = match &claims["aud"] {
-            Value::Array(auds) => auds.iter().any(accepted),
-            aud => accepted(aud),
-        };
-        if !issuer || !audience {
-            return Err(TokenError::Audience);
-        }
-        if claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs) {
+        validation.set_audience(&self.audiences);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.checking, &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => TokenError::Signature,
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::Audience,
+                ErrorKind::MissingRequiredClaim(claim) if claim != "exp" => TokenError::Audience,
+                ErrorKind::MissingRequiredClaim(_) => TokenError::Expired,
+                _ => TokenError::Malformed,
+            })?
+            .claims;
+        if claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|exp| exp <= now_secs)
+        {
             return Err(TokenError::Expired);
         }
         Ok(claims
-            .as_object()
             .into_iter()
-            .flatten()
             .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                )
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
             })
             .collect())
     }
@@ -208,6 +188,16 @@ mod tests {
         forged.insert(forged.find('.').unwrap() + 2, 'x');
         assert!(issuer.verify(&forged, 1001).is_err());
         assert_eq!(issuer.verify("nope", 1), Err(TokenError::Malformed));
+        // A token that says it is unsigned, or signed another way, is refused whatever it claims.
+        let (_, rest) = t.split_once('.').unwrap();
+        let (payload, _) = rest.split_once('.').unwrap();
+        for alg in ["none", "HS512", "RS256"] {
+            let header = B64.encode(json!({ "alg": alg, "typ": "JWT" }).to_string());
+            let unsigned = format!("{header}.{payload}.");
+            assert!(issuer.verify(&unsigned, 1001).is_err(), "alg {alg}");
+        }
+        let no_exp = issuer.signed(&json!({ "sub": "x", "iss": ISSUER, "aud": AUDIENCE }));
+        assert_eq!(issuer.verify(&no_exp, 1), Err(TokenError::Expired));
     }
 
     #[test]
