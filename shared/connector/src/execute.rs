@@ -5,8 +5,6 @@
 //! duration. At most one status query per deployment, ring and platform runs at a time.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eucora_domain::audit::AuditKind;
@@ -24,7 +22,7 @@ use crate::backoff;
 use crate::breaker::{Admission, BreakerPolicy, BreakerStore};
 use crate::error::{CallError, ErrorClass};
 use crate::ledger::{Claim, CommandLedger, LEASE};
-use crate::platform::{CallContext, Job, Platform};
+use crate::platform::{CallContext, Job, LookRequests, Platform, StopSignal};
 
 /// What became of a command; the Lambda handler acts on it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -409,7 +407,7 @@ where
             artifact,
             now,
         };
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, looks) = StopSignal::watched();
         let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now)
             .with_deadline(deadline)
             .with_stop_signal(stop.clone());
@@ -422,7 +420,7 @@ where
                         // The deployment is read again while the publish runs; once it no longer
                         // authorises the command (a halt), the publish stops at its next safe
                         // point, before anything reaches a device.
-                        let watch = self.watch_authorisation(command, every, &stop);
+                        let watch = self.watch_authorisation(command, every, &stop, looks);
                         tokio::select! {
                             r = publish => r,
                             never = watch => match never {},
@@ -449,35 +447,50 @@ where
             .record_outcome(record, command, attempt, jitter, &cx, result, now)
             .await?;
         Ok(match outcome {
-            Outcome::Retry { reason, .. } if stop.load(Ordering::Acquire) => Outcome::Skipped {
+            Outcome::Retry { reason, .. } if stop.is_raised() => Outcome::Skipped {
                 reason: format!("the deployment was halted while the command ran: {reason}"),
             },
             other => other,
         })
     }
 
-    /// Reads the deployment every `every` until it no longer authorises `command`, then raises
-    /// `stop`; never returns (the publish it watches ends the race).
+    /// Reads the deployment every `every`, and whenever the publish asks (at a checkpoint), until
+    /// it no longer authorises `command`, then raises `stop`; never returns (the publish it
+    /// watches ends the race).
     async fn watch_authorisation(
         &self,
         command: &ConnectorCommand,
         every: Duration,
-        stop: &AtomicBool,
+        stop: &StopSignal,
+        mut looks: LookRequests,
     ) -> std::convert::Infallible {
         // `run` has just read the deployment and found the command authorised: look again on
-        // the tick.
+        // the tick, or when asked.
         loop {
-            tokio::time::sleep(every).await;
-            let halted = match self.svc.store.get(&command.deployment_id).await {
-                Ok(Some(record)) => authorised(&record, command).is_err(),
-                Ok(None) => true,
-                // A read that failed says nothing: look again at the next tick.
-                Err(_) => false,
+            let asked = tokio::select! {
+                () = tokio::time::sleep(every) => None,
+                asked = looks.recv() => {
+                    if asked.is_none() {
+                        // Nobody can ask any more: only the tick is left.
+                        tokio::time::sleep(every).await;
+                    }
+                    asked
+                }
             };
-            if halted {
-                tracing::warn!(deployment_id = %command.deployment_id, ring = %command.ring, "the deployment no longer authorises the publish: stopping at the next safe point");
-                stop.store(true, Ordering::Release);
-                return std::future::pending().await;
+            if !stop.is_raised() {
+                let halted = match self.svc.store.get(&command.deployment_id).await {
+                    Ok(Some(record)) => authorised(&record, command).is_err(),
+                    Ok(None) => true,
+                    // A read that failed says nothing: the command was authorised when it began.
+                    Err(_) => false,
+                };
+                if halted {
+                    tracing::warn!(deployment_id = %command.deployment_id, ring = %command.ring, "the deployment no longer authorises the publish: stopping at the next safe point");
+                    stop.raise();
+                }
+            }
+            if let Some(answer) = asked {
+                let _ = answer.send(());
             }
         }
     }

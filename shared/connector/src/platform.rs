@@ -55,7 +55,55 @@ pub struct CallContext {
     /// When this invocation stops working and hands the rest to a later one.
     deadline: Option<std::time::Instant>,
     /// Raised when the deployment stops authorising the command while it runs (a halt).
-    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    stop: Option<StopSignal>,
+}
+
+/// How a running command learns that its deployment was halted: a flag the connector's watch
+/// raises, and, when the connector watches, a way to ask the watch to read the deployment now
+/// (a checkpoint does, so a halt written since the watch last looked still stops the command).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    raised: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ask: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
+}
+
+/// The watch's side of a [`StopSignal`]: each request asks it to read the deployment now, raise
+/// the signal if the command is no longer authorised, then answer.
+pub type LookRequests = tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>;
+
+impl StopSignal {
+    /// A signal whose watch answers requests to look now.
+    pub fn watched() -> (StopSignal, LookRequests) {
+        let (ask, requests) = tokio::sync::mpsc::channel(1);
+        (
+            StopSignal {
+                raised: std::sync::Arc::default(),
+                ask: Some(ask),
+            },
+            requests,
+        )
+    }
+
+    /// Tells the command to stop at its next safe point.
+    pub fn raise(&self) {
+        self.raised
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the command was told to stop.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Asks the watch to read the deployment now and waits for its answer (at once when nobody
+    /// watches, or the watch has ended).
+    async fn look_now(&self) {
+        let Some(ask) = &self.ask else { return };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if ask.send(answer).await.is_ok() {
+            let _ = answered.await;
+        }
+    }
 }
 
 impl CallContext {
@@ -95,26 +143,24 @@ impl CallContext {
     /// Stops the work at its next safe point once `stop` is raised (the connector raises it when
     /// the deployment is halted while the command runs).
     #[must_use]
-    pub fn with_stop_signal(
-        mut self,
-        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> CallContext {
+    pub fn with_stop_signal(mut self, stop: StopSignal) -> CallContext {
         self.stop = Some(stop);
         self
     }
 
     /// Whether the command was told to stop (the deployment is halted).
     pub fn stop_requested(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Acquire))
+        self.stop.as_ref().is_some_and(StopSignal::is_raised)
     }
 
     /// A safe point before `operation` (a step that puts the package in front of devices: an
-    /// assignment, a policy): if the command was told to stop, it stops here, with
-    /// [`crate::CallError::resume_later`] (the connector then drops the command: the deployment no
-    /// longer authorises it).
-    pub fn checkpoint(&self, operation: &str) -> Result<(), crate::CallError> {
+    /// assignment, a policy). The deployment is read again here, whenever the watch last read
+    /// it; if it no longer authorises the command (a halt), the command stops here, with
+    /// [`crate::CallError::resume_later`] (the connector then drops the command).
+    pub async fn checkpoint(&self, operation: &str) -> Result<(), crate::CallError> {
+        if let Some(stop) = &self.stop {
+            stop.look_now().await;
+        }
         if self.stop_requested() {
             return Err(crate::CallError::resume_later(
                 operation,

@@ -35,9 +35,11 @@ struct Uploader {
     assigned: Arc<AtomicBool>,
     /// Told once the upload is under way.
     started: Arc<Notify>,
+    /// Told once the deployment is halted.
+    halted: Arc<Notify>,
     /// The upload itself ignores a stop (it has no safe point of its own), and the step before
-    /// the assignment waits until the connector has seen the deployment halted: only the
-    /// checkpoint before the assignment can stop it then.
+    /// the assignment waits until the deployment is halted: only the checkpoint before the
+    /// assignment can stop it then.
     only_the_checkpoint: bool,
 }
 
@@ -48,6 +50,7 @@ impl Uploader {
             sent: Arc::default(),
             assigned: Arc::default(),
             started: Arc::new(Notify::new()),
+            halted: Arc::new(Notify::new()),
             only_the_checkpoint: false,
         }
     }
@@ -78,15 +81,11 @@ impl Platform for Uploader {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         if self.only_the_checkpoint {
-            // Wait (bounded) until the connector has seen the halt: the race the checkpoint is for.
-            for _ in 0..10_000 {
-                if cx.stop_requested() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            // The halt is written after the upload and before the assignment: the race the
+            // checkpoint is for.
+            self.halted.notified().await;
         }
-        cx.checkpoint("assign")?;
+        cx.checkpoint("assign").await?;
         self.assigned.store(true, Ordering::SeqCst);
         Ok(json!({ "app_id": "app-1" }))
     }
@@ -198,7 +197,7 @@ async fn halt_once_started(
 ) -> IncidentOutcome {
     platform.started.notified().await;
     let publisher = Actor::new(ActorId::parse("publisher-pat").unwrap(), [Role::Publisher]);
-    report_incident(
+    let reported = report_incident(
         svc,
         &publisher,
         id,
@@ -211,7 +210,9 @@ async fn halt_once_started(
         now(),
     )
     .await
-    .unwrap()
+    .unwrap();
+    platform.halted.notify_one();
+    reported
 }
 
 #[tokio::test]
@@ -269,7 +270,10 @@ async fn a_halt_after_the_upload_stops_the_publish_at_the_checkpoint_before_the_
         only_the_checkpoint: true,
         ..Uploader::new(5)
     };
-    let (svc, connector) = dispatching(platform.clone()).await;
+    let (svc, mut connector) = dispatching(platform.clone()).await;
+    // The watch's own tick never comes in this test: only the checkpoint's reading of the
+    // deployment can see the halt (written after the upload, just before the assignment).
+    connector.halt_poll = Some(Duration::from_secs(3600));
     let (envelope, cmd) = command();
     let halt = halt_once_started(&svc, &platform, &cmd.deployment_id, "inc-2");
     let (outcome, _) = tokio::join!(connector.execute(&envelope, &cmd, 1, 0.5, now()), halt);

@@ -535,7 +535,7 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
         await_published(c, cx, &app.id).await?;
     }
     // A halt while the package was uploaded stops here: no device gets it.
-    cx.checkpoint("assign")?;
+    cx.checkpoint("assign").await?;
     set_assignment(c, cx, &app.id, job.group_id, Some("required")).await?;
     Ok(ids)
 }

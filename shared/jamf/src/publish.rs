@@ -1081,7 +1081,7 @@ pub async fn publish<C: Credentials, A: ArtifactSource>(
     validate(job, c.config.max_package_bytes)?;
     let package = package(c, cx, job).await?;
     // A halt while the package was uploaded stops here: no policy puts it in front of a Mac.
-    cx.checkpoint("write_policy")?;
+    cx.checkpoint("write_policy").await?;
     let policy_id = match find_policy(c, cx, job).await? {
         Some((id, policy)) => {
             converge_policy(c, cx, job, &id, &policy, &package).await?;
