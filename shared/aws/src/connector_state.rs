@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | ledger entry | `CMD#<correlation id>:<ring>:<action>:<platform>` | `CMD` | `state` (`in_progress`/`done`), `until` (N), `doc`, `expires_at` (TTL, 30 days) |
+//! | ledger entry | `CMD#<correlation id>:<ring>:<action>:<platform>` | `CMD` | `state` (`in_progress`/`done`), `until` (N), `doc` (with `lapsed`: claims before that ran out), `expires_at` (TTL, 30 days) |
 //! | breaker | `BREAKER#<platform>` | `BREAKER` | `version` (N), `doc` |
 
 use std::collections::HashMap;
@@ -39,6 +39,43 @@ impl DynamoStore {
         (s(format!("CMD#{key}")), s("CMD"))
     }
 
+    /// Writes a claim until `until`: of a new command (`previous` None), or over the lapsed claim
+    /// that ran until `previous`, the `lapsed`-th.
+    async fn put_claim(
+        &self,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+        lapsed: u32,
+        previous: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let entry = Entry::InProgress { until, lapsed };
+        let (pk, sk) = Self::ledger_key(key);
+        let put = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", pk)
+            .item("sk", sk)
+            .item("state", s("in_progress"))
+            .item("until", n(until.unix_millis()))
+            .item("doc", s(serde_json::to_string(&entry).unwrap_or_default()))
+            .item(
+                "expires_at",
+                n(now.unix_seconds() + LEDGER_TTL_DAYS * 86_400),
+            );
+        let put = match previous {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(ran_out) => put
+                .condition_expression("#st = :in_progress AND #until = :ran_out")
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_values(":in_progress", s("in_progress"))
+                .expression_attribute_values(":ran_out", n(ran_out.unix_millis())),
+        };
+        put.send().await.map(|_| ()).map_err(|e| classify(&e))
+    }
+
     async fn ledger_entry(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let (pk, sk) = Self::ledger_key(key);
         let out = self
@@ -63,42 +100,33 @@ impl DynamoStore {
 impl CommandLedger for DynamoStore {
     async fn claim(&self, key: &str, now: Timestamp, lease: Duration) -> Result<Claim, StoreError> {
         let until = now.plus(time::Duration::try_from(lease).unwrap_or(time::Duration::MINUTE));
-        let entry = Entry::InProgress { until };
-        let (pk, sk) = Self::ledger_key(key);
-        let put = self
-            .client()
-            .put_item()
-            .table_name(self.table())
-            .item("pk", pk)
-            .item("sk", sk)
-            .item("state", s("in_progress"))
-            .item("until", n(until.unix_millis()))
-            .item("doc", s(serde_json::to_string(&entry).unwrap_or_default()))
-            .item(
-                "expires_at",
-                n(now.unix_seconds() + LEDGER_TTL_DAYS * 86_400),
-            )
-            // New, or a lapsed claim of a worker that never finished.
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#st = :in_progress AND #until < :now)",
-            )
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_names("#until", "until")
-            .expression_attribute_values(":in_progress", s("in_progress"))
-            .expression_attribute_values(":now", n(now.unix_millis()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Claim::Acquired),
-            Err(e) => match classify(&e) {
-                StoreError::Conflict => match self.ledger_entry(key).await? {
-                    Some(Entry::Done { outcome, .. }) => Ok(Claim::Duplicate(outcome)),
-                    Some(Entry::InProgress { until }) => Ok(Claim::Busy { until }),
-                    None => Err(StoreError::Conflict),
-                },
-                other => Err(other),
-            },
+        // A new command; then, if its entry is a lapsed claim, a take-over of exactly that claim
+        // (a second worker taking it over at the same moment finds it changed, and busy).
+        let mut lapsed = 0;
+        let mut previous: Option<Timestamp> = None;
+        for _ in 0..3 {
+            match self.put_claim(key, now, until, lapsed, previous).await {
+                Ok(()) => return Ok(Claim::Acquired { lapsed }),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+            match self.ledger_entry(key).await? {
+                Some(Entry::Done { outcome, .. }) => return Ok(Claim::Duplicate(outcome)),
+                Some(Entry::InProgress { until, .. }) if until > now => {
+                    return Ok(Claim::Busy { until });
+                }
+                Some(Entry::InProgress {
+                    until: ran_out,
+                    lapsed: before,
+                }) => {
+                    lapsed = before + 1;
+                    previous = Some(ran_out);
+                }
+                // Released in between: claim it as new.
+                None => (lapsed, previous) = (0, None),
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     async fn complete(

@@ -27,7 +27,7 @@ async fn a_command_is_claimed_once_and_a_duplicate_sees_the_first_outcome() {
     let key = "dp-1:1:publish:windows";
     assert_eq!(
         s.claim(key, t(0), Duration::from_secs(300)).await.unwrap(),
-        Claim::Acquired
+        Claim::Acquired { lapsed: 0 }
     );
     // A second worker while the first holds it.
     assert!(matches!(
@@ -50,23 +50,54 @@ async fn a_command_is_claimed_once_and_a_duplicate_sees_the_first_outcome() {
 }
 
 #[tokio::test]
-async fn a_lapsed_or_released_claim_can_be_taken_again() {
+async fn a_lapsed_or_released_claim_can_be_taken_again_and_lapses_are_counted() {
     let s = store().await;
     let key = "dp-2:1:publish:macos";
+    let lease = Duration::from_secs(60);
     assert_eq!(
-        s.claim(key, t(0), Duration::from_secs(60)).await.unwrap(),
-        Claim::Acquired
+        s.claim(key, t(0), lease).await.unwrap(),
+        Claim::Acquired { lapsed: 0 }
     );
+    // Its worker died: the claim lapses and is taken over, and counted, time after time.
     assert_eq!(
-        s.claim(key, t(61), Duration::from_secs(60)).await.unwrap(),
-        Claim::Acquired,
+        s.claim(key, t(61), lease).await.unwrap(),
+        Claim::Acquired { lapsed: 1 },
         "lapsed"
     );
+    assert!(matches!(
+        s.claim(key, t(62), lease).await.unwrap(),
+        Claim::Busy { .. }
+    ));
+    assert_eq!(
+        s.claim(key, t(122), lease).await.unwrap(),
+        Claim::Acquired { lapsed: 2 },
+        "lapsed again"
+    );
+    // A worker that ends (released after a retryable failure) starts the count again.
     s.release(key).await.unwrap();
     assert_eq!(
-        s.claim(key, t(62), Duration::from_secs(60)).await.unwrap(),
-        Claim::Acquired,
+        s.claim(key, t(123), lease).await.unwrap(),
+        Claim::Acquired { lapsed: 0 },
         "released"
+    );
+}
+
+#[tokio::test]
+async fn two_workers_taking_over_one_lapsed_claim_at_once_get_it_once() {
+    let s = store().await;
+    let key = "dp-3:1:publish:windows";
+    let lease = Duration::from_secs(60);
+    s.claim(key, t(0), lease).await.unwrap();
+    let (a, b) = tokio::join!(s.claim(key, t(61), lease), s.claim(key, t(61), lease));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let acquired = [&a, &b]
+        .into_iter()
+        .filter(|c| matches!(c, Claim::Acquired { .. }))
+        .count();
+    assert_eq!(acquired, 1, "{a:?} {b:?}");
+    assert!(
+        [&a, &b].contains(&&Claim::Acquired { lapsed: 1 }),
+        "{a:?} {b:?}"
     );
 }
 

@@ -162,6 +162,31 @@ pub struct Connector<S, L, B, P> {
     pub halt_poll: Option<Duration>,
 }
 
+/// After this many invocations stopped mid-command without an end (the claim they held ran out:
+/// out of memory, out of time, a crash), a publish or rollback fails as permanent instead of
+/// being tried again.
+pub const MAX_LAPSED_CLAIMS: u32 = 3;
+
+/// The failure of a command whose last `lapsed` invocations stopped without an end.
+fn lost_invocations(action: ConnectorAction, lapsed: u32) -> CallError {
+    let operation = match action {
+        ConnectorAction::Publish => "publish",
+        ConnectorAction::Rollback => "rollback",
+        ConnectorAction::QueryStatus => "query_status",
+    };
+    CallError {
+        class: ErrorClass::Permanent,
+        operation: operation.to_owned(),
+        status: None,
+        code: "INVOCATIONS_LOST".into(),
+        message: format!(
+            "{lapsed} invocations running this {operation} stopped without an end (the function \
+             ran out of memory or time, or crashed); not tried again: see the connector's logs"
+        ),
+        retry_after: None,
+    }
+}
+
 /// How often a running publish reads its deployment again in the functions.
 pub const HALT_POLL: Duration = Duration::from_secs(5);
 
@@ -300,8 +325,8 @@ where
             self.ledger.release(&key).await?;
             return outcome;
         }
-        match self.ledger.claim(&key, now, self.lease()).await? {
-            Claim::Acquired => {}
+        let lapsed = match self.ledger.claim(&key, now, self.lease()).await? {
+            Claim::Acquired { lapsed } => lapsed,
             Claim::Duplicate(first) => {
                 tracing::info!(%key, "duplicate command: 409, nothing changed");
                 return Ok(Outcome::Duplicate { status: 409, first });
@@ -315,15 +340,25 @@ where
                     "another worker holds the command",
                 ));
             }
-        }
+        };
         if let Err(reason) = authorised(&record, command) {
             // Not done: a later, authorised command with the same key must still run.
             self.ledger.release(&key).await?;
             return Ok(Outcome::Skipped { reason });
         }
-        let outcome = self
-            .call_platform(&record, envelope, command, attempt, jitter, now, deadline)
-            .await?;
+        let outcome = if lapsed >= MAX_LAPSED_CLAIMS {
+            // The invocations that ran it stopped mid-command, without an answer, time after
+            // time: trying again would do the same until the message reaches the DLQ, with the
+            // deployment left dispatching. It fails here, classified, and a publish halts.
+            let lost = lost_invocations(command.action, lapsed);
+            tracing::error!(deployment_id = %command.deployment_id, ring = %command.ring, lapsed, "{}", lost.message);
+            let cx = CallContext::starting_at(envelope.correlation_id.clone(), now);
+            self.record_outcome(&record, command, attempt, jitter, &cx, Err(lost), now)
+                .await?
+        } else {
+            self.call_platform(&record, envelope, command, attempt, jitter, now, deadline)
+                .await?
+        };
         match &outcome {
             Outcome::Done { platform_ids } => {
                 self.ledger.complete(&key, platform_ids, now).await?;
@@ -407,25 +442,29 @@ where
             artifact,
             now,
         };
-        let (stop, looks) = StopSignal::watched();
+        // A publish is watched when the connector watches: the deployment is read again while it
+        // runs, and once it no longer authorises the command (a halt), the publish stops at its
+        // next safe point, before anything reaches a device. Unwatched, nobody answers a
+        // checkpoint's request to look, and none is made.
+        let (stop, watch) = match (command.action, self.halt_poll) {
+            (ConnectorAction::Publish, Some(every)) => {
+                let (stop, looks) = StopSignal::watched();
+                (stop, Some((looks, every)))
+            }
+            _ => (StopSignal::default(), None),
+        };
         let mut cx = CallContext::starting_at(envelope.correlation_id.clone(), now)
             .with_deadline(deadline)
             .with_stop_signal(stop.clone());
         let result = match command.action {
             ConnectorAction::Publish => {
                 let publish = self.platform.publish(&mut cx, &job);
-                match self.halt_poll {
+                match watch {
                     None => publish.await,
-                    Some(every) => {
-                        // The deployment is read again while the publish runs; once it no longer
-                        // authorises the command (a halt), the publish stops at its next safe
-                        // point, before anything reaches a device.
-                        let watch = self.watch_authorisation(command, every, &stop, looks);
-                        tokio::select! {
-                            r = publish => r,
-                            never = watch => match never {},
-                        }
-                    }
+                    Some((looks, every)) => tokio::select! {
+                        r = publish => r,
+                        never = self.watch_authorisation(command, every, &stop, looks) => match never {},
+                    },
                 }
             }
             ConnectorAction::Rollback => self.platform.rollback(&mut cx, &job).await,

@@ -13,8 +13,10 @@ pub const LEASE: Duration = Duration::from_secs(300);
 /// A claim's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// This worker runs the command.
-    Acquired,
+    /// This worker runs the command. `lapsed`: how many claims before this one ran out without
+    /// an end (their worker stopped mid-command: out of memory, out of time, a crash); a
+    /// released or new command has 0.
+    Acquired { lapsed: u32 },
     /// Already done: a duplicate (answer 409, change nothing). Holds the first outcome.
     Duplicate(serde_json::Value),
     /// Another worker holds it until the lease ends.
@@ -27,6 +29,9 @@ pub enum Claim {
 pub enum Entry {
     InProgress {
         until: Timestamp,
+        /// How many claims before this one lapsed (see [`Claim::Acquired`]).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        lapsed: u32,
     },
     Done {
         outcome: serde_json::Value,
@@ -34,8 +39,14 @@ pub enum Entry {
     },
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 pub trait CommandLedger: Send + Sync {
-    /// Claims `key` unless it is done or leased to another worker.
+    /// Claims `key` unless it is done or leased to another worker; a claim whose lease ran out
+    /// without an end is taken over, and counted.
     fn claim(
         &self,
         key: &str,

@@ -20,16 +20,17 @@ impl CommandLedger for MemoryLedger {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match m.get(key) {
-            Some(Entry::Done { outcome, .. }) => Ok(Claim::Duplicate(outcome.clone())),
-            Some(Entry::InProgress { until }) if *until > now => Ok(Claim::Busy { until: *until }),
-            _ => {
-                let until =
-                    now.plus(time::Duration::try_from(lease).unwrap_or(time::Duration::MINUTE));
-                m.insert(key.to_owned(), Entry::InProgress { until });
-                Ok(Claim::Acquired)
+        let lapsed = match m.get(key) {
+            Some(Entry::Done { outcome, .. }) => return Ok(Claim::Duplicate(outcome.clone())),
+            Some(Entry::InProgress { until, .. }) if *until > now => {
+                return Ok(Claim::Busy { until: *until });
             }
-        }
+            Some(Entry::InProgress { lapsed, .. }) => lapsed + 1,
+            None => 0,
+        };
+        let until = now.plus(time::Duration::try_from(lease).unwrap_or(time::Duration::MINUTE));
+        m.insert(key.to_owned(), Entry::InProgress { until, lapsed });
+        Ok(Claim::Acquired { lapsed })
     }
 
     async fn complete(

@@ -1,17 +1,20 @@
-//! Issue 13, point 4: a halt stops a publish already under way at its next safe point. The
-//! platform here uploads a package block by block and then assigns it; the deployment is halted
-//! (an incident) while the upload runs, and the publish must stop before the assignment.
+//! A publish stopped part-way. Issue 13, point 4: a halt stops a publish already under way at
+//! its next safe point. The platform here uploads a package block by block and then assigns it;
+//! the deployment is halted (an incident) while the upload runs, and the publish must stop before
+//! the assignment. Issue 12: a publish whose invocations keep dying mid-way (out of memory, out
+//! of time) fails, classified, and halts, instead of looping to the DLQ.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use eucora_connector::CallError;
 use eucora_connector::breaker::BreakerPolicy;
-use eucora_connector::execute::{Connector, Outcome};
+use eucora_connector::execute::{Connector, MAX_LAPSED_CLAIMS, Outcome};
+use eucora_connector::ledger::LEASE;
 use eucora_connector::memory::{MemoryBreaker, MemoryLedger};
 use eucora_connector::platform::{CallContext, Job, Platform, RingStatus};
+use eucora_connector::{CallError, ErrorClass};
 use eucora_domain::cab::Role;
 use eucora_domain::evidence::Platform as Kind;
 use eucora_domain::lifecycle::DeploymentState;
@@ -290,4 +293,91 @@ async fn a_halt_after_the_upload_stops_the_publish_at_the_checkpoint_before_the_
         !platform.assigned.load(Ordering::SeqCst),
         "the checkpoint kept the package from the devices"
     );
+}
+
+#[tokio::test]
+async fn without_a_watch_the_checkpoint_lets_the_publish_through() {
+    let platform = Uploader::new(5);
+    let (_svc, mut connector) = dispatching(platform.clone()).await;
+    connector.halt_poll = None;
+    let (envelope, cmd) = command();
+    // Nobody answers a request to look: the checkpoint must not ask (the bound only keeps a
+    // regression from hanging the suite).
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        connector.execute(&envelope, &cmd, 1, 0.5, now()),
+    )
+    .await
+    .expect("the publish ended");
+    assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+    assert!(platform.assigned.load(Ordering::SeqCst));
+}
+
+/// `now()` plus `secs` seconds.
+fn later(secs: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(now().unix_seconds() + secs).unwrap()
+}
+
+#[tokio::test]
+async fn a_publish_whose_invocations_keep_dying_fails_classified_and_halts() {
+    // An upload that never ends: each invocation dies part-way (dropped while it runs, as a
+    // function killed for its memory or its timeout), holding the command's claim.
+    let platform = Uploader::new(1_000_000);
+    let (svc, mut connector) = dispatching(platform.clone()).await;
+    connector.halt_poll = None;
+    let (envelope, cmd) = command();
+    let lease = i64::try_from(LEASE.as_secs()).unwrap();
+    let mut attempt = 0;
+    for died in 0..i64::from(MAX_LAPSED_CLAIMS) {
+        attempt += 1;
+        tokio::select! {
+            o = connector.execute(&envelope, &cmd, attempt, 0.5, later(died * (lease + 1))) => {
+                panic!("the upload ended: {o:?}");
+            }
+            () = platform.started.notified() => {}
+        }
+        // The message comes back while the dead invocation's claim still holds: it waits.
+        attempt += 1;
+        let o = connector
+            .execute(&envelope, &cmd, attempt, 0.5, later(died * (lease + 1) + 1))
+            .await;
+        assert!(matches!(o, Outcome::Retry { .. }), "{o:?}");
+    }
+    let blocks = platform.sent.load(Ordering::SeqCst);
+    // After the third dead invocation, the command is not tried again.
+    attempt += 1;
+    let o = connector
+        .execute(
+            &envelope,
+            &cmd,
+            attempt,
+            0.5,
+            later(i64::from(MAX_LAPSED_CLAIMS) * (lease + 1)),
+        )
+        .await;
+    match &o {
+        Outcome::Failed {
+            error_class,
+            reason,
+        } => {
+            assert_eq!(*error_class, ErrorClass::Permanent);
+            assert!(
+                reason.contains("INVOCATIONS_LOST") && reason.contains("3 invocations"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(platform.sent.load(Ordering::SeqCst), blocks, "nothing sent");
+    let record = svc.store.get(&cmd.deployment_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.lifecycle.state,
+        DeploymentState::Halted { ring: Ring::Canary },
+        "the deployment is halted, not left dispatching"
+    );
+    // A redelivery is a duplicate: nothing more happens.
+    let again = connector
+        .execute(&envelope, &cmd, attempt + 1, 0.5, later(10 * lease))
+        .await;
+    assert!(matches!(again, Outcome::Duplicate { .. }), "{again:?}");
 }
