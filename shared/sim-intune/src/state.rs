@@ -950,6 +950,23 @@ mod tests {
     }
 
     #[test]
+    fn tokens_expire_at_their_lifetime() {
+        let mut s = state(1);
+        let now = Instant::now();
+        let (token, expires_in) = s.issue_token(SystemTime::now(), now);
+        let header = format!("Bearer {token}");
+        let lifetime = Duration::from_secs(expires_in);
+        assert_eq!(
+            s.check_bearer(Some(&header), now + lifetime - Duration::from_millis(1)),
+            Ok(())
+        );
+        assert_eq!(
+            s.check_bearer(Some(&header), now + lifetime),
+            Err(TokenProblem::Expired)
+        );
+    }
+
+    #[test]
     fn tokens_expire_on_request() {
         let mut s = state(1);
         let now = Instant::now();
