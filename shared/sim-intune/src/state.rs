@@ -957,7 +957,7 @@ mod tests {
         let header = format!("Bearer {token}");
         let lifetime = Duration::from_secs(expires_in);
         assert_eq!(
-            s.check_bearer(Some(&header), now + lifetime - Duration::from_millis(1)),
+            s.check_bearer(Some(&header), now + (lifetime - Duration::from_millis(1))),
             Ok(())
         );
         assert_eq!(
