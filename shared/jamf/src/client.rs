@@ -669,10 +669,12 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
     /// byte hashed. The last chunk goes out only once the whole file's SHA-256 matches
     /// `expected_sha256`: bytes that are not the approved ones break the request off, so the
     /// server never completes an upload of them (`ARTIFACT_HASH_MISMATCH`, permanent). The
-    /// request has its own timeout, sized for the file ([`JamfConfig::upload_timeout`]), and stops
-    /// at the invocation's work budget (`resume_later`: the next invocation sends it again, as
-    /// Jamf keeps nothing of an upload that did not finish). On 401 the token is refreshed once
-    /// and the file sent again from its start.
+    /// request has its own timeout, sized for the file ([`JamfConfig::upload_timeout`]). While the
+    /// body is still being streamed it stops at the invocation's work budget (`resume_later`: the
+    /// next invocation sends it again, as Jamf keeps nothing of an upload that did not finish);
+    /// once the whole body is handed to the request, the server may complete the upload whatever
+    /// this side does, so its answer is waited for instead of abandoned. On 401 the token is
+    /// refreshed once and the file sent again from its start.
     pub(crate) async fn upload(
         &self,
         cx: &mut CallContext,
@@ -738,10 +740,27 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
         }
         // Two chunks queued for the request, besides the stream's own read-ahead.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-        let body =
-            reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            }));
+        // A body given up before its end (the work budget) breaks off with an error, never ends
+        // as if complete: the server must not take a shorter file for the whole one.
+        let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(
+            (rx, 0_u64),
+            move |(mut rx, streamed)| async move {
+                match rx.recv().await {
+                    Some(Ok(chunk)) => {
+                        let streamed = streamed + chunk.len() as u64;
+                        Some((Ok(chunk), (rx, streamed)))
+                    }
+                    Some(Err(e)) => Some((Err(e), (rx, streamed))),
+                    None if streamed < size => Some((
+                        Err(std::io::Error::other(
+                            "the upload was given up before its end",
+                        )),
+                        (rx, streamed),
+                    )),
+                    None => None,
+                }
+            },
+        ));
         let part = reqwest::multipart::Part::stream_with_length(body, size)
             .file_name(file_name.to_owned())
             .mime_str("application/octet-stream")
@@ -814,13 +833,21 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
             }))
         };
         let send = request.send();
-        let both = async { tokio::join!(produce, send) };
-        tokio::pin!(both);
+        tokio::pin!(produce, send);
+        let (mut produced, mut sent) = (None, None);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let (produced, sent) = loop {
+            (produced, sent) = match (produced, sent) {
+                (Some(produced), Some(sent)) => break (produced, sent),
+                waiting => waiting,
+            };
             tokio::select! {
-                done = &mut both => break done,
-                _ = tick.tick() => {
+                done = &mut produce, if produced.is_none() => produced = Some(done),
+                done = &mut send, if sent.is_none() => sent = Some(done),
+                // Only while the body is still being streamed: once all of it is handed to the
+                // request, the server may complete the upload whatever this side does, so its
+                // answer is waited for (the request's timeout bounds the wait).
+                _ = tick.tick(), if produced.is_none() => {
                     if cx.out_of_time() {
                         // Not the platform's failure: recorded without an error class, so the
                         // circuit breaker does not count it.
@@ -831,7 +858,7 @@ impl<C: Credentials, A: ArtifactSource> JamfClient<C, A> {
                         return Err(CallError::resume_later(
                             OP,
                             format!(
-                                "the upload of {file_name} ({size} bytes) stopped at the invocation's work budget; Jamf keeps nothing of an upload that did not finish, the next invocation sends it again"
+                                "the upload of {file_name} ({size} bytes) stopped at the invocation's work budget before its body was sent; Jamf keeps nothing of an upload that did not finish, the next invocation sends it again"
                             ),
                             Duration::ZERO,
                         ));

@@ -416,20 +416,32 @@ async fn an_expired_token_and_a_rotated_secret_are_picked_up_without_failing() {
     assert!(c.auth_refreshed);
 }
 
+/// Waits until at least `n` requests are in flight at the simulator at once (a minute at most,
+/// against a hang only).
+async fn wait_for_in_flight(sim: &SimHandle, n: usize) {
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while sim.in_flight() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{n} requests never were in flight at once (now {})",
+        sim.in_flight()
+    );
+}
+
 #[tokio::test]
 async fn never_more_than_5_requests_in_flight() {
-    let f = fixture(
-        SimConfig {
-            max_concurrency_delay: Duration::from_millis(30),
-            ..SimConfig::instant()
-        },
-        |sim| oauth(sim, SECRET),
-    )
-    .await;
+    let f = fixture(SimConfig::instant(), |sim| oauth(sim, SECRET)).await;
     f.client
         .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
         .await
         .unwrap();
+    // The server holds every request until 4 are in flight at once, however slowly the machine
+    // gets them there: the load is parallel.
+    f.sim.hold_requests();
     let f = Arc::new(f);
     let mut tasks = Vec::new();
     for _ in 0..12 {
@@ -442,6 +454,8 @@ async fn never_more_than_5_requests_in_flight() {
                 .map(|r| r.devices.len())
         }));
     }
+    wait_for_in_flight(&f.sim, 4).await;
+    f.sim.release_requests();
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), 3);
     }
@@ -455,14 +469,7 @@ async fn never_more_than_5_requests_in_flight() {
 /// more than 5 requests in flight, Jamf's limit for the whole fleet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_containers_together_stay_within_jamfs_limit() {
-    let f = fixture(
-        SimConfig {
-            max_concurrency_delay: Duration::from_millis(30),
-            ..SimConfig::instant()
-        },
-        |sim| oauth(sim, SECRET),
-    )
-    .await;
+    let f = fixture(SimConfig::instant(), |sim| oauth(sim, SECRET)).await;
     f.client
         .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
         .await
@@ -471,14 +478,25 @@ async fn two_containers_together_stay_within_jamfs_limit() {
     // node would wait a minute for what the first one created.
     f.sim.set_replication_lag(false);
     let config = JamfConfig::for_containers(2).unwrap();
+    let mut containers = Vec::new();
+    for _ in 0..2 {
+        let container = JamfClient::new(&config, f.creds.clone(), f.artifacts.clone()).unwrap();
+        // Each container holds its token before the load (a token is fetched one at a time).
+        container
+            .query_status(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+            .await
+            .unwrap();
+        containers.push(Arc::new(container));
+    }
+    // The server holds every request until 3 are in flight at once (more than one container's
+    // 2), however slowly the machine gets them there: both containers are sending at once.
+    f.sim.hold_requests();
     let f = Arc::new(f);
     let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let container =
-            Arc::new(JamfClient::new(&config, f.creds.clone(), f.artifacts.clone()).unwrap());
+    for container in &containers {
         for task in 0..8 {
             let f = Arc::clone(&f);
-            let container = Arc::clone(&container);
+            let container = Arc::clone(container);
             tasks.push(tokio::spawn(async move {
                 let mut c = cx(&f);
                 let job = job(&f, Ring::Canary, "41");
@@ -493,6 +511,8 @@ async fn two_containers_together_stay_within_jamfs_limit() {
             }));
         }
     }
+    wait_for_in_flight(&f.sim, 3).await;
+    f.sim.release_requests();
     for t in tasks {
         t.await.unwrap().unwrap();
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use eucora_connector::artifact::MemoryArtifacts;
 use eucora_connector::credentials::StaticCredentials;
-use eucora_connector::platform::{CallContext, Job, Platform};
+use eucora_connector::platform::{CallContext, Job, Platform, StopSignal};
 use eucora_connector::{CallError, ErrorClass, testing};
 use eucora_domain::evidence::Platform as Kind;
 use eucora_domain::{ManualClock, Ring};
@@ -938,34 +938,176 @@ async fn a_publish_out_of_budget_hands_over_before_uploading_and_resumes() {
     assert!(f.sim.policies()[0].enabled);
 }
 
+/// The artifacts of `inner`, an upload's chunks after its first withheld until `open` says so: an
+/// upload cannot finish its body before the test lets it. (The whole-file reads that compare
+/// digests, in larger chunks, are not held.)
+struct Withheld {
+    inner: MemoryArtifacts,
+    chunk: u64,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl eucora_connector::artifact::ArtifactSource for Withheld {
+    async fn size(&self, location: &str) -> Result<u64, CallError> {
+        self.inner.size(location).await
+    }
+
+    async fn read_range(
+        &self,
+        location: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, CallError> {
+        if start > 0 && len == self.chunk {
+            let mut open = self.open.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+        }
+        self.inner.read_range(location, start, len).await
+    }
+}
+
 #[tokio::test]
 async fn an_upload_past_the_work_budget_stops_and_the_next_invocation_sends_it_again() {
-    // Read at 1 MiB/s, the 3 MiB file takes longer than the half-second budget, wherever the
-    // budget runs out (before or during the upload) the outcome is the same.
-    let f = fixture_with(
-        SimConfig {
-            upload_bytes_per_second: Some(MIB as u64),
-            ..SimConfig::instant()
+    let f = fixture_with(SimConfig::instant(), JamfConfig::default(), 3 * MIB).await;
+    // The upload's body cannot end within the half-second budget, however fast the machine:
+    // its second chunk is withheld until this invocation has given up. Wherever the budget runs
+    // out (before or during the upload) the outcome is the same.
+    let open = Arc::new(tokio::sync::watch::Sender::new(false));
+    let chunk = MIB as u64;
+    let client = JamfClient::new(
+        &JamfConfig {
+            upload_chunk_bytes: chunk,
+            ..JamfConfig::default()
         },
-        JamfConfig::default(),
-        3 * MIB,
+        creds(&f.sim),
+        Withheld {
+            inner: f.artifacts.clone(),
+            chunk,
+            open: Arc::clone(&open),
+        },
     )
-    .await;
+    .unwrap();
     let mut budget = cx(&f).with_budget(Duration::from_millis(500));
-    let e = f
-        .client
+    let e = client
         .publish(&mut budget, &job(&f, Ring::Canary, "41"))
         .await
         .unwrap_err();
     assert!(e.is_resume_later(), "{e:?}");
-    assert!(!f.sim.packages()[0].uploaded, "Jamf keeps nothing of it");
+    // Whatever the invocation left at the server has ended before the server is looked at.
+    wait_until_nothing_in_flight(&f.sim).await;
+    assert!(
+        f.sim.packages().iter().all(|p| !p.uploaded),
+        "Jamf keeps nothing of it"
+    );
     assert!(
         budget.calls.iter().all(|c| c.error_class.is_none()),
         "no failure for the circuit breaker to count"
     );
-    publish(&f, Ring::Canary, "41").await.unwrap();
+    open.send_replace(true);
+    client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
     assert_eq!(f.sim.packages().len(), 1);
     assert!(f.sim.packages()[0].uploaded);
+}
+
+/// Waits until the simulator has no request in flight (a minute at most, against a hang only).
+async fn wait_until_nothing_in_flight(sim: &SimHandle) {
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while sim.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{} requests still in flight",
+        sim.in_flight()
+    );
+}
+
+/// The artifacts of `inner`, raising `stop` (the invocation told to stop, as when its budget is
+/// spent) as the upload's last chunk is read: the body is then all handed to the request.
+struct StopAtLastChunk {
+    inner: MemoryArtifacts,
+    chunk: u64,
+    last: u64,
+    stop: StopSignal,
+}
+
+impl eucora_connector::artifact::ArtifactSource for StopAtLastChunk {
+    async fn size(&self, location: &str) -> Result<u64, CallError> {
+        self.inner.size(location).await
+    }
+
+    async fn read_range(
+        &self,
+        location: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, CallError> {
+        if start == self.last && len == self.chunk {
+            self.stop.raise();
+        }
+        self.inner.read_range(location, start, len).await
+    }
+}
+
+/// Once the whole body is handed to the request the server may complete the upload whatever the
+/// client does, so the client waits for its answer past the work budget instead of giving it up
+/// and saying Jamf keeps nothing of it.
+#[tokio::test]
+async fn an_upload_whose_body_is_all_sent_is_answered_past_the_work_budget() {
+    let f = fixture_with(SimConfig::instant(), JamfConfig::default(), 2 * MIB).await;
+    let chunk = MIB as u64;
+    let stop = StopSignal::default();
+    let client = JamfClient::new(
+        &JamfConfig {
+            upload_chunk_bytes: chunk,
+            ..JamfConfig::default()
+        },
+        creds(&f.sim),
+        StopAtLastChunk {
+            inner: f.artifacts.clone(),
+            chunk,
+            last: chunk,
+            stop: stop.clone(),
+        },
+    )
+    .unwrap();
+    // The server reads the body only after a while, long past the client's next look at its
+    // budget: a client giving the request up then would leave the upload unfinished.
+    f.sim.faults().fail_next(
+        RouteMatch::MethodPath("POST".into(), "/api/v1/packages/".into()),
+        Fault::Slow(Duration::from_secs(3)),
+        1,
+    );
+    let mut c = cx(&f).with_stop_signal(stop);
+    let outcome = client.publish(&mut c, &job(&f, Ring::Canary, "41")).await;
+    if let Err(e) = &outcome {
+        assert!(
+            e.is_resume_later(),
+            "stopped at a safe point after the upload: {e:?}"
+        );
+    }
+    wait_until_nothing_in_flight(&f.sim).await;
+    assert_eq!(uploads(&f.sim), 1);
+    assert!(f.sim.packages()[0].uploaded, "the upload was answered");
+    assert!(
+        c.calls
+            .iter()
+            .any(|call| call.operation == "upload_package" && call.status.is_some_and(|s| s < 300)),
+        "{:?}",
+        c.calls
+    );
+    // The next invocation finds the file at Jamf and does not send it again.
+    client
+        .publish(&mut cx(&f), &job(&f, Ring::Canary, "41"))
+        .await
+        .unwrap();
+    assert_eq!(uploads(&f.sim), 1);
+    assert!(f.sim.policies()[0].enabled);
 }
 
 /// An upload that never gets through (each invocation's work budget spent before its end, or

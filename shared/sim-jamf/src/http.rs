@@ -109,6 +109,7 @@ async fn handle(
         request.body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     }
 
+    shared.pass_gate().await;
     if !shared.hold.is_zero() {
         tokio::time::sleep(shared.hold).await;
     }

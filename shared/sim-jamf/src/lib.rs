@@ -172,7 +172,10 @@
 //! list answers [`SimConfig::latency_per_record`] more per record; [`SimConfig::instant`] has
 //! neither. Each request is counted in flight from arrival until it is answered (or dropped), and
 //! the peak is kept ([`SimHandle::peak_concurrency`], [`SimHandle::reset_peak_concurrency`]). [`SimConfig::max_concurrency_delay`] holds every
-//! request that long first, so a connector's concurrency limit becomes measurable. Faults
+//! request that long first, so a connector's concurrency limit becomes measurable;
+//! [`SimHandle::hold_requests`] holds them until [`SimHandle::release_requests`], so a test can
+//! wait for the number it expects in flight ([`SimHandle::in_flight`]) whatever the machine's
+//! speed. Faults
 //! ([`SimHandle::faults`]) apply to any route, token routes included, before the route runs; see
 //! [`Fault`] for what each does.
 //!
@@ -627,6 +630,18 @@ impl SimHandle {
     /// The requests in flight now.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Holds every request arriving from now on, counted in flight ([`SimHandle::in_flight`]),
+    /// until [`SimHandle::release_requests`]: a test measures a client's concurrency by waiting
+    /// for the number it expects in flight, whatever the machine's speed, instead of a timed hold.
+    pub fn hold_requests(&self) {
+        self.shared.gate.send_replace(false);
+    }
+
+    /// Lets the held requests, and those arriving from now on, through.
+    pub fn release_requests(&self) {
+        self.shared.gate.send_replace(true);
     }
 
     /// Starts measuring [`SimHandle::peak_concurrency`] afresh (from the requests in flight now).

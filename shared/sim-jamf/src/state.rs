@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     pub(crate) round_robin: AtomicU64,
     pub(crate) lag: AtomicBool,
     pub(crate) cookies: [String; 2],
+    /// `false` while `SimHandle::hold_requests` holds every request arriving (counted in flight)
+    /// until `SimHandle::release_requests`.
+    pub(crate) gate: tokio::sync::watch::Sender<bool>,
     pub(crate) hold: Duration,
     pub(crate) latency: Duration,
     pub(crate) latency_per_record: Duration,
@@ -59,6 +62,7 @@ impl Shared {
             round_robin: AtomicU64::new(0),
             lag: AtomicBool::new(true),
             cookies: node_cookies(config.seed),
+            gate: tokio::sync::watch::Sender::new(true),
             hold: config.max_concurrency_delay,
             latency: config.latency,
             latency_per_record: config.latency_per_record,
@@ -85,6 +89,13 @@ impl Shared {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         InFlight(&self.in_flight)
+    }
+
+    /// Waits while requests are held (`SimHandle::hold_requests`).
+    pub(crate) async fn pass_gate(&self) {
+        let mut open = self.gate.subscribe();
+        // The sender lives as long as `self`: the wait ends only when the gate opens.
+        let _ = open.wait_for(|open| *open).await;
     }
 
     /// The node for a request: the one its `jpro-ingress` cookie names, else the next in turn.

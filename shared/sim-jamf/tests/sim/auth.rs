@@ -1,13 +1,13 @@
 //! Tokens: OAuth on both paths, Basic user tokens, keep-alive, invalidation, expiry, rotation.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eucora_sim_jamf::{SimConfig, start};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{Sim, pinned_client, second_paragraph};
+use crate::helpers::{Sim, oauth_token, pinned_client, second_paragraph};
 
 async fn oauth(base: &str, path: &str, id: &str, secret: &str) -> reqwest::Response {
     pinned_client()
@@ -168,8 +168,8 @@ async fn basic_tokens_expire_after_1800_seconds_and_refuse_bad_passwords() {
         "{expires_text}"
     );
     let expires = OffsetDateTime::parse(expires_text, &Rfc3339).unwrap();
-    let lifetime = (expires - OffsetDateTime::now_utc()).whole_seconds();
-    assert!((1790..=1800).contains(&lifetime), "{lifetime}");
+    // Measured on the simulator's own clock, which stands still: exact however long it took.
+    assert_eq!(expires - sim.sim_now(), time::Duration::seconds(1800));
 }
 
 #[tokio::test]
@@ -299,22 +299,56 @@ async fn expire_tokens_ends_every_token() {
 
 #[tokio::test]
 async fn tokens_expire_by_real_time() {
+    let lifetime = Duration::from_secs(1);
     let config = SimConfig {
-        token_lifetime: Duration::from_millis(800),
+        token_lifetime: lifetime,
         ..SimConfig::instant()
     };
-    let sim = Sim::with(config.clone()).await;
-    assert_eq!(sim.get("/api/v1/packages").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(sim.get("/api/v1/packages").await.status(), 401);
-    // With a lifetime other than the default, user tokens get the same one.
-    let body: Value = basic_token(&sim.handle.base_url(), &config.username, &config.password)
+    let sim = start(config.clone()).await;
+    let http = pinned_client();
+    let packages = format!("{}/api/v1/packages", sim.base_url());
+    // A fresh token works: tried with new tokens until one is used within its second (a stalled
+    // machine only makes it take more tries; a minute's worth at most, against a hang).
+    let mut tries = 0;
+    let (token, issued) = loop {
+        tries += 1;
+        assert!(tries <= 60, "no fresh token was accepted");
+        let before = Instant::now();
+        let token = oauth_token(&http, &sim.base_url(), &config).await;
+        let issued = Instant::now();
+        let status = http
+            .get(&packages)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            break (token, issued);
+        }
+        assert_eq!(status, 401, "only expiry refuses a fresh token");
+        assert!(before.elapsed() >= lifetime, "refused within its lifetime");
+    };
+    // Past its lifetime (counted from after it was issued), the same token is refused.
+    tokio::time::sleep_until((issued + lifetime).into()).await;
+    assert_eq!(
+        http.get(&packages)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // With a lifetime other than the default, user tokens get the same one (on the simulator's
+    // clock, which stands still).
+    let body: Value = basic_token(&sim.base_url(), &config.username, &config.password)
         .await
         .json()
         .await
         .unwrap();
     let expires = OffsetDateTime::parse(body["expires"].as_str().unwrap(), &Rfc3339).unwrap();
-    assert!(expires - OffsetDateTime::now_utc() < time::Duration::seconds(1));
+    assert_eq!(expires - sim.sim_now(), time::Duration::seconds(1));
 }
 
 #[tokio::test]

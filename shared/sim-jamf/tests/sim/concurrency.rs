@@ -1,8 +1,8 @@
-//! The peak number of requests in flight, made measurable by holding each request.
+//! The peak number of requests in flight, made measurable by holding each request until all are
+//! in flight.
 
 use std::time::Duration;
 
-use eucora_sim_jamf::SimConfig;
 use futures_util_free::join_all;
 
 use crate::helpers::Sim;
@@ -24,11 +24,10 @@ mod futures_util_free {
 }
 
 async fn peak_for(parallel: usize) -> usize {
-    let config = SimConfig {
-        max_concurrency_delay: Duration::from_millis(400),
-        ..SimConfig::instant()
-    };
-    let sim = Sim::with(config).await;
+    let sim = Sim::start().await;
+    // Every request is held at the server until all `parallel` are in flight at once, however
+    // slowly the machine gets them there.
+    sim.handle.hold_requests();
     let requests: Vec<_> = (0..parallel)
         .map(|_| {
             let request = sim
@@ -38,9 +37,27 @@ async fn peak_for(parallel: usize) -> usize {
             async move { request.send().await.unwrap().status() }
         })
         .collect();
-    let statuses = join_all(requests).await;
+    let requests = tokio::spawn(join_all(requests));
+    wait_for_in_flight(&sim, parallel).await;
+    sim.handle.release_requests();
+    let statuses = requests.await.unwrap();
     assert!(statuses.iter().all(|s| *s == 200));
     sim.handle.peak_concurrency()
+}
+
+/// Waits until `n` requests are in flight (a minute at most, against a hang only).
+async fn wait_for_in_flight(sim: &Sim, n: usize) {
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while sim.handle.in_flight() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{n} requests never were in flight at once (now {})",
+        sim.handle.in_flight()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
